@@ -1,0 +1,285 @@
+// Package config reads every environment variable the daemon and calicoctl understand into one typed,
+// validated struct. Nothing else in the project reads the environment.
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Lookup reads one variable (os.LookupEnv in production, a map in tests).
+type Lookup func(name string) (string, bool)
+
+// Datastore says where the etcd datastore is.
+type Datastore struct {
+	// Endpoints of an external etcd cluster; empty means the embedded etcd under DataDir.
+	Endpoints                     []string
+	CACertFile, CertFile, KeyFile string
+	DataDir                       string
+}
+
+// Config is the daemon's whole configuration.
+type Config struct {
+	Datastore
+
+	NodeName string
+	// IPv4 / IPv6 are the node's addresses with prefix length; empty means autodetect.
+	IPv4, IPv6      string
+	AutodetectIPv4  string // IP_AUTODETECTION_METHOD
+	DefaultIPv4Pool string // CIDR; empty when NoDefaultPools
+	DefaultIPv6Pool string
+	NoDefaultPools  bool
+	IPv4BlockSize   int
+	IPv6BlockSize   int
+	IPv4PoolNAT     bool
+
+	PluginDir        string
+	IfPrefix         string
+	VethMTU          int
+	CreateProfiles   bool
+	LabelEndpoints   bool
+	LabelPollTimeout time.Duration
+	Debug            bool
+	Dataplane        string // "linux" or "none"
+	EndpointToHost   string // ACCEPT, DROP or RETURN
+	IPAMGCGrace      time.Duration
+	DockerHost       string
+}
+
+// Dataplane modes.
+const (
+	DataplaneLinux = "linux"
+	DataplaneNone  = "none"
+)
+
+var (
+	ifPrefixRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]{0,7}$`)
+	nodeNameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9._-]{0,251}[a-zA-Z0-9])?$`)
+)
+
+// FromEnv reads the process environment.
+func FromEnv() (*Config, error) { return Load(os.LookupEnv) }
+
+// Load reads and validates the configuration; errors name the variable at fault.
+func Load(env Lookup) (*Config, error) {
+	r := reader{env: env}
+	c := &Config{
+		Datastore:        r.datastore(),
+		NodeName:         r.nodeName(),
+		IPv4:             r.str("IP", ""),
+		IPv6:             r.str("IP6", ""),
+		AutodetectIPv4:   r.str("IP_AUTODETECTION_METHOD", "first-found"),
+		NoDefaultPools:   r.boolean("NO_DEFAULT_POOLS", false),
+		DefaultIPv4Pool:  r.cidr("CALICO_IPV4POOL_CIDR", "192.168.0.0/16", false),
+		DefaultIPv6Pool:  r.cidr("CALICO_IPV6POOL_CIDR", "", true),
+		IPv4BlockSize:    r.integer("CALICO_IPV4POOL_BLOCK_SIZE", 26, 20, 32),
+		IPv6BlockSize:    r.integer("CALICO_IPV6POOL_BLOCK_SIZE", 122, 116, 128),
+		IPv4PoolNAT:      r.boolean("CALICO_IPV4POOL_NAT_OUTGOING", true),
+		PluginDir:        r.str("CALICO_LIBNETWORK_PLUGIN_DIR", "/run/docker/plugins"),
+		IfPrefix:         r.str("CALICO_LIBNETWORK_IFPREFIX", "cali"),
+		VethMTU:          r.integer("CALICO_LIBNETWORK_VETH_MTU", 1500, 68, 65535),
+		CreateProfiles:   r.boolean("CALICO_LIBNETWORK_CREATE_PROFILES", true),
+		LabelEndpoints:   r.boolean("CALICO_LIBNETWORK_LABEL_ENDPOINTS", false),
+		LabelPollTimeout: r.duration("CALICO_LIBNETWORK_LABEL_POLL_TIMEOUT", 5*time.Second),
+		Debug:            r.boolean("CALICO_DEBUG", false),
+		Dataplane:        r.oneOf("CALICO_DATAPLANE", DataplaneLinux, DataplaneLinux, DataplaneNone),
+		EndpointToHost:   strings.ToUpper(r.oneOf("CALICO_ENDPOINT_TO_HOST_ACTION", "ACCEPT", "ACCEPT", "DROP", "RETURN")),
+		IPAMGCGrace:      r.duration("CALICO_IPAM_GC_GRACE", 10*time.Minute),
+		DockerHost:       r.str("DOCKER_HOST", "unix:///var/run/docker.sock"),
+	}
+	if !ifPrefixRE.MatchString(c.IfPrefix) {
+		r.fail("CALICO_LIBNETWORK_IFPREFIX", c.IfPrefix, "must be a letter followed by up to 7 letters, digits or '_'")
+	}
+	for name, v := range map[string]string{"IP": c.IPv4, "IP6": c.IPv6} {
+		if v != "" && v != "autodetect" {
+			if _, err := netip.ParsePrefix(v); err != nil {
+				if _, err := netip.ParseAddr(v); err != nil {
+					r.fail(name, v, "must be an address, optionally with prefix length (10.0.0.5/24)")
+				}
+			}
+		}
+	}
+	if c.NoDefaultPools {
+		c.DefaultIPv4Pool, c.DefaultIPv6Pool = "", ""
+	}
+	return c, r.err
+}
+
+// DatastoreFromEnv reads only the datastore settings (what calicoctl needs).
+func DatastoreFromEnv(env Lookup) (Datastore, error) {
+	r := reader{env: env}
+	d := r.datastore()
+	return d, r.err
+}
+
+type reader struct {
+	env Lookup
+	err error
+}
+
+func (r *reader) fail(name, value, reason string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%s=%q: %s", name, value, reason)
+	}
+}
+
+// first returns the first set variable among names (aliases, most specific first).
+func (r *reader) first(names ...string) (string, string, bool) {
+	for _, n := range names {
+		if v, ok := r.env(n); ok && v != "" {
+			return n, v, true
+		}
+	}
+	return names[0], "", false
+}
+
+func (r *reader) str(name, def string) string {
+	if _, v, ok := r.first(name); ok {
+		return v
+	}
+	return def
+}
+
+func (r *reader) boolean(name string, def bool) bool {
+	n, v, ok := r.first(name)
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(strings.ToLower(v))
+	if err != nil {
+		r.fail(n, v, "must be true or false")
+	}
+	return b
+}
+
+func (r *reader) integer(name string, def, lo, hi int) int {
+	n, v, ok := r.first(name)
+	if !ok {
+		return def
+	}
+	i, err := strconv.Atoi(v)
+	if err != nil || i < lo || i > hi {
+		r.fail(n, v, fmt.Sprintf("must be a whole number from %d to %d", lo, hi))
+	}
+	return i
+}
+
+func (r *reader) duration(name string, def time.Duration) time.Duration {
+	n, v, ok := r.first(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		// Plain numbers are seconds, as upstream's poll timeout was.
+		secs, err2 := strconv.Atoi(v)
+		if err2 != nil || secs < 0 {
+			r.fail(n, v, "must be a duration such as 5s or 10m")
+		}
+		d = time.Duration(secs) * time.Second
+	}
+	return d
+}
+
+func (r *reader) oneOf(name, def string, allowed ...string) string {
+	n, v, ok := r.first(name)
+	if !ok {
+		return def
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(v, a) {
+			return a
+		}
+	}
+	r.fail(n, v, "must be one of "+strings.Join(allowed, ", "))
+	return def
+}
+
+func (r *reader) cidr(name, def string, v6 bool) string {
+	n, v, ok := r.first(name)
+	if !ok {
+		return def
+	}
+	p, err := netip.ParsePrefix(v)
+	if err != nil || p.Addr().Is6() != v6 || p != p.Masked() {
+		family := "IPv4"
+		if v6 {
+			family = "IPv6"
+		}
+		r.fail(n, v, "must be a masked "+family+" CIDR such as "+map[bool]string{false: "192.168.0.0/16", true: "fd80:24e2:f998:72d6::/64"}[v6])
+	}
+	return p.String()
+}
+
+func (r *reader) nodeName() string {
+	n, v, ok := r.first("NODENAME", "CALICO_NODENAME")
+	if !ok {
+		h, err := os.Hostname()
+		if err != nil {
+			r.fail("NODENAME", "", "not set and the hostname cannot be read: "+err.Error())
+		}
+		v = strings.ToLower(h)
+	}
+	if !nodeNameRE.MatchString(v) {
+		r.fail(n, v, "must be letters, digits, '.', '_' or '-' (at most 253)")
+	}
+	return v
+}
+
+func (r *reader) datastore() Datastore {
+	d := Datastore{DataDir: r.str("CALICO_DATA_DIR", "/var/lib/calico")}
+	if n, v, ok := r.first("ETCD_ENDPOINTS", "CALICO_ETCD_ENDPOINTS"); ok {
+		for _, e := range strings.Split(v, ",") {
+			e = strings.TrimSpace(e)
+			u, err := url.Parse(e)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				r.fail(n, v, fmt.Sprintf("%q is not an http:// or https:// URL", e))
+				continue
+			}
+			d.Endpoints = append(d.Endpoints, e)
+		}
+	} else if n, v, ok := r.first("CALICO_ETCD_AUTHORITY", "ETCD_AUTHORITY"); ok {
+		scheme := r.str("ETCD_SCHEME", "http")
+		if _, _, err := splitHostPort(v); err != nil {
+			r.fail(n, v, "must be host:port")
+		}
+		d.Endpoints = []string{scheme + "://" + v}
+	}
+	for _, f := range []struct {
+		dst   *string
+		names []string
+	}{
+		{&d.CACertFile, []string{"ETCD_CA_CERT_FILE", "CALICO_ETCD_CA_CERT_FILE"}},
+		{&d.CertFile, []string{"ETCD_CERT_FILE", "CALICO_ETCD_CERT_FILE"}},
+		{&d.KeyFile, []string{"ETCD_KEY_FILE", "CALICO_ETCD_KEY_FILE"}},
+	} {
+		if n, v, ok := r.first(f.names...); ok {
+			if _, err := os.Stat(v); err != nil {
+				r.fail(n, v, "cannot read the file: "+err.Error())
+			}
+			*f.dst = v
+		}
+	}
+	if (d.CertFile == "") != (d.KeyFile == "") {
+		r.fail("ETCD_CERT_FILE", d.CertFile, "ETCD_CERT_FILE and ETCD_KEY_FILE must be set together")
+	}
+	return d
+}
+
+func splitHostPort(s string) (string, int, error) {
+	i := strings.LastIndex(s, ":")
+	if i <= 0 {
+		return "", 0, fmt.Errorf("missing port")
+	}
+	p, err := strconv.Atoi(s[i+1:])
+	if err != nil || p <= 0 || p > 65535 {
+		return "", 0, fmt.Errorf("bad port")
+	}
+	return s[:i], p, nil
+}

@@ -1,0 +1,237 @@
+package firewall
+
+import (
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
+)
+
+// newInNS returns a Firewall whose commands all run inside namespace ns.
+func newInNS(t *testing.T, ns string) *Firewall {
+	f := New("cali", slog.New(slog.NewTextHandler(t.Output(), nil)))
+	f.wrap = []string{"ip", "netns", "exec", ns}
+	return f
+}
+
+func mustExec(t *testing.T, ns string, args ...string) string {
+	t.Helper()
+	out, err := linktest.Exec(ns, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// dockerLikeForward gives ns the filter FORWARD chain dockerd leaves behind: policy DROP, the
+// DOCKER-USER hook on top, nothing matching workload interfaces.
+func dockerLikeForward(t *testing.T, ns string) {
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		mustExec(t, ns, cmd, "-N", "DOCKER-USER")
+		mustExec(t, ns, cmd, "-A", "DOCKER-USER", "-j", "RETURN")
+		mustExec(t, ns, cmd, "-A", "FORWARD", "-j", "DOCKER-USER")
+		mustExec(t, ns, cmd, "-P", "FORWARD", "DROP")
+	}
+}
+
+// reachable reports, for each direction and address family, whether a ping gets through.
+func reachable(w []linktest.Workload) map[string]bool {
+	got := make(map[string]bool)
+	for _, pair := range [][2]linktest.Workload{{w[0], w[1]}, {w[1], w[0]}} {
+		for _, ip := range []net.IP{pair[1].IPv4, pair[1].IPv6} {
+			got[pair[0].IPv4.String()+"->"+ip.String()] = linktest.Ping(pair[0].NS, ip) == nil
+		}
+	}
+	return got
+}
+
+func expectReachable(t *testing.T, w []linktest.Workload, want bool) {
+	t.Helper()
+	for path, ok := range reachable(w) {
+		if ok != want {
+			t.Errorf("%s: reachable %v, want %v", path, ok, want)
+		}
+	}
+}
+
+func TestEnsureAcceptsWorkloadTrafficPastDockerDrop(t *testing.T) {
+	host, w := linktest.Routed(t, "cali")
+	dockerLikeForward(t, host)
+	expectReachable(t, w, false)
+
+	f := newInNS(t, host)
+	if err := f.Ensure(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	expectReachable(t, w, true)
+
+	// A second Ensure writes nothing: nft rule handles and iptables rules are unchanged.
+	before := mustExec(t, host, "nft", "-a", "list", "ruleset")
+	if err := f.Ensure(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if after := mustExec(t, host, "nft", "-a", "list", "ruleset"); after != before {
+		t.Errorf("second Ensure rewrote the ruleset:\n%s\nwas:\n%s", after, before)
+	}
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		rules := mustExec(t, host, cmd, "-S")
+		if n := strings.Count(rules, jumpRule+"\n"); n != 1 {
+			t.Errorf("%s has %d jumps to %s, want 1:\n%s", cmd, n, forwardChain, rules)
+		}
+	}
+
+	// dockerd restarting moves its DOCKER-USER jump back on top; ours keeps working below it.
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		mustExec(t, host, cmd, "-D", "FORWARD", "-j", "DOCKER-USER")
+		mustExec(t, host, cmd, "-I", "FORWARD", "-j", "DOCKER-USER")
+	}
+	if err := f.Ensure(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustExec(t, host, "iptables", "-S", "FORWARD"); !strings.Contains(got,
+		"-A FORWARD -j DOCKER-USER\n"+jumpRule+"\n") {
+		t.Errorf("FORWARD after a dockerd restart and Ensure:\n%s", got)
+	}
+	expectReachable(t, w, true)
+
+	// Drift is repaired: our iptables jump flushed away, our nft chain emptied.
+	mustExec(t, host, "iptables", "-F", "FORWARD")
+	mustExec(t, host, "ip6tables", "-F", "FORWARD")
+	mustExec(t, host, "nft", "flush", "chain", "inet", "calico", "forward")
+	if err := f.Ensure(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustExec(t, host, "nft", "list", "chain", "inet", "calico", "forward"); !strings.Contains(got, `iifname "cali*"`) {
+		t.Errorf("forward chain not restored:\n%s", got)
+	}
+	expectReachable(t, w, true)
+
+	if err := f.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Remove(); err != nil {
+		t.Fatalf("second Remove: %v", err)
+	}
+	if out, err := linktest.Exec(host, "nft", "list", "table", "inet", "calico"); err == nil {
+		t.Errorf("table still present after Remove:\n%s", out)
+	}
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		if rules := mustExec(t, host, cmd, "-S"); strings.Contains(rules, forwardChain) {
+			t.Errorf("%s still has %s after Remove:\n%s", cmd, forwardChain, rules)
+		}
+	}
+	expectReachable(t, w, false)
+}
+
+func TestEndpointToHostAction(t *testing.T) {
+	host, w := linktest.Routed(t, "cali")
+	hostIP := "192.0.2.1"
+	mustExec(t, host, "ip", "addr", "add", hostIP+"/32", "dev", "uplink1")
+	f := newInNS(t, host)
+	for _, tc := range []struct {
+		action, rule string
+		reachable    bool
+	}{
+		{"DROP", `iifname "cali*" drop`, false},
+		{"", `iifname "cali*" accept`, true},
+		{"return", `iifname "cali*" return`, true},
+	} {
+		if err := f.Ensure(Options{EndpointToHostAction: tc.action}); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustExec(t, host, "nft", "list", "chain", "inet", "calico", "input"); !strings.Contains(got, tc.rule) {
+			t.Errorf("action %q: input chain lacks %q:\n%s", tc.action, tc.rule, got)
+		}
+		if err := linktest.Ping(w[0].NS, net.ParseIP(hostIP)); (err == nil) != tc.reachable {
+			t.Errorf("action %q: host reachable = %v, want %v", tc.action, err == nil, tc.reachable)
+		}
+	}
+	if err := f.Ensure(Options{EndpointToHostAction: "LOG"}); err == nil {
+		t.Error("EndpointToHostAction LOG accepted")
+	}
+}
+
+func TestSetPools(t *testing.T) {
+	ns := linktest.NewNS(t, "fw")
+	f := newInNS(t, ns)
+	// Before Ensure, too: SetPools declares the sets itself.
+	err := f.SetPools(
+		prefixes("10.0.0.0/16", "10.0.1.0/24", "10.0.0.0/16", "192.168.7.9/24", "fd00:1::/48"),
+		prefixes("10.0.1.0/24", "fd00:1:0:1::/64"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Ensure(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	got := mustExec(t, ns, "nft", "list", "table", "inet", "calico")
+	for _, want := range []string{
+		"ip saddr @masq-pools4 ip daddr != @all-pools4 masquerade",
+		"ip6 saddr @masq-pools6 ip6 daddr != @all-pools6 masquerade",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q:\n%s", want, got)
+		}
+	}
+	expectSet(t, ns, "all-pools4", "10.0.0.0/16", "192.168.7.0/24")
+	expectSet(t, ns, "masq-pools4", "10.0.1.0/24")
+	expectSet(t, ns, "all-pools6", "fd00:1::/48")
+	expectSet(t, ns, "masq-pools6", "fd00:1:0:1::/64")
+
+	// Replacing, not adding: old members go.
+	if err := f.SetPools(prefixes("10.9.0.0/16"), nil); err != nil {
+		t.Fatal(err)
+	}
+	expectSet(t, ns, "all-pools4", "10.9.0.0/16")
+	for _, set := range []string{"masq-pools4", "all-pools6", "masq-pools6"} {
+		expectSet(t, ns, set)
+	}
+	if err := f.SetPools([]netip.Prefix{{}}, nil); err == nil {
+		t.Error("invalid prefix accepted")
+	}
+}
+
+func expectSet(t *testing.T, ns, set string, want ...string) {
+	t.Helper()
+	out := mustExec(t, ns, "nft", "list", "set", "inet", "calico", set)
+	var got []string
+	if _, elems, ok := strings.Cut(out, "elements = {"); ok {
+		elems, _, _ = strings.Cut(elems, "}")
+		for e := range strings.SplitSeq(elems, ",") {
+			got = append(got, strings.TrimSpace(e))
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("set %s = %v, want %v", set, got, want)
+	}
+}
+
+func prefixes(cidrs ...string) []netip.Prefix {
+	ps := make([]netip.Prefix, len(cidrs))
+	for i, c := range cidrs {
+		ps[i] = netip.MustParsePrefix(c)
+	}
+	return ps
+}
+
+// Names reach nft scripts and iptables rules, so anything beyond the allowed characters is
+// refused before any command runs.
+func TestInvalidPrefixRefused(t *testing.T) {
+	for _, prefix := range []string{"", "cali\"; flush ruleset", "cali*", "a b", "thirteen-char"} {
+		f := New(prefix, nil)
+		f.wrap = []string{"/nonexistent"} // any command would fail differently
+		for name, err := range map[string]error{
+			"Ensure":   f.Ensure(Options{}),
+			"SetPools": f.SetPools(nil, nil),
+			"Remove":   f.Remove(),
+		} {
+			if err == nil || !strings.Contains(err.Error(), "invalid interface prefix") {
+				t.Errorf("%s with prefix %q: %v", name, prefix, err)
+			}
+		}
+	}
+}

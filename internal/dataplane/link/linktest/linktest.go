@@ -1,0 +1,203 @@
+// Package linktest gives dataplane tests throwaway network namespaces and a routed topology of
+// two workloads, so they exercise the real kernel without touching the machine's own network.
+// It is for _test files only and needs root.
+package linktest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
+)
+
+// RequireRoot skips the test unless it runs as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces, interfaces and firewall rules")
+	}
+}
+
+// NewNS creates a named network namespace ("test-<label>-<random>", usable with ip netns exec)
+// and deletes it, with everything in it, when the test ends.
+func NewNS(t testing.TB, label string) string {
+	t.Helper()
+	RequireRoot(t)
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	name := "test-" + label + "-" + hex.EncodeToString(b)
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	return name
+}
+
+// Do runs fn with the calling goroutine locked to a thread inside namespace ns; netlink calls
+// and /proc/sys act on the calling thread's namespace. Safe to nest and to call concurrently.
+// If fn exits through t.FailNow the namespace is still restored.
+func Do(ns string, fn func()) (err error) {
+	target, err := netns.GetFromName(ns)
+	if err != nil {
+		return fmt.Errorf("opening netns %s: %w", ns, err)
+	}
+	defer target.Close()
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("opening current netns: %w", err)
+	}
+	defer orig.Close()
+	if err := netns.Set(target); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("entering netns %s: %w", ns, err)
+	}
+	defer func() {
+		if restoreErr := netns.Set(orig); restoreErr != nil {
+			// Stay locked: the runtime then discards the thread with the goroutine instead of
+			// reusing it in the wrong namespace.
+			err = fmt.Errorf("leaving netns %s: %w", ns, restoreErr)
+			return
+		}
+		runtime.UnlockOSThread()
+	}()
+	fn()
+	return nil
+}
+
+// MustDo is Do for the test goroutine.
+func MustDo(t testing.TB, ns string, fn func()) {
+	t.Helper()
+	if err := Do(ns, fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Exec runs a command inside ns with ip netns exec and returns its combined output.
+func Exec(ns string, args ...string) (string, error) {
+	out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("in %s: %q: %w: %s", ns, args, err, out)
+	}
+	return string(out), nil
+}
+
+// Ping sends one echo request from ns to ip and fails unless a reply comes within a second.
+func Ping(ns string, ip net.IP) error {
+	_, err := Exec(ns, "ping", "-c1", "-W1", ip.String())
+	return err
+}
+
+// Workload is a namespace standing in for a container, attached to the host through
+// HostIface.
+type Workload struct {
+	NS         string
+	HostIface  string
+	IPv4, IPv6 net.IP
+}
+
+// Routed builds what the driver and Docker build for two containers: a host namespace with
+// forwarding on and, per workload, a veth from link.CreateVeth, workload routes and a peer
+// moved into its own namespace and set up like Calico's CNI plugin does (address /32 and /128,
+// default routes via 169.254.1.1 and via the host end's link-local). Host interfaces are
+// prefix+"a" and prefix+"b".
+func Routed(t testing.TB, prefix string) (host string, workloads []Workload) {
+	t.Helper()
+	if _, err := exec.LookPath("ping"); err != nil {
+		t.Skip("needs ping to check connectivity: apt-get install iputils-ping")
+	}
+	host = NewNS(t, "host")
+	workloads = []Workload{
+		{NS: NewNS(t, "wl"), HostIface: prefix + "a",
+			IPv4: net.ParseIP("10.65.0.1"), IPv6: net.ParseIP("fd00:65::1")},
+		{NS: NewNS(t, "wl"), HostIface: prefix + "b",
+			IPv4: net.ParseIP("10.65.0.2"), IPv6: net.ParseIP("fd00:65::2")},
+	}
+	MustDo(t, host, func() {
+		Must(t, link.EnableForwarding(true))
+		addUplink(t)
+		for i, w := range workloads {
+			plug(t, w, "peer"+strconv.Itoa(i))
+		}
+	})
+	return host, workloads
+}
+
+// addUplink gives the host a default route out of another interface: the kernel proxy-ARPs
+// for 169.254.1.1 only if it routes that address elsewhere (Calico issue 3270).
+func addUplink(t testing.TB) {
+	t.Helper()
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = "uplink0"
+	uplink := netlink.NewVeth(attrs)
+	uplink.PeerName = "uplink1"
+	Must(t, netlink.LinkAdd(uplink))
+	Must(t, netlink.LinkSetUp(uplink))
+	peer, err := netlink.LinkByName("uplink1")
+	Must(t, err)
+	Must(t, netlink.LinkSetUp(peer))
+	Must(t, netlink.RouteAdd(&netlink.Route{LinkIndex: uplink.Attrs().Index,
+		Dst: &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}}))
+}
+
+// plug runs in the host namespace and wires workload w through a veth whose peer is peerName.
+func plug(t testing.TB, w Workload, peerName string) {
+	t.Helper()
+	mac, err := link.CreateVeth(link.Veth{HostName: w.HostIface, PeerName: peerName, IPv6: true}, nil)
+	Must(t, err)
+	Must(t, link.AddWorkloadRoute(w.HostIface, w.IPv4, mac))
+	Must(t, link.AddWorkloadRoute(w.HostIface, w.IPv6, mac))
+	gw6, err := link.LinkLocalIPv6(w.HostIface)
+	Must(t, err)
+
+	peer, err := netlink.LinkByName(peerName)
+	Must(t, err)
+	target, err := netns.GetFromName(w.NS)
+	Must(t, err)
+	defer target.Close()
+	Must(t, netlink.LinkSetNsFd(peer, int(target)))
+
+	MustDo(t, w.NS, func() {
+		peer, err := netlink.LinkByName(peerName)
+		Must(t, err)
+		idx := peer.Attrs().Index
+		Must(t, netlink.AddrAdd(peer, &netlink.Addr{IPNet: hostNet(w.IPv4)}))
+		Must(t, netlink.AddrAdd(peer, &netlink.Addr{IPNet: hostNet(w.IPv6), Flags: unix.IFA_F_NODAD}))
+		Must(t, netlink.LinkSetUp(peer))
+		gw4 := net.IPv4(169, 254, 1, 1)
+		Must(t, netlink.RouteAdd(&netlink.Route{LinkIndex: idx, Dst: hostNet(gw4), Scope: netlink.SCOPE_LINK}))
+		Must(t, netlink.RouteAdd(&netlink.Route{LinkIndex: idx, Gw: gw4}))
+		Must(t, netlink.RouteAdd(&netlink.Route{LinkIndex: idx, Gw: gw6}))
+	})
+}
+
+func hostNet(ip net.IP) *net.IPNet {
+	if ip4 := ip.To4(); ip4 != nil {
+		return &net.IPNet{IP: ip4, Mask: net.CIDRMask(32, 32)}
+	}
+	return &net.IPNet{IP: ip, Mask: net.CIDRMask(128, 128)}
+}
+
+// Must fails the test on a non-nil error.
+func Must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,149 @@
+package datastore
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/projectcalico/calico-libnetwork/internal/api"
+)
+
+// embeddedServer restarts the package's shared embedded etcd and points the shared store at it.
+type embeddedServer struct{}
+
+func (embeddedServer) Endpoint() string { return embedded.Endpoint }
+
+func (embeddedServer) Restart(t *testing.T) {
+	t.Helper()
+	embedded.Close()
+	e, err := StartEmbedded(embeddedDir, quietLog())
+	if err != nil {
+		t.Fatalf("restarting embedded etcd: %v", err)
+	}
+	embedded = e
+	store.Client().SetEndpoints(e.Endpoint)
+	waitPing(t, store)
+}
+
+func waitPing(t *testing.T, s *Store) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := s.Ping(ctxT(t))
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("etcd not answering after restart: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestEmbeddedSuite(t *testing.T) {
+	runSuite(t, store, embeddedServer{})
+}
+
+func TestEmbeddedEndpointFile(t *testing.T) {
+	got, err := ReadEndpointFile(embeddedDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != embedded.Endpoint || !strings.HasPrefix(got, "http://127.0.0.1:") {
+		t.Errorf("endpoint file says %q, server is at %q", got, embedded.Endpoint)
+	}
+	fi, err := os.Stat(filepath.Join(embeddedDir, EndpointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("endpoint file mode %v, want 0600", fi.Mode().Perm())
+	}
+	if _, err := ReadEndpointFile(t.TempDir()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("no daemon running: %v", err)
+	}
+}
+
+func TestEmbeddedPersistence(t *testing.T) {
+	dir := t.TempDir()
+	e1, err := StartEmbedded(dir, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := e1.Endpoint
+	s1, err := Connect(ClientConfig{Endpoints: []string{first}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	pool := newPool("persist-pool", "10.55.0.0/16")
+	if err := s1.Create(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	wep, _ := api.LibnetworkEndpoint("persist-host", strings.Repeat("c", 64))
+	wep.Spec.IPNetworks = []string{"10.55.0.1/32"}
+	if err := s1.Create(ctx, wep); err != nil {
+		t.Fatal(err)
+	}
+	s1.Close()
+	e1.Close()
+	if _, err := ReadEndpointFile(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("endpoint file left behind after Close: %v", err)
+	}
+
+	// Keep the old client port busy so that the restart has to move; the data must follow anyway.
+	hold, err := listenOn(hostOf(t, first))
+	if err == nil {
+		defer hold.Close()
+	}
+	e2, err := StartEmbedded(dir, quietLog())
+	if err != nil {
+		t.Fatalf("restart on the same data directory: %v", err)
+	}
+	defer e2.Close()
+	if e2.Endpoint == first {
+		t.Errorf("restarted on the busy endpoint %s", first)
+	}
+	got, err := ReadEndpointFile(dir)
+	if err != nil || got != e2.Endpoint {
+		t.Errorf("endpoint file %q (%v), server at %s", got, err, e2.Endpoint)
+	}
+	s2, err := Connect(ClientConfig{Endpoints: []string{e2.Endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	p2, err := Get[*api.IPPool](ctx, s2, "", "persist-pool")
+	if err != nil {
+		t.Fatalf("pool lost across restart: %v", err)
+	}
+	if p2.UID != pool.UID || p2.Spec.CIDR != "10.55.0.0/16" || p2.ResourceVersion != pool.ResourceVersion {
+		t.Errorf("pool after restart %+v %+v (was rv %s)", p2.ObjectMeta, p2.Spec, pool.ResourceVersion)
+	}
+	w2, err := Get[*api.WorkloadEndpoint](ctx, s2, "libnetwork", wep.Name)
+	if err != nil || w2.UID != wep.UID {
+		t.Fatalf("endpoint after restart: %v %v", w2, err)
+	}
+	// Still writable, and revisions continue.
+	p2.Spec.Disabled = true
+	if err := s2.Update(ctx, p2); err != nil {
+		t.Fatal(err)
+	}
+	if rv(t, p2) <= rv(t, pool) {
+		t.Errorf("revision went from %s to %s", pool.ResourceVersion, p2.ResourceVersion)
+	}
+}
+
+func TestStartEmbeddedBadDir(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(f, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := StartEmbedded(filepath.Join(f, "sub"), quietLog())
+	if err == nil || !strings.Contains(err.Error(), "CALICO_DATA_DIR") {
+		t.Errorf("error %v does not name CALICO_DATA_DIR", err)
+	}
+}

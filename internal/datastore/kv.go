@@ -1,0 +1,160 @@
+package datastore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// KV is one stored key with the revision it was last modified at.
+type KV struct {
+	Key      string
+	Value    []byte
+	Revision int64
+}
+
+// Store is a handle on the etcd datastore. It is safe for concurrent use.
+type Store struct {
+	cli *clientv3.Client
+	// timeout bounds every single request so that an unreachable etcd turns into a clear error quickly
+	// instead of blocking a Docker driver call.
+	timeout time.Duration
+}
+
+// NewStore wraps an etcd client; timeout bounds each request (0 means 5 s).
+func NewStore(cli *clientv3.Client, timeout time.Duration) *Store {
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	return &Store{cli: cli, timeout: timeout}
+}
+
+// Client exposes the underlying etcd client (for watches and the embedded-server plumbing).
+func (s *Store) Client() *clientv3.Client { return s.cli }
+
+// Close releases the client connection.
+func (s *Store) Close() error { return s.cli.Close() }
+
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+func (s *Store) wrap(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("%w (no answer from etcd at %s within %s)", err, strings.Join(s.cli.Endpoints(), ","), s.timeout)
+	}
+	return &KeyError{Key: key, Err: fmt.Errorf("etcd %s failed: %w", op, err)}
+}
+
+// Get reads one key; ErrNotFound if absent.
+func (s *Store) Get(ctx context.Context, key string) (KV, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, key)
+	if err != nil {
+		return KV{}, s.wrap("get", key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return KV{}, &KeyError{Key: key, Err: ErrNotFound}
+	}
+	kv := resp.Kvs[0]
+	return KV{Key: string(kv.Key), Value: kv.Value, Revision: kv.ModRevision}, nil
+}
+
+// List reads every key under prefix, with the store revision the listing is consistent at.
+func (s *Store) List(ctx context.Context, prefix string) ([]KV, int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, 0, s.wrap("list", prefix, err)
+	}
+	out := make([]KV, len(resp.Kvs))
+	for i, kv := range resp.Kvs {
+		out[i] = KV{Key: string(kv.Key), Value: kv.Value, Revision: kv.ModRevision}
+	}
+	return out, resp.Header.Revision, nil
+}
+
+// Op is one write of an atomic transaction. Revision 0 on a put means "must not exist yet"; otherwise the
+// key must still be at that revision. A delete with Revision 0 is unconditional.
+type Op struct {
+	Key      string
+	Value    []byte
+	Revision int64
+	Delete   bool
+}
+
+// Put is an Op creating (rev 0) or updating (rev > 0) a key.
+func Put(key string, value []byte, rev int64) Op { return Op{Key: key, Value: value, Revision: rev} }
+
+// Del is an Op deleting a key (at rev, or unconditionally with rev 0).
+func Del(key string, rev int64) Op { return Op{Key: key, Revision: rev, Delete: true} }
+
+// Txn applies all ops atomically or none. If a condition fails it returns a *KeyError naming the first key
+// whose condition failed, wrapping ErrExists (a create found the key), ErrNotFound (an update or delete found
+// it gone) or ErrConflict (it changed). It returns the revision of the write.
+func (s *Store) Txn(ctx context.Context, ops ...Op) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var conds []clientv3.Cmp
+	var thens, elses []clientv3.Op
+	for _, op := range ops {
+		switch {
+		case !op.Delete && op.Revision == 0:
+			conds = append(conds, clientv3.Compare(clientv3.Version(op.Key), "=", 0))
+		case op.Revision != 0:
+			conds = append(conds, clientv3.Compare(clientv3.ModRevision(op.Key), "=", op.Revision))
+		}
+		if op.Delete {
+			thens = append(thens, clientv3.OpDelete(op.Key))
+		} else {
+			thens = append(thens, clientv3.OpPut(op.Key, string(op.Value)))
+		}
+		elses = append(elses, clientv3.OpGet(op.Key))
+	}
+	resp, err := s.cli.Txn(ctx).If(conds...).Then(thens...).Else(elses...).Commit()
+	if err != nil {
+		return 0, s.wrap("transaction", ops[0].Key, err)
+	}
+	if resp.Succeeded {
+		return resp.Header.Revision, nil
+	}
+	for i, op := range ops {
+		kvs := resp.Responses[i].GetResponseRange().Kvs
+		switch {
+		case !op.Delete && op.Revision == 0 && len(kvs) > 0:
+			return 0, &KeyError{Key: op.Key, Err: ErrExists}
+		case op.Revision != 0 && len(kvs) == 0:
+			return 0, &KeyError{Key: op.Key, Err: ErrNotFound}
+		case op.Revision != 0 && kvs[0].ModRevision != op.Revision:
+			return 0, &KeyError{Key: op.Key, Err: ErrConflict}
+		}
+	}
+	return 0, &KeyError{Key: ops[0].Key, Err: ErrConflict}
+}
+
+// DeleteKey removes a key if it is still at rev (any revision when rev is 0); ErrNotFound if absent.
+func (s *Store) DeleteKey(ctx context.Context, key string, rev int64) error {
+	if rev != 0 {
+		_, err := s.Txn(ctx, Del(key, rev))
+		return err
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	resp, err := s.cli.Delete(ctx, key)
+	if err != nil {
+		return s.wrap("delete", key, err)
+	}
+	if resp.Deleted == 0 {
+		return &KeyError{Key: key, Err: ErrNotFound}
+	}
+	return nil
+}

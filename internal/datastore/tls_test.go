@@ -1,0 +1,266 @@
+package datastore
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/projectcalico/calico-libnetwork/internal/api"
+)
+
+// testCA is a certificate authority made up for one test.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	file string // PEM certificate
+}
+
+var serial int64
+
+func newSerial() *big.Int {
+	serial++
+	return big.NewInt(time.Now().UnixNano() + serial)
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newTestCA(t *testing.T, dir, name string) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          newSerial(),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &testCA{cert: cert, key: key, file: filepath.Join(dir, name+".pem")}
+	writePEM(t, ca.file, "CERTIFICATE", der)
+	return ca
+}
+
+// issue writes a certificate and key signed by the CA, returning the two file names.
+func (ca *testCA) issue(t *testing.T, dir, name string, usage x509.ExtKeyUsage, ips ...net.IP) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: newSerial(),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+		IPAddresses:  ips,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
+	writePEM(t, certFile, "CERTIFICATE", der)
+	writePEM(t, keyFile, "EC PRIVATE KEY", keyDER)
+	return certFile, keyFile
+}
+
+func TestTLS(t *testing.T) {
+	needEtcdBinary(t)
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "ca")
+	serverCert, serverKey := ca.issue(t, dir, "server", x509.ExtKeyUsageServerAuth, net.ParseIP("127.0.0.1"))
+	clientCert, clientKey := ca.issue(t, dir, "client", x509.ExtKeyUsageClientAuth)
+	otherCA := newTestCA(t, dir, "other-ca")
+	strangerCert, strangerKey := otherCA.issue(t, dir, "stranger", x509.ExtKeyUsageClientAuth)
+
+	p := newEtcdProcess(t, "https", []string{
+		"--cert-file", serverCert, "--key-file", serverKey,
+		"--client-cert-auth", "--trusted-ca-file", ca.file,
+	})
+	good, err := Connect(ClientConfig{Endpoints: []string{p.clientURL}, CACertFile: ca.file, CertFile: clientCert, Key: clientKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	p.start(t, func() error { return good.Ping(ctxT(t)) })
+
+	t.Run("RightCAAndClientCert", func(t *testing.T) {
+		ctx := ctxT(t)
+		if err := good.WaitReady(ctx, testLog(t)); err != nil {
+			t.Fatal(err)
+		}
+		prof := newProfile("tls-net")
+		if err := good.Create(ctx, prof); err != nil {
+			t.Fatal(err)
+		}
+		got, err := Get[*api.Profile](ctx, good, "", "tls-net")
+		if err != nil || got.UID != prof.UID {
+			t.Fatalf("get over TLS: %v %v", got, err)
+		}
+		got.Spec.LabelsToApply["x"] = "y"
+		if err := good.Update(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+		if err := good.DeleteResource(ctx, api.KindOf(got), "", "tls-net", got.ResourceVersion); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	// Certificate problems cannot be fixed by retrying: WaitReady must say so at once.
+	fails := []struct {
+		name string
+		cfg  ClientConfig
+	}{
+		{"WrongCA", ClientConfig{CACertFile: otherCA.file, CertFile: clientCert, Key: clientKey}},
+		{"ClientCertFromWrongCA", ClientConfig{CACertFile: ca.file, CertFile: strangerCert, Key: strangerKey}},
+		{"NoClientCert", ClientConfig{CACertFile: ca.file}},
+	}
+	for _, f := range fails {
+		t.Run(f.name, func(t *testing.T) {
+			f.cfg.Endpoints = []string{p.clientURL}
+			s, err := Connect(f.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			start := time.Now()
+			err = s.WaitReady(ctx, testLog(t))
+			took := time.Since(start)
+			if err == nil {
+				t.Fatal("WaitReady succeeded with bad TLS settings")
+			}
+			t.Logf("after %s: %v", took.Round(time.Millisecond), err)
+			if took > 15*time.Second {
+				t.Errorf("WaitReady took %s to give up on a TLS failure", took)
+			}
+			if !strings.Contains(err.Error(), "certificate") {
+				t.Errorf("error does not mention the certificate: %v", err)
+			}
+			if !strings.Contains(err.Error(), p.clientURL) {
+				t.Errorf("error does not name the endpoint: %v", err)
+			}
+		})
+	}
+
+	t.Run("PlainHTTPClientAgainstHTTPS", func(t *testing.T) {
+		// Not a certificate problem: WaitReady keeps waiting until its context ends.
+		s, err := Connect(ClientConfig{Endpoints: []string{strings.Replace(p.clientURL, "https://", "http://", 1)}, RequestTimeout: 500 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		defer cancel()
+		if err := s.WaitReady(ctx, quietLog()); err == nil || !strings.Contains(err.Error(), "gave up waiting") {
+			t.Errorf("WaitReady: %v", err)
+		}
+	})
+}
+
+func TestConnectTLSConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "ca")
+	cert, key := ca.issue(t, dir, "client", x509.ExtKeyUsageClientAuth)
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	tests := []struct {
+		name     string
+		cfg      ClientConfig
+		mentions []string
+	}{
+		{"missing client cert file", ClientConfig{CACertFile: ca.file, CertFile: missing, Key: key}, []string{"ETCD_CERT_FILE", missing}},
+		{"missing key file", ClientConfig{CACertFile: ca.file, CertFile: cert, Key: missing}, []string{"ETCD_KEY_FILE", missing}},
+		{"key does not match", ClientConfig{CertFile: cert, Key: ca.file}, []string{"ETCD_CERT_FILE"}},
+		{"cert without key", ClientConfig{CertFile: cert}, []string{"ETCD_CERT_FILE", "ETCD_KEY_FILE"}},
+		{"key without cert", ClientConfig{Key: key}, []string{"ETCD_CERT_FILE", "ETCD_KEY_FILE"}},
+		{"missing CA file", ClientConfig{CACertFile: missing}, []string{"ETCD_CA_CERT_FILE", missing}},
+		{"CA file not PEM", ClientConfig{CACertFile: notPEM}, []string{"ETCD_CA_CERT_FILE", notPEM}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Endpoints = []string{"https://127.0.0.1:1"}
+			s, err := Connect(tt.cfg)
+			if err == nil {
+				s.Close()
+				t.Fatal("Connect accepted a broken TLS configuration")
+			}
+			for _, m := range tt.mentions {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("error %q does not mention %q", err, m)
+				}
+			}
+		})
+	}
+	// The good combination loads.
+	s, err := Connect(ClientConfig{Endpoints: []string{"https://127.0.0.1:1"}, CACertFile: ca.file, CertFile: cert, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}
+
+func TestUnreachableEtcd(t *testing.T) {
+	// Nothing listens: requests fail within the request timeout and name the endpoint; WaitReady retries
+	// until its context ends.
+	url := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+	s, err := Connect(ClientConfig{Endpoints: []string{url}, RequestTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	start := time.Now()
+	_, err = s.Get(context.Background(), "/calico/x")
+	if err == nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("get against nothing: %v after %s", err, time.Since(start))
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), url) || !strings.Contains(err.Error(), "/calico/x") {
+		t.Errorf("error %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	err = s.WaitReady(ctx, quietLog())
+	if err == nil || !strings.Contains(err.Error(), "gave up waiting") || !strings.Contains(err.Error(), url) {
+		t.Errorf("WaitReady: %v", err)
+	}
+}

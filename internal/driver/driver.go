@@ -1,0 +1,96 @@
+// Package driver gives each Docker libnetwork call its Calico meaning: networks become profiles, endpoints
+// become WorkloadEndpoints with addresses from Calico IPAM, joins create the veth and routing Docker
+// installs in the container. It builds no firewall rules and talks to the kernel only through Links.
+package driver
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/projectcalico/calico-libnetwork/internal/api"
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
+	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+	"github.com/projectcalico/calico-libnetwork/internal/docker"
+	"github.com/projectcalico/calico-libnetwork/internal/ipam"
+)
+
+// Config is the driver's share of the daemon configuration.
+type Config struct {
+	Node             string
+	IfPrefix         string // container-side interface prefix (cali → cali0, cali1...)
+	MTU              int
+	CreateProfiles   bool
+	LabelEndpoints   bool
+	LabelPollTimeout time.Duration
+}
+
+// Addresses is the IPAM the driver allocates from.
+type Addresses interface {
+	AutoAssign(ctx context.Context, r ipam.Request) (netip.Addr, *api.IPPool, error)
+	AssignIP(ctx context.Context, ip netip.Addr, handle string, attrs map[string]string) (*api.IPPool, error)
+	ReleaseIP(ctx context.Context, ip netip.Addr) (bool, error)
+	SetAttributes(ctx context.Context, ip netip.Addr, attrs map[string]string) error
+}
+
+// Links creates and removes workload interfaces and reads container routing tables (link.Ops).
+type Links interface {
+	CreateVeth(v link.Veth, peerMAC net.HardwareAddr) (net.HardwareAddr, error)
+	LinkLocalIPv6(name string) (net.IP, error)
+	DeleteLink(name string) error
+	SandboxRoutes(sandboxKey string) ([]netip.Prefix, error)
+}
+
+// Dataplane programs the host side of local endpoints (routes, sysctls, firewall). Join calls it directly
+// so a container is reachable the moment it starts; the agent also converges from the datastore.
+type Dataplane interface {
+	EndpointUp(ctx context.Context, wep *api.WorkloadEndpoint) error
+	EndpointDown(ctx context.Context, wep *api.WorkloadEndpoint) error
+}
+
+// DockerAPI is the part of the Docker API used in the background (never inside a driver call).
+type DockerAPI interface {
+	Network(ctx context.Context, id string) (*docker.Network, error)
+	Networks(ctx context.Context) ([]docker.Network, error)
+	ContainerLabels(ctx context.Context, id string) (map[string]string, error)
+	WatchNetworks(ctx context.Context, fn func(docker.NetworkEvent)) error
+}
+
+// Driver holds what both plugin interfaces share.
+type Driver struct {
+	cfg       Config
+	store     *datastore.Store
+	addrs     Addresses
+	links     Links
+	dataplane Dataplane
+	docker    DockerAPI
+	log       *slog.Logger
+
+	networks  *networks
+	sandboxes *sandboxes
+	rejected  *rejections
+	labels    *labeller
+	live      liveAddresses
+}
+
+// New wires a driver. docker may be nil (no label copying, names learnt only from the datastore).
+func New(cfg Config, store *datastore.Store, addrs Addresses, links Links, dp Dataplane, dockerAPI DockerAPI, log *slog.Logger) *Driver {
+	d := &Driver{cfg: cfg, store: store, addrs: addrs, links: links, dataplane: dp, docker: dockerAPI, log: log,
+		sandboxes: newSandboxes(), rejected: newRejections()}
+	d.networks = newNetworks(store, dockerAPI, log)
+	d.labels = newLabeller(d)
+	return d
+}
+
+// Run does the background work (learning network names from Docker) until ctx ends.
+func (d *Driver) Run(ctx context.Context) {
+	d.networks.run(ctx)
+}
+
+// Network returns the libnetwork NetworkDriver.
+func (d *Driver) Network() *NetworkDriver { return &NetworkDriver{d} }
+
+// IPAM returns the libnetwork IpamDriver.
+func (d *Driver) IPAM() *IpamDriver { return &IpamDriver{d} }

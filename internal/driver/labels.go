@@ -1,0 +1,116 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/projectcalico/calico-libnetwork/internal/api"
+	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+)
+
+// labelPrefix marks the container labels copied onto the endpoint (prefix removed).
+const labelPrefix = "org.projectcalico.label."
+
+// labeller copies container labels onto endpoints in the background: Docker does not pass labels to
+// drivers, and asking Docker from inside a driver call could deadlock it.
+type labeller struct {
+	d       *Driver
+	mu      sync.Mutex
+	cancels map[string]context.CancelFunc
+}
+
+func newLabeller(d *Driver) *labeller { return &labeller{d: d, cancels: map[string]context.CancelFunc{}} }
+
+// start polls Docker until the endpoint's container is known (it is attached only after Join), then
+// copies its labels; it gives up after the poll timeout.
+func (l *labeller) start(networkID, endpointID string) {
+	if l.d.docker == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.d.cfg.LabelPollTimeout)
+	l.mu.Lock()
+	l.cancels[endpointID] = cancel
+	l.mu.Unlock()
+	go func() {
+		defer l.stop(endpointID)
+		labels, err := l.containerLabels(ctx, networkID, endpointID)
+		if err != nil {
+			l.d.log.Warn("could not copy container labels to the endpoint", "endpoint", short(endpointID), "error", err.Error())
+			return
+		}
+		if len(labels) > 0 {
+			l.apply(ctx, endpointID, labels)
+		}
+	}()
+}
+
+// stop cancels a pending poll (the endpoint is going away).
+func (l *labeller) stop(endpointID string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cancel, ok := l.cancels[endpointID]; ok {
+		cancel()
+		delete(l.cancels, endpointID)
+	}
+}
+
+func (l *labeller) containerLabels(ctx context.Context, networkID, endpointID string) (map[string]string, error) {
+	for {
+		net, err := l.d.docker.Network(ctx, networkID)
+		if err == nil {
+			for containerID, ep := range net.Containers {
+				if ep.EndpointID != endpointID {
+					continue
+				}
+				all, err := l.d.docker.ContainerLabels(ctx, containerID)
+				if err != nil {
+					return nil, err
+				}
+				out := map[string]string{}
+				for k, v := range all {
+					if key, ok := strings.CutPrefix(k, labelPrefix); ok && key != "" {
+						out[key] = v
+					}
+				}
+				return out, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, errors.New("container not found on its network within CALICO_LIBNETWORK_LABEL_POLL_TIMEOUT")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// apply merges the labels into the endpoint with compare-and-swap retries.
+func (l *labeller) apply(ctx context.Context, endpointID string, labels map[string]string) {
+	ident, err := api.LibnetworkEndpoint(l.d.cfg.Node, endpointID)
+	if err != nil {
+		return
+	}
+	for ctx.Err() == nil {
+		wep, err := datastore.Get[*api.WorkloadEndpoint](ctx, l.d.store, ident.Namespace, ident.Name)
+		if err != nil {
+			l.d.log.Warn("endpoint vanished before its labels were copied", "endpoint", short(endpointID), "error", err.Error())
+			return
+		}
+		if wep.Labels == nil {
+			wep.Labels = map[string]string{}
+		}
+		maps.Copy(wep.Labels, labels)
+		err = l.d.store.Update(ctx, wep)
+		if err == nil {
+			l.d.log.Info("copied container labels to endpoint", "endpoint", short(endpointID), "labels", labels)
+			return
+		}
+		if !errors.Is(err, datastore.ErrConflict) {
+			l.d.log.Warn("could not label endpoint", "endpoint", short(endpointID), "error", err.Error())
+			return
+		}
+	}
+}

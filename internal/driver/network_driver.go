@@ -1,0 +1,343 @@
+package driver
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/projectcalico/calico-libnetwork/internal/api"
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
+	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+	"github.com/projectcalico/calico-libnetwork/internal/libnetwork"
+)
+
+// NetworkDriver serves the calico network driver.
+type NetworkDriver struct{ d *Driver }
+
+// Docker IDs are 64 hex characters; anything else is refused before it reaches a key or an interface name.
+var dockerIDRE = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
+
+func checkIDs(ids ...string) error {
+	for _, id := range ids {
+		if !dockerIDRE.MatchString(id) {
+			return fmt.Errorf("malformed Docker ID %q", id)
+		}
+	}
+	return nil
+}
+
+// GetCapabilities: local scope, because global scope cannot create networks without swarm on the Docker
+// versions people run; connectivity is global because addresses route across hosts.
+func (n *NetworkDriver) GetCapabilities(context.Context) (*libnetwork.CapabilitiesResponse, error) {
+	return &libnetwork.CapabilitiesResponse{Scope: "local", ConnectivityScope: "global"}, nil
+}
+
+// CreateNetwork checks every option at once and records the network's pools.
+func (n *NetworkDriver) CreateNetwork(ctx context.Context, r *libnetwork.CreateNetworkRequest) error {
+	if err := checkIDs(r.NetworkID); err != nil {
+		return err
+	}
+	d := n.d
+	if problems := d.checkNetworkOptions(r); len(problems) > 0 {
+		return refusal(problems)
+	}
+	rec := &networkRecord{ID: r.NetworkID, Node: d.cfg.Node, IPv4: len(r.IPv4Data) > 0, IPv6: len(r.IPv6Data) > 0}
+	for _, data := range r.IPv4Data {
+		rec.IPv4Pool = d.poolName(ctx, data.Pool, anyPoolV4)
+	}
+	for _, data := range r.IPv6Data {
+		rec.IPv6Pool = d.poolName(ctx, data.Pool, anyPoolV6)
+	}
+	return d.networks.create(ctx, rec)
+}
+
+// poolName maps a pool CIDR from IPAM back to the IPPool name ("" for the any-pool placeholder).
+func (d *Driver) poolName(ctx context.Context, cidr, anyPool string) string {
+	if cidr == anyPool {
+		return ""
+	}
+	if p, err := d.IPAM().poolByCIDR(ctx, cidr); err == nil {
+		return p.Name
+	}
+	return ""
+}
+
+// DeleteNetwork forgets the network, and its profile when no other network (on any host) shares the name.
+// Docker has already released the pools, so this never fails on missing state.
+func (n *NetworkDriver) DeleteNetwork(ctx context.Context, r *libnetwork.DeleteNetworkRequest) error {
+	d := n.d
+	rec, err := d.networks.get(ctx, r.NetworkID)
+	if err != nil {
+		d.log.Debug("DeleteNetwork of an unknown network", "network", short(r.NetworkID), "error", err.Error())
+		return nil
+	}
+	if err := d.networks.remove(ctx, r.NetworkID); err != nil {
+		return fmt.Errorf("forgetting network %s: %w", short(r.NetworkID), err)
+	}
+	if rec.Name == "" || !d.cfg.CreateProfiles {
+		return nil
+	}
+	if shared, err := d.networks.others(ctx, rec.Name, rec.ID); err != nil || shared {
+		return err
+	}
+	return d.deleteProfile(ctx, rec.Name)
+}
+
+// CreateEndpoint writes the WorkloadEndpoint (and the network's profile). It chooses the container's MAC
+// when Docker has none, so the endpoint's MAC is known before the interface exists.
+func (n *NetworkDriver) CreateEndpoint(ctx context.Context, r *libnetwork.CreateEndpointRequest) (*libnetwork.CreateEndpointResponse, error) {
+	if err := checkIDs(r.NetworkID, r.EndpointID); err != nil {
+		return nil, err
+	}
+	d := n.d
+	iface := r.Interface
+	if iface == nil {
+		iface = &libnetwork.EndpointInterface{}
+	}
+	var resp libnetwork.CreateEndpointResponse
+	mac := iface.MacAddress
+	if mac == "" {
+		mac = randomMAC().String()
+		resp.Interface = &libnetwork.EndpointInterface{MacAddress: mac}
+	} else if _, err := net.ParseMAC(mac); err != nil {
+		return nil, fmt.Errorf("--mac-address %q is not a MAC address", mac)
+	}
+	wep, err := api.LibnetworkEndpoint(d.cfg.Node, r.EndpointID)
+	if err != nil {
+		return nil, err
+	}
+	wep.Spec.InterfaceName = hostInterface(r.EndpointID)
+	wep.Spec.MAC = mac
+	var addrs []netip.Addr
+	for _, a := range []string{iface.Address, iface.AddressIPv6} {
+		if a == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			return nil, fmt.Errorf("endpoint address %q is not a CIDR", a)
+		}
+		addrs = append(addrs, p.Addr())
+		wep.Spec.IPNetworks = append(wep.Spec.IPNetworks, netip.PrefixFrom(p.Addr(), p.Addr().BitLen()).String())
+	}
+	if len(addrs) == 0 {
+		return nil, errors.New("endpoint has no address: is the network using --ipam-driver calico-ipam?")
+	}
+	rec, err := d.networks.get(ctx, r.NetworkID)
+	if err != nil {
+		return nil, err
+	}
+	if d.cfg.CreateProfiles {
+		name, err := d.networks.name(ctx, r.NetworkID, 3*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		if err := d.ensureProfile(ctx, name); err != nil {
+			return nil, err
+		}
+		wep.Spec.Profiles = []string{name}
+	}
+	if err := d.store.Create(ctx, wep); err != nil {
+		return nil, fmt.Errorf("creating workload endpoint: %w", err)
+	}
+	for _, a := range addrs {
+		attrs := map[string]string{attrEndpoint: r.EndpointID, attrNetwork: rec.ID}
+		if err := d.addrs.SetAttributes(ctx, a, attrs); err != nil {
+			d.log.Warn("could not label IPAM allocation with its endpoint", "ip", a.String(), "error", err.Error())
+		}
+	}
+	if d.cfg.LabelEndpoints {
+		d.labels.start(r.NetworkID, r.EndpointID)
+	}
+	return &resp, nil
+}
+
+// DeleteEndpoint removes the endpoint and anything Join left; absent state is fine.
+func (n *NetworkDriver) DeleteEndpoint(ctx context.Context, r *libnetwork.DeleteEndpointRequest) error {
+	if err := checkIDs(r.NetworkID, r.EndpointID); err != nil {
+		return err
+	}
+	d := n.d
+	d.labels.stop(r.EndpointID)
+	d.sandboxes.release(r.EndpointID)
+	if err := d.links.DeleteLink(hostInterface(r.EndpointID)); err != nil {
+		return err
+	}
+	wep, err := api.LibnetworkEndpoint(d.cfg.Node, r.EndpointID)
+	if err != nil {
+		return err
+	}
+	if current, err := datastore.Get[*api.WorkloadEndpoint](ctx, d.store, wep.Namespace, wep.Name); err == nil {
+		if err := d.dataplane.EndpointDown(ctx, current); err != nil {
+			d.log.Warn("could not remove endpoint routes", "endpoint", short(r.EndpointID), "error", err.Error())
+		}
+	}
+	err = d.store.DeleteResource(ctx, api.KindOf(wep), wep.Namespace, wep.Name, "")
+	if errors.Is(err, datastore.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// EndpointInfo has nothing to add to docker inspect.
+func (n *NetworkDriver) EndpointInfo(context.Context, *libnetwork.EndpointInfoRequest) (*libnetwork.EndpointInfoResponse, error) {
+	return &libnetwork.EndpointInfoResponse{Value: map[string]any{}}, nil
+}
+
+// Join creates the veth pair, programs the host side, and tells Docker how to route in the container:
+// a per-endpoint link-local gateway, and routes to the network's pools through it so that a container
+// on several networks reaches each network through its own interface.
+func (n *NetworkDriver) Join(ctx context.Context, r *libnetwork.JoinRequest) (*libnetwork.JoinResponse, error) {
+	if err := checkIDs(r.NetworkID, r.EndpointID); err != nil {
+		return nil, err
+	}
+	d := n.d
+	ident, err := api.LibnetworkEndpoint(d.cfg.Node, r.EndpointID)
+	if err != nil {
+		return nil, err
+	}
+	wep, err := datastore.Get[*api.WorkloadEndpoint](ctx, d.store, ident.Namespace, ident.Name)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s: %w", short(r.EndpointID), err)
+	}
+	rec, err := d.networks.get(ctx, r.NetworkID)
+	if err != nil {
+		return nil, err
+	}
+	mac, err := net.ParseMAC(wep.Spec.MAC)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s has no valid MAC: %w", short(r.EndpointID), err)
+	}
+	hasV4, hasV6 := families(wep.Spec.IPNetworks)
+	hostName, peerName := hostInterface(r.EndpointID), "tmp"+r.EndpointID[:11]
+	// A Join retried after a crash finds its own half-made pair: the endpoint ID is unique, so replace it.
+	if err := d.links.DeleteLink(hostName); err != nil {
+		return nil, err
+	}
+	if _, err := d.links.CreateVeth(link.Veth{HostName: hostName, PeerName: peerName, MTU: d.cfg.MTU, IPv6: hasV6,
+		HostMAC: hostMAC(r.EndpointID)}, mac); err != nil {
+		return nil, err
+	}
+	resp, err := d.join(ctx, r, wep, rec, hasV4, hasV6)
+	if err != nil {
+		d.sandboxes.release(r.EndpointID)
+		if delErr := d.links.DeleteLink(hostName); delErr != nil {
+			err = errors.Join(err, delErr)
+		}
+		return nil, err
+	}
+	return resp, nil
+}
+
+func (d *Driver) join(ctx context.Context, r *libnetwork.JoinRequest, wep *api.WorkloadEndpoint, rec *networkRecord, hasV4, hasV6 bool) (*libnetwork.JoinResponse, error) {
+	hostName := wep.Spec.InterfaceName
+	resp := &libnetwork.JoinResponse{InterfaceName: libnetwork.InterfaceName{SrcName: "tmp" + r.EndpointID[:11], DstPrefix: d.cfg.IfPrefix}}
+	var gw6 netip.Addr
+	if hasV6 {
+		ip, err := d.links.LinkLocalIPv6(hostName)
+		if err != nil {
+			return nil, err
+		}
+		gw6, _ = netip.AddrFromSlice(ip)
+		resp.GatewayIPv6 = gw6.String()
+	}
+	pools, err := d.poolRoutes(ctx, rec, hasV4, hasV6)
+	if err != nil {
+		return nil, err
+	}
+	var inKernel []netip.Prefix
+	if r.SandboxKey != "" {
+		if inKernel, err = d.links.SandboxRoutes(r.SandboxKey); err != nil {
+			d.log.Debug("cannot read container routes; assuming none", "sandbox", r.SandboxKey, "error", err.Error())
+		}
+	}
+	gw4, routes, err := d.sandboxes.plan(r.SandboxKey, r.EndpointID, inKernel, pools, hasV4, gw6)
+	if err != nil {
+		return nil, err
+	}
+	if gw4.IsValid() {
+		resp.Gateway = gw4.String()
+	}
+	for _, rt := range routes {
+		sr := libnetwork.StaticRoute{Destination: rt.dst.String(), RouteType: libnetwork.RouteConnected}
+		if rt.via.IsValid() {
+			sr.RouteType, sr.NextHop = libnetwork.RouteNextHop, rt.via.String()
+		}
+		resp.StaticRoutes = append(resp.StaticRoutes, sr)
+	}
+	if err := d.dataplane.EndpointUp(ctx, wep); err != nil {
+		return nil, fmt.Errorf("programming the host side of %s: %w", hostName, err)
+	}
+	return resp, nil
+}
+
+// poolRoutes are the CIDRs a container routes through this network's interface: the network's pool, or
+// every enabled pool of the family for an any-pool network.
+func (d *Driver) poolRoutes(ctx context.Context, rec *networkRecord, hasV4, hasV6 bool) ([]netip.Prefix, error) {
+	pools, err := datastore.List[*api.IPPool](ctx, d.store, "")
+	if err != nil {
+		return nil, fmt.Errorf("reading IP pools: %w", err)
+	}
+	var out []netip.Prefix
+	for _, p := range pools {
+		cidr, err := netip.ParsePrefix(p.Spec.CIDR)
+		if err != nil || p.Spec.Disabled {
+			continue
+		}
+		is6 := cidr.Addr().Is6()
+		wantName := rec.IPv4Pool
+		if is6 {
+			wantName = rec.IPv6Pool
+		}
+		if (is6 && hasV6 || !is6 && hasV4) && (wantName == "" || wantName == p.Name) {
+			out = append(out, cidr)
+		}
+	}
+	return out, nil
+}
+
+// Leave removes the host side of the endpoint. Docker moves the container end back afterwards; with the
+// pair already gone that move fails harmlessly.
+func (n *NetworkDriver) Leave(ctx context.Context, r *libnetwork.LeaveRequest) error {
+	if err := checkIDs(r.NetworkID, r.EndpointID); err != nil {
+		return err
+	}
+	n.d.sandboxes.release(r.EndpointID)
+	return n.d.links.DeleteLink(hostInterface(r.EndpointID))
+}
+
+// hostInterface is Calico's host-side name: cali + the first 11 characters of the endpoint ID.
+func hostInterface(endpointID string) string { return "cali" + endpointID[:11] }
+
+// hostMAC gives each host interface its own locally administered MAC, so each has its own IPv6
+// link-local address to serve as that endpoint's gateway.
+func hostMAC(endpointID string) net.HardwareAddr {
+	sum := sha256.Sum256([]byte(endpointID))
+	return net.HardwareAddr{0xee, 0xee, sum[0], sum[1], sum[2], sum[3]}
+}
+
+// randomMAC is a locally administered unicast MAC for a container interface.
+func randomMAC() net.HardwareAddr {
+	mac := make(net.HardwareAddr, 6)
+	_, _ = rand.Read(mac)
+	mac[0] = mac[0]&0xfe | 0x02
+	return mac
+}
+
+func families(networks []string) (v4, v6 bool) {
+	for _, n := range networks {
+		if strings.Contains(n, ":") {
+			v6 = true
+		} else {
+			v4 = true
+		}
+	}
+	return
+}

@@ -1,0 +1,161 @@
+package driver
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/projectcalico/calico-libnetwork/internal/libnetwork"
+)
+
+// Docker's network option keys that a Calico network accepts.
+const (
+	optEnableIPv4 = "com.docker.network.enable_ipv4"
+	optEnableIPv6 = "com.docker.network.enable_ipv6"
+	optGeneric    = "com.docker.network.generic"
+	optInternal   = "com.docker.network.internal"
+)
+
+// Placeholders calico-ipam hands Docker: a pool covering everything and a "gateway" Docker must not use.
+const (
+	addressSpace  = "CalicoGlobalAddressSpace"
+	anyPoolV4     = "0.0.0.0/0"
+	anyPoolV6     = "::/0"
+	poolIDAnyIPv4 = "CalicoPoolIPv4"
+	poolIDAnyIPv6 = "CalicoPoolIPv6"
+)
+
+// flagProblem is one refused docker network create flag and why.
+type flagProblem struct{ flag, reason string }
+
+// refusal phrases every refused flag, sorted by flag, in one error.
+func refusal(problems []flagProblem) error {
+	sort.Slice(problems, func(i, j int) bool { return problems[i].flag < problems[j].flag })
+	parts := make([]string, len(problems))
+	for i, p := range problems {
+		parts[i] = p.flag + " (" + p.reason + ")"
+	}
+	return fmt.Errorf("calico networks do not support %s", strings.Join(parts, ", "))
+}
+
+// rejections carries the flags calico-ipam refused (--ip-range, --ipam-opt, a --subnet matching no pool) to
+// CreateNetwork, so that one error names every refused flag. Docker gives the IPAM reply's gateway back
+// in CreateNetwork, so a refused request gets a distinct placeholder gateway (0.0.0.N/0, ::N/0) as its token.
+type rejections struct {
+	mu      sync.Mutex
+	next    uint8
+	pending map[uint8]rejection
+}
+
+type rejection struct {
+	problems []flagProblem
+	at       time.Time
+}
+
+func newRejections() *rejections { return &rejections{pending: map[uint8]rejection{}} }
+
+// add stores problems and returns the placeholder gateway carrying them.
+func (r *rejections) add(v6 bool, problems []flagProblem) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, v := range r.pending {
+		if time.Since(v.at) > time.Minute {
+			delete(r.pending, k)
+		}
+	}
+	r.next = r.next%254 + 1
+	r.pending[r.next] = rejection{problems: problems, at: time.Now()}
+	if v6 {
+		return fmt.Sprintf("::%x/0", r.next)
+	}
+	return fmt.Sprintf("0.0.0.%d/0", r.next)
+}
+
+// take returns (and forgets) the problems a placeholder gateway stands for; ok is false for a gateway that
+// is not one of ours.
+func (r *rejections) take(gateway string) (problems []flagProblem, ours bool) {
+	p, err := netip.ParsePrefix(gateway)
+	if err != nil || p.Bits() != 0 {
+		return nil, false
+	}
+	b := p.Addr().AsSlice()
+	token := b[len(b)-1]
+	for _, x := range b[:len(b)-1] {
+		if x != 0 {
+			return nil, false
+		}
+	}
+	if token == 0 {
+		return nil, true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rej, ok := r.pending[token]
+	delete(r.pending, token)
+	return rej.problems, ok
+}
+
+// checkNetworkOptions returns the problems with a CreateNetwork request's options and pools.
+func (d *Driver) checkNetworkOptions(req *libnetwork.CreateNetworkRequest) []flagProblem {
+	var problems []flagProblem
+	for key, value := range req.Options {
+		switch key {
+		case optEnableIPv4, optEnableIPv6:
+		case optInternal:
+			if truthy(value) {
+				problems = append(problems, flagProblem{"--internal", "isolate containers with Calico policy instead"})
+			}
+		case optGeneric:
+			generic, _ := value.(map[string]any)
+			for k, v := range generic {
+				if k == optEnableIPv4 || k == optEnableIPv6 {
+					continue
+				}
+				problems = append(problems, flagProblem{fmt.Sprintf("-o %s=%v", k, v), "the calico driver takes no driver options"})
+			}
+		default:
+			problems = append(problems, flagProblem{"option " + key, "not understood by the calico driver"})
+		}
+	}
+	for _, data := range append(append([]libnetwork.IPAMData{}, req.IPv4Data...), req.IPv6Data...) {
+		if data.AddressSpace != addressSpace {
+			problems = append(problems, flagProblem{"--ipam-driver", "the calico driver needs --ipam-driver calico-ipam"})
+			continue
+		}
+		ipamProblems, ours := d.rejected.take(data.Gateway)
+		problems = append(problems, ipamProblems...)
+		if !ours {
+			problems = append(problems, flagProblem{"--gateway", "containers always route through the host, at 169.254.1.1"})
+		}
+		if len(data.AuxAddresses) > 0 {
+			problems = append(problems, flagProblem{"--aux-address", "addresses come from Calico IPAM"})
+		}
+	}
+	return dedupe(problems)
+}
+
+func dedupe(problems []flagProblem) []flagProblem {
+	seen := map[string]bool{}
+	var out []flagProblem
+	for _, p := range problems {
+		if !seen[p.flag] {
+			seen[p.flag] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// truthy interprets a Docker option value that may be a bool or a string.
+func truthy(v any) bool {
+	switch t := v.(type) {
+	case bool:
+		return t
+	case string:
+		return strings.EqualFold(t, "true") || t == "1"
+	}
+	return false
+}

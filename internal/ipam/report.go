@@ -1,0 +1,195 @@
+package ipam
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"math"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/projectcalico/calico-libnetwork/internal/api"
+)
+
+// AllocationInfo describes one allocated address.
+type AllocationInfo struct {
+	IP    netip.Addr
+	Block netip.Prefix
+	// BlockNode is the node the block is affine to ("" if none). It differs from Attrs["node"] when the
+	// address was borrowed.
+	BlockNode string
+	Handle    string
+	Attrs     map[string]string
+}
+
+func allocationInfo(b *Block, ord int, a *Attribute) AllocationInfo {
+	return AllocationInfo{IP: b.Addr(ord), Block: b.CIDR, BlockNode: b.Owner(), Handle: a.Handle(), Attrs: maps.Clone(a.Secondary)}
+}
+
+// Allocation returns who holds ip (calicoctl ipam show --ip); ErrNotAllocated if nobody does.
+func (m *IPAM) Allocation(ctx context.Context, ip netip.Addr) (*AllocationInfo, error) {
+	ip = ip.Unmap()
+	rec, ord, ok, err := m.newRound(ctx).locate(ip)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || rec.b.Attr(ord) == nil {
+		return nil, newError(ErrNotAllocated, "%s is not assigned", ip)
+	}
+	info := allocationInfo(rec.b, ord, rec.b.Attr(ord))
+	return &info, nil
+}
+
+// BlockUsage is one block's row of calicoctl ipam show --show-blocks.
+type BlockUsage struct {
+	CIDR  netip.Prefix
+	Node  string // affinity, "" if none
+	Size  int
+	InUse int
+}
+
+// PoolUsage is one pool's row of calicoctl ipam show.
+type PoolUsage struct {
+	Pool   *api.IPPool
+	CIDR   netip.Prefix
+	Size   float64 // addresses in the pool (a float: IPv6 pools are astronomically large)
+	InUse  int
+	Blocks []BlockUsage
+}
+
+// Free is the number of addresses not in use.
+func (u PoolUsage) Free() float64 { return u.Size - float64(u.InUse) }
+
+// Usage reports every pool's size and use, with its blocks.
+func (m *IPAM) Usage(ctx context.Context) ([]PoolUsage, error) {
+	r := m.newRound(ctx)
+	pools, err := r.allPools()
+	if err != nil {
+		return nil, err
+	}
+	if err := r.listBlocks(0); err != nil {
+		return nil, err
+	}
+	blocks := r.present(0)
+	out := make([]PoolUsage, 0, len(pools))
+	for _, p := range pools {
+		u := PoolUsage{Pool: p.IPPool, CIDR: p.cidr, Size: math.Ldexp(1, p.cidr.Addr().BitLen()-p.cidr.Bits())}
+		for _, rec := range blocks {
+			if p.cidr.Overlaps(rec.b.CIDR) {
+				n := rec.b.InUse()
+				u.InUse += n
+				u.Blocks = append(u.Blocks, BlockUsage{CIDR: rec.b.CIDR, Node: rec.b.Owner(), Size: rec.b.Size(), InUse: n})
+			}
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// Report is the outcome of Check.
+type Report struct {
+	Allocations int // allocations seen
+	// Leaked are allocations no live endpoint uses (candidates for release; only when Check was given the
+	// live addresses).
+	Leaked []AllocationInfo
+	// NotAllocated are addresses live endpoints use that IPAM has not allocated.
+	NotAllocated []netip.Addr
+	// Unaffine are blocks affine to no node (normal after a node released a non-empty block; shown for
+	// information, not counted as problems).
+	Unaffine []netip.Prefix
+	// Handles are handle records that disagree with the allocations carrying the handle.
+	Handles []HandleProblem
+}
+
+// HandleProblem is a handle whose count for a block differs from the block's allocations.
+type HandleProblem struct {
+	Handle   string
+	Block    netip.Prefix
+	Recorded int  // count in the handle record
+	Actual   int  // allocations in the block carrying the handle
+	Missing  bool // there is no handle record at all
+}
+
+// Problems counts what needs attention.
+func (r *Report) Problems() int { return len(r.Leaked) + len(r.NotAllocated) + len(r.Handles) }
+
+// Check compares allocations with handles and, when live is not nil, with the addresses live endpoints
+// use (calicoctl ipam check). Records change while it reads them, so under load a problem may be transient.
+func (m *IPAM) Check(ctx context.Context, live map[netip.Addr]bool) (Report, error) {
+	var rep Report
+	r := m.newRound(ctx)
+	if err := r.listBlocks(0); err != nil {
+		return rep, err
+	}
+	kvs, _, err := m.store.List(ctx, handlePrefix)
+	if err != nil {
+		return rep, err
+	}
+	recorded := map[string]map[string]int{}
+	for _, kv := range kvs {
+		var h handleRecord
+		if err := json.Unmarshal(kv.Value, &h); err != nil {
+			m.log.Warn("skipping damaged IPAM handle", "key", kv.Key, "error", err.Error())
+			continue
+		}
+		recorded[strings.TrimPrefix(kv.Key, handlePrefix)] = h.Block
+	}
+	actual := map[string]map[string]int{}
+	allocated := map[netip.Addr]bool{}
+	for _, rec := range r.present(0) {
+		b := rec.b
+		if b.Affinity == nil {
+			rep.Unaffine = append(rep.Unaffine, b.CIDR)
+		}
+		for ord, a := range b.Allocated() {
+			rep.Allocations++
+			ip := b.Addr(ord)
+			allocated[ip] = true
+			if live != nil && !live[ip] {
+				rep.Leaked = append(rep.Leaked, allocationInfo(b, ord, a))
+			}
+			if h := a.Handle(); h != "" {
+				if actual[h] == nil {
+					actual[h] = map[string]int{}
+				}
+				actual[h][b.CIDR.String()]++
+			}
+		}
+	}
+	for ip, ok := range live {
+		if ok && !allocated[ip.Unmap()] {
+			rep.NotAllocated = append(rep.NotAllocated, ip.Unmap())
+		}
+	}
+	slices.SortFunc(rep.NotAllocated, netip.Addr.Compare)
+	rep.Handles = compareHandles(recorded, actual)
+	return rep, nil
+}
+
+// compareHandles lists every (handle, block) whose recorded count differs from the actual one.
+func compareHandles(recorded, actual map[string]map[string]int) []HandleProblem {
+	var out []HandleProblem
+	for _, h := range slices.Sorted(maps.Keys(mergeKeys(recorded, actual))) {
+		for _, cidr := range slices.Sorted(maps.Keys(mergeKeys(recorded[h], actual[h]))) {
+			if recorded[h][cidr] == actual[h][cidr] {
+				continue
+			}
+			block, _ := netip.ParsePrefix(cidr)
+			_, has := recorded[h]
+			out = append(out, HandleProblem{Handle: h, Block: block, Recorded: recorded[h][cidr], Actual: actual[h][cidr], Missing: !has})
+		}
+	}
+	return out
+}
+
+func mergeKeys[V any](a, b map[string]V) map[string]bool {
+	keys := make(map[string]bool, len(a)+len(b))
+	for k := range a {
+		keys[k] = true
+	}
+	for k := range b {
+		keys[k] = true
+	}
+	return keys
+}

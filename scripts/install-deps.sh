@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Install the Debian packages the test suite needs (only the missing ones).
+# Idempotent; must run as root. Usage: bash scripts/install-deps.sh
+set -euo pipefail
+
+PACKAGES=(
+  docker.io etcd-server etcd-client nftables iptables busybox-static iproute2
+  curl netcat-openbsd iputils-ping procps kmod
+  # the race detector (go test -race) needs cgo: a C compiler and libc headers
+  gcc libc6-dev
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: must run as root" >&2
+  exit 1
+fi
+
+installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  installed "$p" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+log=$(mktemp /tmp/install-deps.XXXXXX.log)
+
+if ! apt-get update -qq >"$log" 2>&1; then
+  echo "install-deps: apt-get update failed:" >&2
+  tail -n 30 "$log" >&2
+  exit 1
+fi
+
+if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
+  # Find out which package is to blame, one by one.
+  for p in "${missing[@]}"; do
+    installed "$p" && continue
+    if ! apt-get install -y -qq --no-install-recommends "$p" >>"$log" 2>&1; then
+      echo "install-deps: FAILED to install Debian package '$p'; apt output:" >&2
+      tail -n 30 "$log" >&2
+      exit 1
+    fi
+  done
+fi
+
+for p in "${missing[@]}"; do
+  if ! installed "$p"; then
+    echo "install-deps: package '$p' is still not installed; see $log" >&2
+    exit 1
+  fi
+done
+rm -f "$log"
+echo "install-deps: done"

@@ -1,0 +1,235 @@
+// Package harness holds helpers for the end-to-end tests under test/e2e:
+// skipping without root or dockerd, building the binaries, running the plugin
+// daemon, and driving the host's Docker through the client that matches it.
+//
+// The e2e packages share the host's dockerd and plugin socket folder, so run
+// them one package at a time (go test -p 1 ./test/e2e/...), as scripts/test.sh does.
+package harness
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	// TestImage is the local busybox image built by scripts/test-image.sh.
+	TestImage = "calico-test/busybox:latest"
+	// DockerBin is the Docker client that matches Debian's dockerd (API 1.41).
+	DockerBin = "/usr/bin/docker"
+	// DockerSocket is where the host's dockerd listens.
+	DockerSocket = "/var/run/docker.sock"
+	// DockerdLog is where dockerd output goes when the tests start it.
+	DockerdLog = "/var/log/calico-test-dockerd.log"
+	// DefaultPluginDir is the folder Docker discovers plugin sockets in.
+	DefaultPluginDir = "/run/docker/plugins"
+)
+
+// dockerCmdTimeout bounds one docker CLI call so a hung daemon fails the test
+// instead of eating the whole go test timeout.
+const dockerCmdTimeout = 3 * time.Minute
+
+// RequireRoot skips the test unless it runs as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: needs root (run the suite as root: make test)")
+	}
+}
+
+// RequireDocker skips the test unless a dockerd answers on DockerSocket and DockerBin exists.
+func RequireDocker(t testing.TB) {
+	t.Helper()
+	if _, err := os.Stat(DockerBin); err != nil {
+		t.Skipf("skipping: %s not found (install docker.io: scripts/install-deps.sh)", DockerBin)
+	}
+	if err := pingDocker(); err != nil {
+		t.Skipf("skipping: no dockerd answering on %s (start one: scripts/start-dockerd.sh): %v", DockerSocket, err)
+	}
+}
+
+// pingDocker asks dockerd's API for /_ping.
+func pingDocker() error {
+	c := unixClient(DockerSocket, 5*time.Second)
+	resp, err := c.Get("http://docker/_ping")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /_ping: %s", resp.Status)
+	}
+	return nil
+}
+
+// unixClient returns an HTTP client that talks to the unix socket at path.
+func unixClient(path string, timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", path)
+			},
+			DisableKeepAlives: true,
+		},
+	}
+}
+
+// RepoRoot returns the repository root: the nearest folder above the working directory holding go.mod.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// EnsureTestImage builds TestImage with scripts/test-image.sh unless it exists.
+func EnsureTestImage(t testing.TB) {
+	t.Helper()
+	if _, err := DockerErr("image", "inspect", TestImage); err == nil {
+		return
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatalf("EnsureTestImage: %v", err)
+	}
+	out, err := exec.Command("bash", filepath.Join(root, "scripts", "test-image.sh")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("scripts/test-image.sh: %v\n%s", err, out)
+	}
+}
+
+// Docker runs DockerBin with args and returns its trimmed stdout; it fails the test on error.
+func Docker(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := DockerErr(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// DockerErr runs DockerBin with args and returns its trimmed stdout; on failure the error carries stderr.
+func DockerErr(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), dockerCmdTimeout)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, DockerBin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	out := strings.TrimSpace(stdout.String())
+	if err != nil {
+		return out, fmt.Errorf("docker %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
+
+// CleanupDocker registers a cleanup removing containers, then networks, whose names start with prefix.
+// Call it after StartPlugin so it runs while the plugin still answers.
+func CleanupDocker(t testing.TB, prefix string) {
+	t.Helper()
+	if prefix == "" {
+		t.Fatal("CleanupDocker: empty prefix would remove everything")
+	}
+	t.Cleanup(func() { removeDockerObjects(t, prefix) })
+}
+
+// removeDockerObjects removes containers and networks named prefix*, logging failures.
+func removeDockerObjects(t testing.TB, prefix string) {
+	t.Helper()
+	if out, err := DockerErr("ps", "-a", "--format", "{{.Names}}"); err != nil {
+		t.Logf("cleanup: %v", err)
+	} else if names := withPrefix(out, prefix); len(names) > 0 {
+		if _, err := DockerErr(append([]string{"rm", "-f", "-v"}, names...)...); err != nil {
+			t.Logf("cleanup: %v", err)
+		}
+	}
+	if out, err := DockerErr("network", "ls", "--format", "{{.Name}}"); err != nil {
+		t.Logf("cleanup: %v", err)
+	} else {
+		for _, n := range withPrefix(out, prefix) {
+			if _, err := DockerErr("network", "rm", n); err != nil {
+				t.Logf("cleanup: %v", err)
+			}
+		}
+	}
+}
+
+// withPrefix returns the lines of out that start with prefix.
+func withPrefix(out, prefix string) []string {
+	var names []string
+	for _, line := range strings.Split(out, "\n") {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, prefix) {
+			names = append(names, line)
+		}
+	}
+	return names
+}
+
+// Eventually calls f every interval until it returns nil; it fails the test with f's last error after timeout.
+func Eventually(t testing.TB, timeout, interval time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not true after %v: %v", timeout, err)
+			return
+		}
+		time.Sleep(interval)
+	}
+}
+
+// UniqueName returns prefix followed by 6 random hex digits, short enough for interface and network names.
+func UniqueName(t testing.TB, prefix string) string {
+	t.Helper()
+	b := make([]byte, 3)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatalf("UniqueName: %v", err)
+	}
+	return prefix + hex.EncodeToString(b)
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
