@@ -61,6 +61,7 @@ $CALICO_DATA_DIR/etcd-endpoint (default /var/lib/calico).`,
 		newDeleteCommand(o),
 		newGetCommand(o),
 		newVersionCommand(o),
+		newIPAMCommand(o),
 	)
 	return root
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -17,7 +19,7 @@ import (
 
 // ClientConfig says how to reach an etcd cluster.
 type ClientConfig struct {
-	Endpoints                  []string
+	Endpoints                 []string
 	CACertFile, CertFile, Key string
 	// RequestTimeout bounds each request (default 5 s).
 	RequestTimeout time.Duration
@@ -41,7 +43,9 @@ func Connect(cfg ClientConfig) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(cfg.Endpoints, ","), err)
 	}
-	return NewStore(cli, cfg.RequestTimeout), nil
+	st := NewStore(cli, cfg.RequestTimeout)
+	st.tls = tlsCfg
+	return st, nil
 }
 
 func tlsConfig(cfg ClientConfig) (*tls.Config, error) {
@@ -83,9 +87,12 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) WaitReady(ctx context.Context, log *slog.Logger) error {
 	delay := 250 * time.Millisecond
 	for {
-		err := s.Ping(ctx)
+		// The etcd client retries failed TLS handshakes silently and reports only a timeout, so look first.
+		err := s.tlsProblem()
 		if err == nil {
-			return nil
+			if err = s.Ping(ctx); err == nil {
+				return nil
+			}
 		}
 		if isTLSError(err) {
 			return fmt.Errorf("etcd at %s rejected our TLS settings: %w", strings.Join(s.cli.Endpoints(), ","), err)
@@ -104,4 +111,40 @@ func (s *Store) WaitReady(ctx context.Context, log *slog.Logger) error {
 func isTLSError(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "certificate") || strings.Contains(msg, "x509") || strings.Contains(msg, "tls:")
+}
+
+// tlsProblem makes a TLS connection to each https endpoint with the client's settings and returns the first
+// certificate failure seen, either ours (the server's certificate is not trusted) or the server's (it refused
+// our client certificate, which with TLS 1.3 arrives as an alert after the handshake). Endpoints that cannot
+// be reached at all are not its concern.
+func (s *Store) tlsProblem() error {
+	for _, ep := range s.cli.Endpoints() {
+		u, err := url.Parse(ep)
+		if err != nil || u.Scheme != "https" {
+			continue
+		}
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if s.tls != nil {
+			cfg = s.tls.Clone()
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = u.Hostname()
+		}
+		cfg.NextProtos = []string{"h2"}
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", u.Host, cfg)
+		if err != nil {
+			if isTLSError(err) {
+				return fmt.Errorf("%s: %w", ep, err)
+			}
+			continue
+		}
+		// An HTTP/2 server speaks first (its settings frame); a rejection arrives instead as an alert.
+		_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		conn.Close()
+		if err != nil && isTLSError(err) {
+			return fmt.Errorf("%s: %w", ep, err)
+		}
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
 )
 
 // EndpointFile, under the data directory, records the embedded etcd's client URL so that calicoctl on the
@@ -44,7 +45,8 @@ func StartEmbedded(dataDir string, log *slog.Logger) (*Embedded, error) {
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*clientURL}, []url.URL{*clientURL}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peerURL}, []url.URL{*peerURL}
 	cfg.InitialCluster = cfg.Name + "=" + peerURL.String()
-	cfg.LogLevel = "error"
+	// etcd's own logs would interleave JSON with ours and report routine shutdowns as errors.
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	// The peer URL changes on every start (a free port); a single member may rewrite its own peer URL.
 	cfg.StrictReconfigCheck = false
 	// Keep the database small on long-running hosts: compact history older than an hour.

@@ -2,6 +2,7 @@ package datastore
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -23,6 +24,9 @@ type Store struct {
 	// timeout bounds every single request so that an unreachable etcd turns into a clear error quickly
 	// instead of blocking a Docker driver call.
 	timeout time.Duration
+	// tls is the client's TLS configuration (nil without TLS), kept so that WaitReady can diagnose
+	// certificate failures, which the etcd client itself only ever reports as timeouts.
+	tls *tls.Config
 }
 
 // NewStore wraps an etcd client; timeout bounds each request (0 means 5 s).

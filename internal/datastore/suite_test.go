@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -30,6 +31,10 @@ type server interface {
 
 // runSuite is the datastore behaviour every etcd must show, run against s (connected to srv).
 func runSuite(t *testing.T, s *Store, srv server) {
+	// Start from an empty /calico/ so the suite can run repeatedly (-count) on one server.
+	if _, err := s.Client().Delete(ctxT(t), "/calico/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
 	t.Run("CRUD", func(t *testing.T) { testCRUD(t, s) })
 	t.Run("NamespacedAndList", func(t *testing.T) { testNamespacedAndList(t, s) })
 	t.Run("StoredJSON", func(t *testing.T) { testStoredJSON(t, s) })
@@ -511,7 +516,12 @@ func testParallelCAS(t *testing.T, s *Store) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < increments; i++ {
-				for {
+				for retry := 0; ; retry++ {
+					if retry > 0 {
+						// Back off a little, with jitter, as any sensible retry loop does; without it the
+						// 16 writers mostly collide.
+						time.Sleep(rand.N(time.Duration(min(retry, 5)) * time.Millisecond))
+					}
 					cur, err := Get[*api.Profile](ctx, s, "", "cas-counter")
 					if err != nil {
 						errs <- err

@@ -150,10 +150,14 @@ func TestTLS(t *testing.T) {
 		{"WrongCA", ClientConfig{CACertFile: otherCA.file, CertFile: clientCert, Key: clientKey}},
 		{"ClientCertFromWrongCA", ClientConfig{CACertFile: ca.file, CertFile: strangerCert, Key: strangerKey}},
 		{"NoClientCert", ClientConfig{CACertFile: ca.file}},
+		{"NameNotInServerCert", ClientConfig{Endpoints: []string{strings.Replace(p.clientURL, "127.0.0.1", "localhost", 1)},
+			CACertFile: ca.file, CertFile: clientCert, Key: clientKey}},
 	}
 	for _, f := range fails {
 		t.Run(f.name, func(t *testing.T) {
-			f.cfg.Endpoints = []string{p.clientURL}
+			if f.cfg.Endpoints == nil {
+				f.cfg.Endpoints = []string{p.clientURL}
+			}
 			s, err := Connect(f.cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -174,7 +178,7 @@ func TestTLS(t *testing.T) {
 			if !strings.Contains(err.Error(), "certificate") {
 				t.Errorf("error does not mention the certificate: %v", err)
 			}
-			if !strings.Contains(err.Error(), p.clientURL) {
+			if !strings.Contains(err.Error(), f.cfg.Endpoints[0]) {
 				t.Errorf("error does not name the endpoint: %v", err)
 			}
 		})
@@ -232,12 +236,18 @@ func TestConnectTLSConfigErrors(t *testing.T) {
 			}
 		})
 	}
-	// The good combination loads.
-	s, err := Connect(ClientConfig{Endpoints: []string{"https://127.0.0.1:1"}, CACertFile: ca.file, CertFile: cert, Key: key})
+	// The good combination loads; with nothing listening WaitReady keeps waiting (no TLS verdict yet).
+	s, err := Connect(ClientConfig{Endpoints: []string{"https://127.0.0.1:" + strconv.Itoa(freePort(t))}, CACertFile: ca.file,
+		CertFile: cert, Key: key, RequestTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := s.WaitReady(ctx, quietLog()); err == nil || !strings.Contains(err.Error(), "gave up waiting") {
+		t.Errorf("WaitReady against nothing: %v", err)
+	}
 }
 
 func TestUnreachableEtcd(t *testing.T) {

@@ -23,7 +23,9 @@ type labeller struct {
 	cancels map[string]context.CancelFunc
 }
 
-func newLabeller(d *Driver) *labeller { return &labeller{d: d, cancels: map[string]context.CancelFunc{}} }
+func newLabeller(d *Driver) *labeller {
+	return &labeller{d: d, cancels: map[string]context.CancelFunc{}}
+}
 
 // start polls Docker until the endpoint's container is known (it is attached only after Join), then
 // copies its labels; it gives up after the poll timeout.
@@ -63,7 +65,8 @@ func (l *labeller) containerLabels(ctx context.Context, networkID, endpointID st
 		net, err := l.d.docker.Network(ctx, networkID)
 		if err == nil {
 			for containerID, ep := range net.Containers {
-				if ep.EndpointID != endpointID {
+				// Docker lists an endpoint under "ep-<id>" until its container is attached.
+				if ep.EndpointID != endpointID || strings.HasPrefix(containerID, "ep-") {
 					continue
 				}
 				all, err := l.d.docker.ContainerLabels(ctx, containerID)

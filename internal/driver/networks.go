@@ -35,9 +35,9 @@ type networks struct {
 	docker DockerAPI
 	log    *slog.Logger
 
-	mu      sync.Mutex
-	byID    map[string]*networkRecord
-	named   map[string]chan struct{} // closed when the network's name becomes known
+	mu    sync.Mutex
+	byID  map[string]*networkRecord
+	named map[string]chan struct{} // closed when the network's name becomes known
 }
 
 func newNetworks(store *datastore.Store, dockerAPI DockerAPI, log *slog.Logger) *networks {

@@ -51,17 +51,29 @@ func (r *round) planAuto(fam int, ops []*op) {
 		fail(err)
 		return
 	}
-	anyPool := func(cidr netip.Prefix) bool {
-		return slices.ContainsFunc(wants, func(w *want) bool { return w.poolOf(cidr) != nil })
-	}
-	own, owned, err := r.ownBlocks(fam, anyPool)
+	own, err := r.affinities(fam)
 	if err != nil {
 		fail(err)
 		return
 	}
-	for _, rec := range own {
-		r.fill(rec, wants, nil)
+	for _, kv := range own {
+		if !slices.ContainsFunc(wants, (*want).open) {
+			return
+		}
+		_, cidr, _ := parseAffinityKey(kv.Key)
+		if !slices.ContainsFunc(wants, func(w *want) bool { return w.open() && w.poolOf(cidr) != nil }) {
+			continue
+		}
+		rec, err := r.ownBlock(kv)
+		if err != nil {
+			fail(err)
+			return
+		}
+		if rec != nil {
+			r.fill(rec, wants, nil)
+		}
 	}
+	owned := len(own)
 	for cfg.AutoAllocateBlocks && (cfg.MaxBlocksPerHost == 0 || owned < cfg.MaxBlocksPerHost) && slices.ContainsFunc(wants, (*want).open) {
 		rec, err := r.claimFor(fam, wants)
 		if err != nil {

@@ -260,7 +260,7 @@ func TestReleaseByHandle(t *testing.T) {
 		}
 		other, _, _ := m.AutoAssign(bg, Request{Family: 4, Handle: "libnetwork.other"})
 		kv, _ := testStore.Get(bg, handleKey("libnetwork.multi"))
-		want := `{"block":{"` + blockFor(mine[0], 26).String() + `":2,"fd00::/122":1},"deleted":false}`
+		want := `{"block":{"` + blockFor(mine[0], 26).String() + `":2,"` + blockFor(mine[2], 122).String() + `":1},"deleted":false}`
 		if string(kv.Value) != want {
 			t.Errorf("handle %s, want %s", kv.Value, want)
 		}

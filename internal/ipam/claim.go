@@ -113,47 +113,41 @@ func (m *IPAM) withdrawAffinity(ctx context.Context, cidr netip.Prefix) {
 	}
 }
 
-// ownBlocks returns this node's blocks of a family that wanted accepts, finishing interrupted claims and
-// dropping affinities whose block belongs to another node. It also returns how many affinities the node
-// holds in the family, for MaxBlocksPerHost.
-func (r *round) ownBlocks(fam int, wanted func(netip.Prefix) bool) ([]*blockRec, int, error) {
+// affinities lists this node's block affinities of a family.
+func (r *round) affinities(fam int) ([]datastore.KV, error) {
+	kvs, _, err := r.m.store.List(r.ctx, affinityListPrefix(r.m.node, fam))
+	return kvs, err
+}
+
+// ownBlock returns the block of one of this node's affinities, nil if it is not usable: it finishes an
+// interrupted claim and drops the affinity if the block now belongs to another node.
+func (r *round) ownBlock(kv datastore.KV) (*blockRec, error) {
 	m := r.m
-	kvs, _, err := m.store.List(r.ctx, affinityListPrefix(m.node, fam))
+	_, cidr, ok := parseAffinityKey(kv.Key)
+	a, err := decodeAffinity(kv.Value)
+	if !ok || err != nil || a.State == statePendingDeletion {
+		return nil, nil
+	}
+	rec, err := r.block(cidr)
+	switch {
+	case err != nil:
+	case rec.b == nil:
+		rec, err = r.claim(cidr)
+	case rec.b.Owner() != m.node:
+		m.log.Info("removing stale block affinity", "block", cidr.String(), "owner", rec.b.Owner())
+		if err = m.store.DeleteKey(r.ctx, kv.Key, kv.Revision); isConflict(err) {
+			err = nil // someone else removed or changed it first
+		}
+		rec = nil
+	case !a.confirmed():
+		err = m.confirmAffinity(r.ctx, cidr)
+	}
+	if errors.Is(err, errDamaged) || errors.Is(err, errClaimConflict) {
+		m.log.Warn("skipping block", "block", cidr.String(), "error", err.Error())
+		return nil, nil
+	}
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	var out []*blockRec
-	for _, kv := range kvs {
-		_, cidr, ok := parseAffinityKey(kv.Key)
-		if !ok || !wanted(cidr) {
-			continue
-		}
-		a, err := decodeAffinity(kv.Value)
-		if err != nil || a.State == statePendingDeletion {
-			continue
-		}
-		rec, err := r.block(cidr)
-		switch {
-		case err != nil:
-		case rec.b == nil:
-			rec, err = r.claim(cidr)
-		case rec.b.Owner() != m.node:
-			m.log.Info("removing stale block affinity", "block", cidr.String(), "owner", rec.b.Owner())
-			err = m.store.DeleteKey(r.ctx, kv.Key, kv.Revision)
-			rec = nil
-		case !a.confirmed():
-			err = m.confirmAffinity(r.ctx, cidr)
-		}
-		if errors.Is(err, errDamaged) || errors.Is(err, errClaimConflict) {
-			m.log.Warn("skipping block", "block", cidr.String(), "error", err.Error())
-			continue
-		}
-		if err != nil {
-			return nil, 0, err
-		}
-		if rec != nil {
-			out = append(out, rec)
-		}
-	}
-	return out, len(kvs), nil
+	return rec, nil
 }

@@ -122,7 +122,7 @@ func TestRefusedNetworkOptions(t *testing.T) {
 			t.Errorf("network create %v succeeded", tc.flags)
 			continue
 		}
-		msg := err.Error()
+		_, msg, _ := strings.Cut(err.Error(), "Error response from daemon")
 		last := -1
 		for _, w := range tc.want {
 			i := strings.Index(msg, w)

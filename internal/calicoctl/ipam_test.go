@@ -1,0 +1,94 @@
+package calicoctl
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+
+	"github.com/projectcalico/calico-libnetwork/internal/ipam"
+)
+
+func TestIPAMCommands(t *testing.T) {
+	h := newHarness(t, endpointEnv())
+	h.expect(0, `apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata:
+  name: pool1
+spec:
+  cidr: 192.168.0.0/16
+  blockSize: 26
+---
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata:
+  name: pool6
+spec:
+  cidr: fd00:10::/64
+---
+apiVersion: projectcalico.org/v3
+kind: WorkloadEndpoint
+metadata:
+  name: host--1-libnetwork-libnetwork-ep1
+  namespace: libnetwork
+spec:
+  orchestrator: libnetwork
+  workload: libnetwork
+  node: host-1
+  endpoint: ep1
+  ipNetworks: [192.168.0.1/32]
+---
+apiVersion: projectcalico.org/v3
+kind: WorkloadEndpoint
+metadata:
+  name: host--1-libnetwork-libnetwork-ep9
+  namespace: libnetwork
+spec:
+  orchestrator: libnetwork
+  workload: libnetwork
+  node: host-1
+  endpoint: ep9
+  ipNetworks: [192.168.5.5/32]
+`, "apply", "-f", "-")
+
+	ctx := context.Background()
+	host1 := ipam.New(testStore, ipam.Options{Node: "host-1"})
+	host2 := ipam.New(testStore, ipam.Options{Node: "host-2"})
+	for _, a := range []struct {
+		m      *ipam.IPAM
+		ip     string
+		handle string
+	}{
+		{host1, "192.168.0.1", "libnetwork.ep1"},
+		{host1, "192.168.0.2", "libnetwork.ep2"},
+		{host2, "192.168.0.70", ""},
+	} {
+		var attrs map[string]string
+		if a.handle != "" {
+			attrs = map[string]string{"endpoint": a.handle}
+		}
+		if _, err := a.m.AssignIP(ctx, netip.MustParseAddr(a.ip), a.handle, attrs); err != nil {
+			t.Fatalf("assigning %s: %v", a.ip, err)
+		}
+	}
+	// A handle record that no allocation backs up.
+	if _, err := testStore.Client().Put(ctx, "/calico/ipam/v2/handle/libnetwork.stale", `{"block":{"192.168.0.0/26":1},"deleted":false}`); err != nil {
+		t.Fatal(err)
+	}
+
+	h.expect(0, "", "ipam", "show")
+	h.expect(0, "", "ipam", "show", "--show-blocks")
+	h.expect(0, "", "ipam", "show", "--ip", "192.168.0.1")
+	h.expect(0, "", "ipam", "show", "--ip", "192.168.0.70")
+	h.expect(0, "", "ipam", "show", "--ip", "192.168.0.3")
+	h.expect(1, "", "ipam", "show", "--ip", "not-an-ip")
+	h.expect(0, "", "ipam", "check")
+	h.expect(0, "", "ipam", "release", "--ip", "192.168.0.2")
+	h.expect(1, "", "ipam", "release", "--ip", "192.168.0.2")
+	h.expect(1, "", "ipam", "release", "--ip", "10.99.0.1")
+	h.expect(1, "", "ipam", "release")
+	h.expect(0, "", "ipam", "show", "--show-blocks")
+	h.expect(0, "", "delete", "wep", "host--1-libnetwork-libnetwork-ep9")
+	h.expect(0, "", "ipam", "release", "--ip", "192.168.0.70")
+	h.expect(0, "", "ipam", "check")
+	h.check("ipam")
+}
