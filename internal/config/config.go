@@ -60,7 +60,8 @@ const (
 
 var (
 	ifPrefixRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]{0,7}$`)
-	nodeNameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9._-]{0,251}[a-zA-Z0-9])?$`)
+	// Node names become Calico Node resource names: lower-case DNS subdomains.
+	nodeNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$`)
 )
 
 // FromEnv reads the process environment.
@@ -96,11 +97,11 @@ func Load(env Lookup) (*Config, error) {
 	if !ifPrefixRE.MatchString(c.IfPrefix) {
 		r.fail("CALICO_LIBNETWORK_IFPREFIX", c.IfPrefix, "must be a letter followed by up to 7 letters, digits or '_'")
 	}
-	for name, v := range map[string]string{"IP": c.IPv4, "IP6": c.IPv6} {
-		if v != "" && v != "autodetect" {
-			if _, err := netip.ParsePrefix(v); err != nil {
-				if _, err := netip.ParseAddr(v); err != nil {
-					r.fail(name, v, "must be an address, optionally with prefix length (10.0.0.5/24)")
+	for _, a := range []struct{ name, v string }{{"IP", c.IPv4}, {"IP6", c.IPv6}} {
+		if a.v != "" && a.v != "autodetect" {
+			if _, err := netip.ParsePrefix(a.v); err != nil {
+				if _, err := netip.ParseAddr(a.v); err != nil {
+					r.fail(a.name, a.v, "must be an address, optionally with prefix length (10.0.0.5/24)")
 				}
 			}
 		}
@@ -179,10 +180,13 @@ func (r *reader) duration(name string, def time.Duration) time.Duration {
 	if err != nil {
 		// Plain numbers are seconds, as upstream's poll timeout was.
 		secs, err2 := strconv.Atoi(v)
-		if err2 != nil || secs < 0 {
-			r.fail(n, v, "must be a duration such as 5s or 10m")
+		if err2 != nil {
+			secs = -1
 		}
 		d = time.Duration(secs) * time.Second
+	}
+	if d < 0 {
+		r.fail(n, v, "must be a duration such as 5s or 10m")
 	}
 	return d
 }
@@ -223,11 +227,16 @@ func (r *reader) nodeName() string {
 		h, err := os.Hostname()
 		if err != nil {
 			r.fail("NODENAME", "", "not set and the hostname cannot be read: "+err.Error())
+			return ""
 		}
 		v = strings.ToLower(h)
+		if !nodeNameRE.MatchString(v) {
+			r.fail("NODENAME", "", fmt.Sprintf("not set, and the hostname %q is not a valid node name: set NODENAME", v))
+		}
+		return v
 	}
 	if !nodeNameRE.MatchString(v) {
-		r.fail(n, v, "must be letters, digits, '.', '_' or '-' (at most 253)")
+		r.fail(n, v, "must be lower-case letters, digits, '.' or '-', starting and ending with a letter or digit (at most 253), as Calico node names are")
 	}
 	return v
 }
@@ -245,7 +254,7 @@ func (r *reader) datastore() Datastore {
 			d.Endpoints = append(d.Endpoints, e)
 		}
 	} else if n, v, ok := r.first("CALICO_ETCD_AUTHORITY", "ETCD_AUTHORITY"); ok {
-		scheme := r.str("ETCD_SCHEME", "http")
+		scheme := r.oneOf("ETCD_SCHEME", "http", "http", "https")
 		if _, _, err := splitHostPort(v); err != nil {
 			r.fail(n, v, "must be host:port")
 		}

@@ -44,6 +44,7 @@ func waitPing(t *testing.T, s *Store) {
 }
 
 func TestEmbeddedSuite(t *testing.T) {
+	t.Parallel() // the suites use separate servers; overlapping them keeps the package quick
 	runSuite(t, store, embeddedServer{})
 }
 
@@ -68,6 +69,7 @@ func TestEmbeddedEndpointFile(t *testing.T) {
 }
 
 func TestEmbeddedPersistence(t *testing.T) {
+	t.Parallel() // the suites use separate servers; overlapping them keeps the package quick
 	dir := t.TempDir()
 	e1, err := StartEmbedded(dir, quietLog())
 	if err != nil {

@@ -138,6 +138,7 @@ func (e *externalServer) Restart(t *testing.T) {
 }
 
 func TestExternalSuite(t *testing.T) {
+	t.Parallel() // the suites use separate servers; overlapping them keeps the package quick
 	p := newEtcdProcess(t, "http", nil)
 	s, err := Connect(ClientConfig{Endpoints: []string{p.clientURL}})
 	if err != nil {

@@ -501,7 +501,9 @@ func testApply(t *testing.T, s *Store) {
 }
 
 func testParallelCAS(t *testing.T, s *Store) {
-	ctx := ctxT(t)
+	// Under -race on a busy 2-core machine this takes tens of seconds: allow more than ctxT does.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	const workers, increments = 16, 50
 	p := newProfile("cas-counter")
 	p.Labels = map[string]string{"counter": "0"}
@@ -520,7 +522,7 @@ func testParallelCAS(t *testing.T, s *Store) {
 					if retry > 0 {
 						// Back off a little, with jitter, as any sensible retry loop does; without it the
 						// 16 writers mostly collide.
-						time.Sleep(rand.N(time.Duration(min(retry, 5)) * time.Millisecond))
+						time.Sleep(rand.N(time.Duration(1<<min(retry, 5)) * time.Millisecond))
 					}
 					cur, err := Get[*api.Profile](ctx, s, "", "cas-counter")
 					if err != nil {

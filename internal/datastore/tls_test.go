@@ -101,6 +101,7 @@ func (ca *testCA) issue(t *testing.T, dir, name string, usage x509.ExtKeyUsage, 
 }
 
 func TestTLS(t *testing.T) {
+	t.Parallel() // the suites use separate servers; overlapping them keeps the package quick
 	needEtcdBinary(t)
 	dir := t.TempDir()
 	ca := newTestCA(t, dir, "ca")
