@@ -36,12 +36,14 @@ func objectKey(o api.Object) string {
 	return ResourceKey(api.KindOf(o), m.Namespace, m.Name)
 }
 
-// Decode turns a stored value into a typed object of the given kind, with its resourceVersion set.
+// Decode turns a stored value into a typed object of the given kind, defaulted, with its resourceVersion set.
 func Decode(kind api.KindInfo, kv KV) (api.Object, error) {
 	o := kind.New()
 	if err := api.Unmarshal(kv.Value, o); err != nil {
 		return nil, &KeyError{Key: kv.Key, Err: fmt.Errorf("stored %s is not valid JSON: %w", kind.Kind, err)}
 	}
+	// Values written by other tools may omit fields Calico defaults; readers see them as Calico would.
+	api.Default(o)
 	o.GetObjectMeta().ResourceVersion = strconv.FormatInt(kv.Revision, 10)
 	return o, nil
 }
