@@ -2,8 +2,12 @@ package ipam
 
 import (
 	"errors"
+	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
+
+	"github.com/projectcalico/calico-libnetwork/internal/datastore"
 )
 
 // want is an automatic assignment being planned, with the pools it may use.
@@ -56,21 +60,26 @@ func (r *round) planAuto(fam int, ops []*op) {
 		fail(err)
 		return
 	}
+	byCIDR := map[netip.Prefix]datastore.KV{}
 	for _, kv := range own {
+		if _, cidr, ok := parseAffinityKey(kv.Key); ok {
+			byCIDR[cidr] = kv
+		}
+	}
+	for _, cidr := range r.m.cache.freeFirst(slices.SortedFunc(maps.Keys(byCIDR), netip.Prefix.Compare)) {
 		if !slices.ContainsFunc(wants, (*want).open) {
 			return
 		}
-		_, cidr, _ := parseAffinityKey(kv.Key)
 		if !slices.ContainsFunc(wants, func(w *want) bool { return w.open() && w.poolOf(cidr) != nil }) {
 			continue
 		}
-		rec, err := r.ownBlock(kv)
+		rec, err := r.ownBlock(byCIDR[cidr])
 		if err != nil {
 			fail(err)
 			return
 		}
 		if rec != nil {
-			r.fill(rec, wants, nil)
+			r.fill(rec, wants, cfg)
 		}
 	}
 	owned := len(own)
@@ -84,7 +93,7 @@ func (r *round) planAuto(fam int, ops []*op) {
 			break
 		}
 		owned++
-		r.fill(rec, wants, nil)
+		r.fill(rec, wants, cfg)
 	}
 	if slices.ContainsFunc(wants, (*want).open) {
 		if err := r.listBlocks(fam); err != nil {
@@ -92,9 +101,7 @@ func (r *round) planAuto(fam int, ops []*op) {
 			return
 		}
 		for _, rec := range r.present(fam) {
-			if rec.b.Owner() != r.m.node {
-				r.fill(rec, wants, cfg)
-			}
+			r.fill(rec, wants, cfg)
 		}
 	}
 	for _, w := range wants {
@@ -104,15 +111,16 @@ func (r *round) planAuto(fam int, ops []*op) {
 	}
 }
 
-// fill assigns free addresses of a block to the open requests whose pools contain it. When borrowing
-// (cfg set), pools under strict affinity are skipped.
-func (r *round) fill(rec *blockRec, wants []*want, borrowing *Config) {
+// fill assigns free addresses of a block to the open requests whose pools contain it, unless the block
+// is another node's and strict affinity forbids borrowing from it.
+func (r *round) fill(rec *blockRec, wants []*want, cfg *Config) {
+	borrowed := rec.b.Owner() != r.m.node
 	for _, w := range wants {
 		if !rec.b.HasFree() {
 			return
 		}
 		p := w.poolOf(rec.b.CIDR)
-		if !w.open() || p == nil || (borrowing != nil && p.strict(borrowing)) {
+		if !w.open() || p == nil || (borrowed && p.strict(cfg)) {
 			continue
 		}
 		a := newAttribute(w.o.handle, w.o.attrs)
@@ -176,6 +184,9 @@ func (r *round) planAssign(o *op) {
 		if rec, err = r.claim(cidr); errors.Is(err, errClaimConflict) {
 			rec, err = r.blocks[cidr], nil
 		}
+	}
+	if err == nil && rec.b == nil {
+		err = fmt.Errorf("block %s was created and deleted again while claiming it; try again", cidr)
 	}
 	if err != nil {
 		o.err = err

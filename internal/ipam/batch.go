@@ -61,14 +61,17 @@ func (o *op) abandon() bool {
 	return o.abandoned
 }
 
-// do runs an op: in the caller's goroutine when unbatched, otherwise through the batch writer.
+// do runs an op: in the caller's goroutine when unbatched, otherwise through the batch writer. When it
+// returns an error the op's outcome fields must not be read: an abandoned op may still be being planned.
 func (m *IPAM) do(ctx context.Context, o *op) error {
 	o.ctx, o.done = ctx, make(chan struct{})
 	if m.unbatched {
 		m.process(ctx, []*op{o})
 		return o.err
 	}
-	m.queue.submit(o)
+	if m.queue.submit(o) {
+		m.queue.drain(true)
+	}
 	select {
 	case <-o.done:
 	case <-ctx.Done():
@@ -83,9 +86,9 @@ func (m *IPAM) do(ctx context.Context, o *op) error {
 // operations (an op changes at most one handle and, for a handle spanning families, two blocks).
 const maxBatch = 40
 
-// queue feeds the batch writer: a goroutine that exists only while ops are queued and applies everything
-// queued so far in one round, so concurrent requests share reads and one transaction instead of
-// racing for the block.
+// queue feeds the batch writer, which applies everything queued so far in one round, so concurrent
+// requests share reads and one transaction instead of racing for the block. There is at most one writer
+// at a time and none while nothing is queued.
 type queue struct {
 	m       *IPAM
 	mu      sync.Mutex
@@ -93,23 +96,33 @@ type queue struct {
 	running bool
 }
 
-func (q *queue) submit(o *op) {
+// submit queues o and reports whether the caller must become the writer (none is running).
+func (q *queue) submit(o *op) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.pending = append(q.pending, o)
-	if !q.running {
-		q.running = true
-		go q.drain()
+	if q.running {
+		return false
 	}
+	q.running = true
+	return true
 }
 
-func (q *queue) drain() {
-	for {
+// drain runs rounds until the queue is empty. A caller that found no writer runs the first round itself
+// (its own request is in it, so a lone request costs no goroutine hand-off) and leaves any backlog to a
+// new writer goroutine.
+func (q *queue) drain(caller bool) {
+	for first := true; ; first = false {
 		q.mu.Lock()
 		n := min(len(q.pending), maxBatch)
-		if n == 0 {
+		switch {
+		case n == 0:
 			q.running = false
 			q.mu.Unlock()
+			return
+		case caller && !first:
+			q.mu.Unlock()
+			go q.drain(false)
 			return
 		}
 		batch := q.pending[:n:n]
@@ -139,6 +152,8 @@ func (m *IPAM) process(ctx context.Context, ops []*op) {
 			return
 		}
 		r := m.newRound(ctx)
+		r.prefetchHandles(ops)
+		r.preload(ops)
 		r.plan(ops)
 		err := r.commit()
 		if err != nil && !isConflict(err) {
@@ -161,7 +176,10 @@ func (m *IPAM) process(ctx context.Context, ops []*op) {
 		}
 		for _, o := range ops {
 			if err != nil {
-				o.addr, o.err = netip.Addr{}, err
+				o.addr = netip.Addr{}
+				if o.err == nil {
+					o.err = err
+				}
 			}
 			m.settle(o)
 		}
@@ -205,5 +223,7 @@ func (m *IPAM) settle(o *op) {
 		return
 	}
 	m.log.Info("releasing address of an abandoned request", "ip", o.addr.String(), "handle", o.handle)
-	m.queue.submit(&op{kind: opRelease, ctx: context.Background(), ip: o.addr, handle: o.handle, done: make(chan struct{})})
+	if m.queue.submit(&op{kind: opRelease, ctx: context.Background(), ip: o.addr, handle: o.handle, done: make(chan struct{})}) {
+		go m.queue.drain(false)
+	}
 }

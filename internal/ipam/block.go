@@ -1,10 +1,14 @@
 package ipam
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"iter"
 	"maps"
 	"net/netip"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,7 +37,7 @@ type Block struct {
 }
 
 // Attribute says who holds an allocation: the handle and the secondary attributes (node, timestamp,
-// container...).
+// container...). Its unknown members are kept by the Block's JSON methods.
 type Attribute struct {
 	HandleID  *string           `json:"handle_id"`
 	Secondary map[string]string `json:"secondary"`
@@ -61,18 +65,44 @@ func NewBlock(cidr netip.Prefix, node string, now time.Time) *Block {
 }
 
 // UnmarshalJSON reads any Calico version's block and keeps the members this version does not know.
+// Blocks are read on every request, so the common case (no unknown members) is one strict decoding pass;
+// only blocks with unknown members take the slower path that collects them.
 func (b *Block) UnmarshalJSON(data []byte) error {
 	type plain Block
 	*b = Block{}
-	extra, err := decodeKeeping(data, (*plain)(b))
-	if err != nil {
-		return err
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if dec.Decode((*plain)(b)) != nil {
+		*b = Block{}
+		if err := b.decodeWithExtras(data); err != nil {
+			return err
+		}
 	}
-	b.extra = extra
 	if b.Affinity == nil && b.HostAffinity != "" {
 		b.SetOwner(b.HostAffinity)
 	}
 	return b.check()
+}
+
+// decodeWithExtras decodes the block and the members of it and of its attributes this version does not know.
+func (b *Block) decodeWithExtras(data []byte) error {
+	type plain Block
+	var err error
+	if b.extra, err = decodeKeeping(data, (*plain)(b)); err != nil {
+		return err
+	}
+	var raw struct {
+		Attributes []json.RawMessage `json:"attributes"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	for i, r := range raw.Attributes {
+		if b.Attributes[i].extra, err = unknownMembers(r, reflect.TypeFor[Attribute]()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // MarshalJSON writes the block with the unknown members it was read with. Empty lists are written as []
@@ -86,22 +116,30 @@ func (b *Block) MarshalJSON() ([]byte, error) {
 	if c.Attributes == nil {
 		c.Attributes = []Attribute{}
 	}
-	return encodeKeeping(&c, b.extra)
+	data, err := json.Marshal(&c)
+	if err != nil || !b.hasExtra() {
+		return data, err
+	}
+	// Rare: put the unknown members back in.
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(data, &members); err != nil {
+		return nil, err
+	}
+	attrs := make([]json.RawMessage, len(b.Attributes))
+	for i, a := range b.Attributes {
+		if attrs[i], err = encodeKeeping(a, a.extra); err != nil {
+			return nil, err
+		}
+	}
+	if members["attributes"], err = json.Marshal(attrs); err != nil {
+		return nil, err
+	}
+	maps.Copy(members, b.extra)
+	return json.Marshal(members)
 }
 
-// UnmarshalJSON keeps the members of an attribute this version does not know (releasedAt, ...).
-func (a *Attribute) UnmarshalJSON(data []byte) error {
-	type plain Attribute
-	*a = Attribute{}
-	extra, err := decodeKeeping(data, (*plain)(a))
-	a.extra = extra
-	return err
-}
-
-// MarshalJSON writes the attribute with the unknown members it was read with.
-func (a Attribute) MarshalJSON() ([]byte, error) {
-	type plain Attribute
-	return encodeKeeping(plain(a), a.extra)
+func (b *Block) hasExtra() bool {
+	return len(b.extra) > 0 || slices.ContainsFunc(b.Attributes, func(a Attribute) bool { return len(a.extra) > 0 })
 }
 
 // check rejects blocks whose arrays do not fit their CIDR, so later indexing cannot panic.
@@ -312,4 +350,15 @@ func (b *Block) HandleCounts() map[string]int {
 		}
 	}
 	return counts
+}
+
+// clone copies what the allocator mutates in place; attributes' maps and allocation indexes are only
+// ever replaced, never changed, so they are shared.
+func (b *Block) clone() *Block {
+	c := *b
+	c.Allocations = slices.Clone(b.Allocations)
+	c.Unallocated = slices.Clone(b.Unallocated)
+	c.Attributes = slices.Clone(b.Attributes)
+	c.SequenceFor = maps.Clone(b.SequenceFor)
+	return &c
 }

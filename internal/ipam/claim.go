@@ -16,15 +16,16 @@ var errClaimConflict = errors.New("block claimed by another node")
 // for theirs: mark our affinity pending, create the block only if it does not exist, confirm the
 // affinity. If another node's block is already there we withdraw and return errClaimConflict (the
 // round then knows that block, so the next free-subnet search skips it). An interrupted claim leaves a
-// pending affinity, which ownBlocks finishes later.
+// pending affinity, which ownBlock finishes later.
 func (r *round) claim(cidr netip.Prefix) (*blockRec, error) {
 	m := r.m
 	if err := m.pendAffinity(r.ctx, cidr); err != nil {
 		return nil, err
 	}
 	b := NewBlock(cidr, m.node, time.Now())
-	rev, err := m.store.Txn(r.ctx, datastore.Put(blockKey(cidr), mustJSON(b), 0))
-	rec := &blockRec{b: b, rev: rev}
+	raw := mustJSON(b)
+	rev, err := m.store.Txn(r.ctx, datastore.Put(blockKey(cidr), raw, 0))
+	rec := &blockRec{b: b, rev: rev, raw: raw}
 	switch {
 	case err == nil:
 		r.blocks[cidr] = rec
@@ -99,7 +100,7 @@ func (m *IPAM) confirmAffinity(ctx context.Context, cidr netip.Prefix) error {
 }
 
 // withdrawAffinity removes this node's pending affinity for a block another node owns. Failing here only
-// leaves a stale affinity, which ownBlocks removes later, so errors are just logged.
+// leaves a stale affinity, which ownBlock removes later, so errors are just logged.
 func (m *IPAM) withdrawAffinity(ctx context.Context, cidr netip.Prefix) {
 	key := affinityKey(m.node, cidr)
 	kv, err := m.store.Get(ctx, key)
@@ -113,10 +114,14 @@ func (m *IPAM) withdrawAffinity(ctx context.Context, cidr netip.Prefix) {
 	}
 }
 
-// affinities lists this node's block affinities of a family.
+// affinities lists this node's block affinities of a family (once per round).
 func (r *round) affinities(fam int) ([]datastore.KV, error) {
-	kvs, _, err := r.m.store.List(r.ctx, affinityListPrefix(r.m.node, fam))
-	return kvs, err
+	l := &r.own[fam/6] // 4 → 0, 6 → 1
+	if !l.read {
+		l.kvs, _, l.err = r.m.store.List(r.ctx, affinityListPrefix(r.m.node, fam))
+		l.read = true
+	}
+	return l.kvs, l.err
 }
 
 // ownBlock returns the block of one of this node's affinities, nil if it is not usable: it finishes an

@@ -147,8 +147,10 @@ func (c *Collector) log() *slog.Logger {
 // releaseHeld frees ip; when handle is set, only if that handle still holds it.
 func (m *IPAM) releaseHeld(ctx context.Context, ip netip.Addr, handle string) (bool, error) {
 	o := &op{kind: opRelease, ip: ip, handle: handle}
-	err := m.do(ctx, o)
-	return o.released > 0, err
+	if err := m.do(ctx, o); err != nil {
+		return false, err
+	}
+	return o.released > 0, nil
 }
 
 // releaseEmptyBlock deletes an empty block of this node together with its affinity, in one transaction

@@ -4,7 +4,9 @@
 // A node allocates from blocks affine to it, claims a new block when those are full, and borrows from
 // other nodes' blocks when the pool has no free block (unless strict affinity forbids it). Every change is
 // a compare-and-swap transaction covering the block and the handles it affects together, so a failed or
-// interrupted write never leaves a block and its handles disagreeing.
+// interrupted write never leaves a block and its handles disagreeing. When etcd's answer to a write is
+// lost, its outcome is settled before anyone is answered or anything retried, so an address is neither
+// handed out twice nor leaked by the retry.
 //
 // Upstream Calico makes one transaction per request and retries on conflict; with many concurrent
 // requests on one node they all race for the same block key. By default this package instead queues the
@@ -15,6 +17,7 @@ package ipam
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"sync"
 	"time"
@@ -43,6 +46,7 @@ type IPAM struct {
 	unbatched bool
 	log       *slog.Logger
 	queue     queue
+	cache     blockCache
 	selectors sync.Map // selector text → *selector.Selector
 }
 
@@ -56,9 +60,6 @@ func New(store *datastore.Store, opts Options) *IPAM {
 	m.queue.m = m
 	return m
 }
-
-// Node is the node this IPAM allocates for.
-func (m *IPAM) Node() string { return m.node }
 
 // Request asks for one address.
 type Request struct {
@@ -80,9 +81,7 @@ const (
 // allocationAttrs is what an allocation stores: the caller's attributes plus node and creation time.
 func (m *IPAM) allocationAttrs(attrs map[string]string) map[string]string {
 	out := make(map[string]string, len(attrs)+2)
-	for k, v := range attrs {
-		out[k] = v
-	}
+	maps.Copy(out, attrs)
 	out[AttrNode] = m.node
 	out[AttrTimestamp] = time.Now().UTC().Format(time.RFC3339)
 	return out

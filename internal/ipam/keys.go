@@ -46,6 +46,16 @@ func blockListPrefix(fam int) string {
 
 func blockKey(cidr netip.Prefix) string { return blockListPrefix(family(cidr)) + cidrSegment(cidr) }
 
+// parseBlockKey returns the CIDR of /calico/ipam/v2/assignment/ipvN/block/<cidr>.
+func parseBlockKey(key string) (netip.Prefix, bool) {
+	rest, ok := strings.CutPrefix(key, blockPrefix)
+	_, seg, found := strings.Cut(rest, "/block/")
+	if !ok || !found {
+		return netip.Prefix{}, false
+	}
+	return parseCIDRSegment(seg)
+}
+
 // affinityListPrefix lists one node's affinities of one family.
 func affinityListPrefix(node string, fam int) string {
 	return hostPrefix + node + "/ipv" + strconv.Itoa(fam) + "/block/"

@@ -108,7 +108,8 @@ func allocations(tb testing.TB, s *datastore.Store) map[netip.Addr]string {
 
 // assertConsistent checks the invariants concurrent writers must never break: every handle's per-block
 // counts equal the allocations carrying it, every handle an allocation names exists, every block's owner
-// holds a confirmed affinity for it and no other node holds one.
+// holds an affinity for it (still pending if its claim was interrupted) and no other node holds a
+// confirmed one.
 func assertConsistent(tb testing.TB, s *datastore.Store) {
 	tb.Helper()
 	rep, err := New(s, Options{}).Check(context.Background(), nil)
@@ -122,7 +123,7 @@ func assertConsistent(tb testing.TB, s *datastore.Store) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	holders := map[netip.Prefix][]string{}
+	holders := map[netip.Prefix]map[string]affinity{}
 	for _, kv := range kvs {
 		node, cidr, ok := parseAffinityKey(kv.Key)
 		var a affinity
@@ -130,14 +131,20 @@ func assertConsistent(tb testing.TB, s *datastore.Store) {
 			tb.Errorf("bad affinity %s = %s", kv.Key, kv.Value)
 			continue
 		}
-		if a.confirmed() {
-			holders[cidr] = append(holders[cidr], node)
+		if holders[cidr] == nil {
+			holders[cidr] = map[string]affinity{}
 		}
+		holders[cidr][node] = a
 	}
 	for cidr, b := range storedBlocks(tb, s) {
-		h := holders[cidr]
-		if owner := b.Owner(); owner != "" && (len(h) != 1 || h[0] != owner) {
-			tb.Errorf("block %s owned by %q but confirmed affinities are held by %v", cidr, owner, h)
+		owner := b.Owner()
+		if _, ok := holders[cidr][owner]; owner != "" && !ok {
+			tb.Errorf("block %s owned by %q, which holds no affinity for it", cidr, owner)
+		}
+		for node, a := range holders[cidr] {
+			if node != owner && a.confirmed() {
+				tb.Errorf("block %s owned by %q but %q holds a confirmed affinity for it", cidr, owner, node)
+			}
 		}
 	}
 }

@@ -20,11 +20,16 @@ func decodeKeeping(data []byte, v any) (extraFields, error) {
 	if err := json.Unmarshal(data, v); err != nil {
 		return nil, err
 	}
+	return unknownMembers(data, reflect.TypeOf(v).Elem())
+}
+
+// unknownMembers returns the members of a JSON object that struct type t has no field for.
+func unknownMembers(data []byte, t reflect.Type) (extraFields, error) {
 	var all map[string]json.RawMessage
 	if err := json.Unmarshal(data, &all); err != nil {
 		return nil, err
 	}
-	known := knownFields(reflect.TypeOf(v).Elem())
+	known := knownFields(t)
 	for k := range all {
 		if known[k] {
 			delete(all, k)
@@ -33,7 +38,7 @@ func decodeKeeping(data []byte, v any) (extraFields, error) {
 	if len(all) == 0 {
 		return nil, nil
 	}
-	return all, nil
+	return extraFields(all), nil
 }
 
 // encodeKeeping encodes v (a struct) and appends the extra members, in a stable order.

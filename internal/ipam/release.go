@@ -21,13 +21,15 @@ func (r *round) planRelease(o *op) {
 	o.released = 1
 }
 
-// planReleaseHandle plans freeing every address of o.handle, in the blocks its handle record lists.
+// planReleaseHandle plans freeing every address of o.handle, in the blocks its handle record lists. All
+// blocks are read before anything is released, so a failed read leaves the round unchanged.
 func (r *round) planReleaseHandle(o *op) {
 	h, _, err := r.m.readHandle(r.ctx, o.handle)
 	if err != nil {
 		o.err = err
 		return
 	}
+	var recs []*blockRec
 	for cidrText := range h.Block {
 		cidr, err := netip.ParsePrefix(cidrText)
 		if err != nil {
@@ -38,9 +40,11 @@ func (r *round) planReleaseHandle(o *op) {
 			o.err = err
 			return
 		}
-		if rec.b == nil {
-			continue
+		if rec.b != nil {
+			recs = append(recs, rec)
 		}
+	}
+	for _, rec := range recs {
 		var held []int
 		for ord, a := range rec.b.Allocated() {
 			if a.Handle() == o.handle {

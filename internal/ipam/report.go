@@ -3,13 +3,17 @@ package ipam
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"math"
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
+	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // AllocationInfo describes one allocated address.
@@ -115,19 +119,16 @@ type HandleProblem struct {
 func (r *Report) Problems() int { return len(r.Leaked) + len(r.NotAllocated) + len(r.Handles) }
 
 // Check compares allocations with handles and, when live is not nil, with the addresses live endpoints
-// use (calicoctl ipam check). Records change while it reads them, so under load a problem may be transient.
+// use (calicoctl ipam check). Blocks and handles are read at one etcd revision, so a change being made
+// meanwhile is seen whole or not at all.
 func (m *IPAM) Check(ctx context.Context, live map[netip.Addr]bool) (Report, error) {
 	var rep Report
-	r := m.newRound(ctx)
-	if err := r.listBlocks(0); err != nil {
-		return rep, err
-	}
-	kvs, _, err := m.store.List(ctx, handlePrefix)
+	blocks, handles, err := m.snapshot(ctx)
 	if err != nil {
 		return rep, err
 	}
 	recorded := map[string]map[string]int{}
-	for _, kv := range kvs {
+	for _, kv := range handles {
 		var h handleRecord
 		if err := json.Unmarshal(kv.Value, &h); err != nil {
 			m.log.Warn("skipping damaged IPAM handle", "key", kv.Key, "error", err.Error())
@@ -137,8 +138,7 @@ func (m *IPAM) Check(ctx context.Context, live map[netip.Addr]bool) (Report, err
 	}
 	actual := map[string]map[string]int{}
 	allocated := map[netip.Addr]bool{}
-	for _, rec := range r.present(0) {
-		b := rec.b
+	for _, b := range blocks {
 		if b.Affinity == nil {
 			rep.Unaffine = append(rep.Unaffine, b.CIDR)
 		}
@@ -149,12 +149,12 @@ func (m *IPAM) Check(ctx context.Context, live map[netip.Addr]bool) (Report, err
 			if live != nil && !live[ip] {
 				rep.Leaked = append(rep.Leaked, allocationInfo(b, ord, a))
 			}
-			if h := a.Handle(); h != "" {
-				if actual[h] == nil {
-					actual[h] = map[string]int{}
-				}
-				actual[h][b.CIDR.String()]++
+		}
+		for h, n := range b.HandleCounts() {
+			if actual[h] == nil {
+				actual[h] = map[string]int{}
 			}
+			actual[h][b.CIDR.String()] = n
 		}
 	}
 	for ip, ok := range live {
@@ -166,6 +166,37 @@ func (m *IPAM) Check(ctx context.Context, live map[netip.Addr]bool) (Report, err
 	rep.Handles = compareHandles(recorded, actual)
 	return rep, nil
 }
+
+// snapshot reads every block (damaged ones skipped, with a warning) and every handle at one revision.
+func (m *IPAM) snapshot(ctx context.Context) ([]*Block, []datastore.KV, error) {
+	kvs, rev, err := m.store.List(ctx, blockPrefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	var blocks []*Block
+	for _, kv := range kvs {
+		b, err := m.readBlock(kv)
+		if err != nil {
+			m.log.Warn("skipping IPAM block", "error", err.Error())
+			continue
+		}
+		blocks = append(blocks, b)
+	}
+	ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
+	defer cancel()
+	resp, err := m.store.Client().Get(ctx, handlePrefix, clientv3.WithPrefix(), clientv3.WithRev(rev))
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing IPAM handles: %w", err)
+	}
+	handles := make([]datastore.KV, len(resp.Kvs))
+	for i, kv := range resp.Kvs {
+		handles[i] = datastore.KV{Key: string(kv.Key), Value: kv.Value, Revision: kv.ModRevision}
+	}
+	return blocks, handles, nil
+}
+
+// snapshotTimeout bounds the handle listing of a snapshot, which bypasses the store's own bound.
+const snapshotTimeout = 30 * time.Second
 
 // compareHandles lists every (handle, block) whose recorded count differs from the actual one.
 func compareHandles(recorded, actual map[string]map[string]int) []HandleProblem {
