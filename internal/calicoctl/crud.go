@@ -8,6 +8,7 @@ import (
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+	"github.com/projectcalico/calico-libnetwork/internal/ipam"
 )
 
 // action is one of the resource-changing commands.
@@ -24,7 +25,9 @@ var (
 	actionCreate  = action{verb: "create", past: "created", write: true, run: createResource, skippable: datastore.ErrExists}
 	actionApply   = action{verb: "apply", past: "applied", write: true, run: applyResource}
 	actionReplace = action{verb: "replace", past: "replaced", write: true, run: replaceResource}
-	actionDelete  = action{verb: "delete", past: "deleted", run: deleteResource, skippable: datastore.ErrNotFound}
+	actionDelete  = action{verb: "delete", past: "deleted", run: deleteResource(false), skippable: datastore.ErrNotFound}
+	// actionForceDelete also deletes IP pools that still hold allocations, releasing them.
+	actionForceDelete = action{verb: "delete", past: "deleted", run: deleteResource(true), skippable: datastore.ErrNotFound}
 )
 
 // resourceID names a resource the way Calico's errors do: Kind(name) or Kind(namespace/name).
@@ -132,10 +135,23 @@ func updateResource(ctx context.Context, store *datastore.Store, obj api.Object)
 	}
 }
 
-func deleteResource(ctx context.Context, store *datastore.Store, obj api.Object) error {
-	if _, ok := obj.(*api.ClusterInformation); ok {
-		return notSupported("delete", obj)
+// deleteResource deletes one resource; pools go through IPAM, which refuses (unless force) while the
+// pool still holds allocations and removes its blocks and affinities.
+func deleteResource(force bool) func(ctx context.Context, store *datastore.Store, obj api.Object) error {
+	return func(ctx context.Context, store *datastore.Store, obj api.Object) error {
+		switch o := obj.(type) {
+		case *api.ClusterInformation:
+			return notSupported("delete", obj)
+		case *api.Node:
+			return deleteNode(ctx, store, o)
+		case *api.IPPool:
+			return describeError(objectID(obj), ipam.New(store, ipam.Options{}).DeletePool(ctx, o.Name, force))
+		}
+		return deletePlain(ctx, store, obj)
 	}
+}
+
+func deletePlain(ctx context.Context, store *datastore.Store, obj api.Object) error {
 	info := api.KindOf(obj)
 	m := obj.GetObjectMeta()
 	if info.Namespaced && m.Namespace == "" {

@@ -92,3 +92,16 @@ spec:
 	h.expect(0, "", "ipam", "check")
 	h.check("ipam")
 }
+
+// Deleting a pool that still holds allocations is refused unless --force, which releases them.
+func TestDeletePoolWithAllocations(t *testing.T) {
+	h := newHarness(t, endpointEnv())
+	h.expect(0, "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: busy}\nspec: {cidr: 10.77.0.0/16}\n", "apply", "-f", "-")
+	if _, err := ipam.New(testStore, ipam.Options{Node: "host-1"}).AssignIP(context.Background(), netip.MustParseAddr("10.77.0.9"), "h1", nil); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(1, "", "delete", "ippool", "busy")
+	h.expect(0, "", "get", "ippool", "busy")
+	h.expect(0, "", "delete", "ippool", "busy", "--force")
+	h.expect(1, "", "get", "ippool", "busy")
+}

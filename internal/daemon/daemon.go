@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/projectcalico/calico-libnetwork/internal/config"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/routing"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
 	"github.com/projectcalico/calico-libnetwork/internal/docker"
 	"github.com/projectcalico/calico-libnetwork/internal/driver"
@@ -45,6 +47,7 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 			return fmt.Errorf("preparing the host dataplane (set CALICO_DATAPLANE=none if calico/node programs this host): %w", err)
 		}
 		go agent.Run(ctx)
+		go routing.New(routing.Config{Node: cfg.NodeName}, store, addrs, log).Run(ctx)
 		dp = agent
 	}
 	dockerAPI, err := docker.New(cfg.DockerHost)
@@ -54,9 +57,11 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 	d := driver.New(driver.Config{
 		Node: cfg.NodeName, IfPrefix: cfg.IfPrefix, MTU: cfg.VethMTU, CreateProfiles: cfg.CreateProfiles,
 		LabelEndpoints: cfg.LabelEndpoints, LabelPollTimeout: cfg.LabelPollTimeout,
+		GCGrace: cfg.IPAMGCGrace, GCInterval: collectInterval(cfg.IPAMGCGrace),
 	}, store, addrs, link.Ops{}, dp, dockerAPI, log)
 	go d.Run(ctx)
-	collector := &ipam.Collector{IPAM: addrs, Grace: cfg.IPAMGCGrace, IsLive: d.AllocationLive, Log: log}
+	collector := &ipam.Collector{IPAM: addrs, Grace: cfg.IPAMGCGrace, Interval: collectInterval(cfg.IPAMGCGrace),
+		IsLive: d.AllocationLive, Log: log}
 	go collector.Run(ctx)
 
 	errs := make(chan error, 2)
@@ -75,6 +80,13 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 		}
 	}
 	return firstErr
+}
+
+// collectInterval runs the leak collectors (addresses, and endpoints Docker no longer has) often enough that a
+// leak goes about one grace period after it is seen: every half grace period, at most every second and at
+// least every minute.
+func collectInterval(grace time.Duration) time.Duration {
+	return min(max(grace/2, time.Second), time.Minute)
 }
 
 // openDatastore connects to the external cluster, or runs the embedded etcd when none is configured.

@@ -15,6 +15,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // ClientConfig says how to reach an etcd cluster.
@@ -39,6 +41,12 @@ func Connect(cfg ClientConfig) (*Store, error) {
 		DialKeepAliveTimeout: 5 * time.Second,
 		TLS:                  tlsCfg,
 		Logger:               zap.NewNop(),
+		// gRPC's default reconnect backoff grows to 2 minutes, so after a long etcd outage requests would
+		// keep timing out for up to that long once etcd is back. Keep retrying every few seconds instead.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 250 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 5 * time.Second,
+		})},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(cfg.Endpoints, ","), err)

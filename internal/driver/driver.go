@@ -25,6 +25,9 @@ type Config struct {
 	CreateProfiles   bool
 	LabelEndpoints   bool
 	LabelPollTimeout time.Duration
+	// GCGrace is how long Docker must not have had an endpoint of this host before it is deleted, and
+	// GCInterval how often that is checked (0: never).
+	GCGrace, GCInterval time.Duration
 }
 
 // Addresses is the IPAM the driver allocates from.
@@ -84,8 +87,10 @@ func New(cfg Config, store *datastore.Store, addrs Addresses, links Links, dp Da
 	return d
 }
 
-// Run does the background work (learning network names from Docker) until ctx ends.
+// Run does the background work (learning network names from Docker, deleting endpoints Docker no longer
+// has) until ctx ends.
 func (d *Driver) Run(ctx context.Context) {
+	go d.runEndpointCollector(ctx)
 	d.networks.run(ctx)
 }
 

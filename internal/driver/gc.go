@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -10,11 +11,13 @@ import (
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+	"github.com/projectcalico/calico-libnetwork/internal/docker"
 	"github.com/projectcalico/calico-libnetwork/internal/ipam"
 )
 
 // liveAddresses is a short-lived snapshot of the addresses that have an owner, shared by the many
-// AllocationLive questions of one collector pass.
+// AllocationLive questions of one collector pass. It must not outlive the pass: an endpoint created after
+// it was taken would look dead to the next pass.
 type liveAddresses struct {
 	mu    sync.Mutex
 	at    time.Time
@@ -26,7 +29,11 @@ type liveAddresses struct {
 func (d *Driver) AllocationLive(ctx context.Context, a ipam.AllocationInfo) (bool, error) {
 	d.live.mu.Lock()
 	defer d.live.mu.Unlock()
-	if time.Since(d.live.at) > 5*time.Second {
+	maxAge := 5 * time.Second
+	if d.cfg.GCInterval > 0 {
+		maxAge = min(maxAge, d.cfg.GCInterval/2)
+	}
+	if time.Since(d.live.at) > maxAge {
 		addrs, err := d.ownedAddresses(ctx)
 		if err != nil {
 			return true, err
@@ -52,22 +59,130 @@ func (d *Driver) ownedAddresses(ctx context.Context) (map[netip.Addr]bool, error
 	if d.docker == nil {
 		return owned, nil
 	}
+	endpoints, err := d.dockerEndpoints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, addrs := range endpoints {
+		for _, a := range addrs {
+			owned[a] = true
+		}
+	}
+	return owned, nil
+}
+
+// dockerEndpoints asks Docker for the endpoints of every network on this host: endpoint ID → addresses.
+func (d *Driver) dockerEndpoints(ctx context.Context) (map[string][]netip.Addr, error) {
 	nets, err := d.docker.Networks(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("asking Docker for its endpoints: %w", err)
 	}
+	endpoints := map[string][]netip.Addr{}
 	for _, n := range nets {
 		full, err := d.docker.Network(ctx, n.ID)
-		if err != nil {
+		if _, gone := errors.AsType[*docker.NotFoundError](err); gone {
 			continue
 		}
+		if err != nil {
+			// Half an answer would make live endpoints look stale.
+			return nil, fmt.Errorf("asking Docker for the endpoints of network %s: %w", short(n.ID), err)
+		}
 		for _, ep := range full.Containers {
+			addrs := endpoints[ep.EndpointID]
 			for _, cidr := range []string{ep.IPv4Address, ep.IPv6Address} {
 				if p, err := netip.ParsePrefix(strings.TrimSpace(cidr)); err == nil {
-					owned[p.Addr()] = true
+					addrs = append(addrs, p.Addr())
 				}
 			}
+			endpoints[ep.EndpointID] = addrs
 		}
 	}
-	return owned, nil
+	return endpoints, nil
+}
+
+// staleEndpoints finds this host's workload endpoints that Docker no longer has: their removal never reached
+// the datastore (etcd was down during DeleteEndpoint, or the plugin was down and Docker gave up on it). Docker
+// does not retry, so without this their endpoints, and thereby their addresses, would stay forever.
+type staleEndpoints struct {
+	missingSince map[string]time.Time // endpoint ID → when Docker was first seen not to have it
+}
+
+// runEndpointCollector deletes stale endpoints every interval until ctx ends. An endpoint goes once Docker
+// has not listed it for the grace period (and the endpoint is older than that: Docker lists an endpoint
+// only after CreateEndpoint), and never while Docker does not answer.
+func (d *Driver) runEndpointCollector(ctx context.Context) {
+	if d.docker == nil || d.cfg.GCInterval <= 0 {
+		return
+	}
+	s := &staleEndpoints{missingSince: map[string]time.Time{}}
+	t := time.NewTicker(d.cfg.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := d.collectEndpoints(ctx, s, time.Now()); err != nil && ctx.Err() == nil {
+			d.log.Debug("stale endpoint collection skipped", "error", err.Error())
+		}
+	}
+}
+
+func (d *Driver) collectEndpoints(ctx context.Context, s *staleEndpoints, now time.Time) error {
+	weps, err := datastore.List[*api.WorkloadEndpoint](ctx, d.store, api.NamespaceLibnetwork)
+	if err != nil {
+		return err
+	}
+	known, err := d.dockerEndpoints(ctx)
+	if err != nil {
+		return err
+	}
+	missing := map[string]time.Time{}
+	var errs []error
+	for _, w := range weps {
+		id := w.Spec.Endpoint
+		if w.Spec.Node != d.cfg.Node || w.Spec.Orchestrator != api.OrchestratorLibnetwork || !dockerIDRE.MatchString(id) {
+			continue
+		}
+		if _, ok := known[id]; ok {
+			continue
+		}
+		if created := w.CreationTimestamp; created == nil || now.Sub(*created) < d.cfg.GCGrace {
+			continue
+		}
+		since, ok := s.missingSince[id]
+		if !ok {
+			since = now
+		}
+		if now.Sub(since) < d.cfg.GCGrace {
+			missing[id] = since
+			continue
+		}
+		if err := d.deleteStaleEndpoint(ctx, w); err != nil {
+			missing[id] = since
+			errs = append(errs, err)
+			continue
+		}
+		d.log.Info("deleted an endpoint Docker no longer has", "endpoint", short(id), "ipNetworks", w.Spec.IPNetworks,
+			"missingFor", now.Sub(since).String())
+	}
+	s.missingSince = missing
+	return errors.Join(errs...)
+}
+
+// deleteStaleEndpoint removes what DeleteEndpoint would have: the host side and the endpoint, unless the
+// endpoint changed meanwhile.
+func (d *Driver) deleteStaleEndpoint(ctx context.Context, w *api.WorkloadEndpoint) error {
+	if err := d.links.DeleteLink(w.Spec.InterfaceName); err != nil {
+		return err
+	}
+	if err := d.dataplane.EndpointDown(ctx, w); err != nil {
+		d.log.Warn("could not remove endpoint routes", "endpoint", short(w.Spec.Endpoint), "error", err.Error())
+	}
+	err := d.store.DeleteResource(ctx, api.KindOf(w), w.Namespace, w.Name, w.ResourceVersion)
+	if errors.Is(err, datastore.ErrNotFound) || errors.Is(err, datastore.ErrConflict) {
+		return nil
+	}
+	return err
 }

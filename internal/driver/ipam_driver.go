@@ -18,6 +18,9 @@ import (
 // Docker's RequestAddress option marking the network gateway request (only sent for --gateway).
 const requestAddressType = "RequestAddressType"
 
+// maxOptionBytes bounds a RequestAddress option (key and value): Docker sends at most a container name.
+const maxOptionBytes = 1024
+
 // Attribute keys calico-ipam sets on allocations (node and timestamp are added by the IPAM itself).
 const (
 	attrEndpoint = "libnetwork-endpoint"
@@ -53,7 +56,7 @@ func (i *IpamDriver) RequestPool(ctx context.Context, r *libnetwork.RequestPoolR
 		case err != nil && !errors.Is(err, errNoSuchPool):
 			return nil, err
 		case err != nil:
-			problems = append(problems, flagProblem{"--subnet " + r.Pool, err.Error()})
+			problems = append(problems, flagProblem{"--subnet " + clip(r.Pool), err.Error()})
 		default:
 			poolID, pool = p.Name, p.Spec.CIDR
 		}
@@ -75,7 +78,7 @@ var errNoSuchPool = errors.New("no Calico IP pool has exactly this CIDR")
 func (i *IpamDriver) poolByCIDR(ctx context.Context, cidr string) (*api.IPPool, error) {
 	want, err := netip.ParsePrefix(cidr)
 	if err != nil {
-		return nil, fmt.Errorf("%q is not a CIDR", cidr)
+		return nil, fmt.Errorf("%q is not a CIDR", clip(cidr))
 	}
 	pools, err := datastore.List[*api.IPPool](ctx, i.d.store, "")
 	if err != nil {
@@ -97,12 +100,18 @@ func (i *IpamDriver) ReleasePool(context.Context, *libnetwork.ReleasePoolRequest
 // RequestAddress assigns an address from the network's pool (or any enabled pool of the family), or the
 // --ip/--ip6 address asked for.
 func (i *IpamDriver) RequestAddress(ctx context.Context, r *libnetwork.RequestAddressRequest) (*libnetwork.RequestAddressResponse, error) {
+	for k, v := range r.Options {
+		// Option values end up in IPAM attributes, which share one etcd value per block.
+		if len(k)+len(v) > maxOptionBytes {
+			return nil, fmt.Errorf("RequestAddress option %q is %d bytes long; at most %d are supported", clip(k), len(k)+len(v), maxOptionBytes)
+		}
+	}
 	v6 := r.PoolID == poolIDAnyIPv6
 	if r.Options[requestAddressType] != "" {
 		// --gateway: hand it back unallocated so CreateNetwork can refuse it together with other flags.
 		gw, err := netip.ParseAddr(r.Address)
 		if err != nil {
-			return nil, fmt.Errorf("--gateway %q is not an IP address", r.Address)
+			return nil, fmt.Errorf("--gateway %q is not an IP address", clip(r.Address))
 		}
 		return &libnetwork.RequestAddressResponse{Address: netip.PrefixFrom(gw, gw.BitLen()).String()}, nil
 	}
@@ -115,7 +124,7 @@ func (i *IpamDriver) RequestAddress(ctx context.Context, r *libnetwork.RequestAd
 	if r.Address != "" {
 		ip, err := netip.ParseAddr(r.Address)
 		if err != nil {
-			return nil, fmt.Errorf("requested address %q is not an IP address", r.Address)
+			return nil, fmt.Errorf("requested address %q is not an IP address", clip(r.Address))
 		}
 		pool, err := i.d.addrs.AssignIP(ctx, ip, handle, attrs)
 		if err != nil {
@@ -147,10 +156,16 @@ func (i *IpamDriver) RequestAddress(ctx context.Context, r *libnetwork.RequestAd
 }
 
 // ReleaseAddress frees an address; unknown addresses (the 0.0.0.0 gateway placeholder, a repeated release)
-// are fine.
+// and none at all ("<nil>" is how Docker prints a missing one) are fine.
 func (i *IpamDriver) ReleaseAddress(ctx context.Context, r *libnetwork.ReleaseAddressRequest) error {
+	if r.Address == "" || r.Address == "<nil>" {
+		return nil
+	}
 	ip, err := netip.ParseAddr(r.Address)
-	if err != nil || ip.IsUnspecified() {
+	if err != nil {
+		return fmt.Errorf("ReleaseAddress of %q: not an IP address", clip(r.Address))
+	}
+	if ip.IsUnspecified() {
 		return nil
 	}
 	_, err = i.d.addrs.ReleaseIP(ctx, ip)

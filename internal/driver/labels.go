@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -75,9 +76,16 @@ func (l *labeller) containerLabels(ctx context.Context, networkID, endpointID st
 				}
 				out := map[string]string{}
 				for k, v := range all {
-					if key, ok := strings.CutPrefix(k, labelPrefix); ok && key != "" {
-						out[key] = v
+					key, ok := strings.CutPrefix(k, labelPrefix)
+					if !ok {
+						continue
 					}
+					if !validLabel(key, v) {
+						l.d.log.Warn("container label is not a valid Calico label; not copied", "endpoint", short(endpointID),
+							"label", clip(k), "value", clip(v))
+						continue
+					}
+					out[key] = v
 				}
 				return out, nil
 			}
@@ -88,6 +96,20 @@ func (l *labeller) containerLabels(ctx context.Context, networkID, endpointID st
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// labelValueRE is Calico's (Kubernetes') rule for label values: at most 63 characters.
+var labelValueRE = regexp.MustCompile(`^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$`)
+
+// validLabel reports whether a label may go on an endpoint; one bad label would make the whole update fail.
+func validLabel(key, value string) bool {
+	if !labelValueRE.MatchString(value) {
+		return false
+	}
+	probe := &api.Profile{}
+	probe.Name = "label-check"
+	probe.Labels = map[string]string{key: value}
+	return api.Validate(probe) == nil
 }
 
 // apply merges the labels into the endpoint with compare-and-swap retries.

@@ -24,13 +24,32 @@ type NetworkDriver struct{ d *Driver }
 // Docker IDs are 64 hex characters; anything else is refused before it reaches a key or an interface name.
 var dockerIDRE = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
 
-func checkIDs(ids ...string) error {
-	for _, id := range ids {
+// checkIDs refuses a request whose network ID, or endpoint ID when given, is not a Docker ID.
+func checkIDs(networkID string, endpointID ...string) error {
+	if !dockerIDRE.MatchString(networkID) {
+		return malformedID("NetworkID", networkID)
+	}
+	for _, id := range endpointID {
 		if !dockerIDRE.MatchString(id) {
-			return fmt.Errorf("malformed Docker ID %q", id)
+			return malformedID("EndpointID", id)
 		}
 	}
 	return nil
+}
+
+func malformedID(field, id string) error {
+	return fmt.Errorf("malformed %s %q: Docker IDs are 12 to 64 lower-case hexadecimal characters", field, clip(id))
+}
+
+// clipLimit bounds how much of a caller's value an error message repeats.
+const clipLimit = 64
+
+// clip cuts a value from a request short for an error message.
+func clip(s string) string {
+	if len(s) <= clipLimit {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d bytes)", s[:clipLimit], len(s))
 }
 
 // GetCapabilities: local scope, because global scope cannot create networks without swarm on the Docker
@@ -72,6 +91,9 @@ func (d *Driver) poolName(ctx context.Context, cidr, anyPool string) string {
 // DeleteNetwork forgets the network, and its profile when no other network (on any host) shares the name.
 // Docker has already released the pools, so this never fails on missing state.
 func (n *NetworkDriver) DeleteNetwork(ctx context.Context, r *libnetwork.DeleteNetworkRequest) error {
+	if err := checkIDs(r.NetworkID); err != nil {
+		return err
+	}
 	d := n.d
 	rec, err := d.networks.get(ctx, r.NetworkID)
 	if err != nil {
@@ -107,7 +129,7 @@ func (n *NetworkDriver) CreateEndpoint(ctx context.Context, r *libnetwork.Create
 		mac = randomMAC().String()
 		resp.Interface = &libnetwork.EndpointInterface{MacAddress: mac}
 	} else if _, err := net.ParseMAC(mac); err != nil {
-		return nil, fmt.Errorf("--mac-address %q is not a MAC address", mac)
+		return nil, fmt.Errorf("--mac-address %q is not a MAC address", clip(mac))
 	}
 	wep, err := api.LibnetworkEndpoint(d.cfg.Node, r.EndpointID)
 	if err != nil {
@@ -122,7 +144,7 @@ func (n *NetworkDriver) CreateEndpoint(ctx context.Context, r *libnetwork.Create
 		}
 		p, err := netip.ParsePrefix(a)
 		if err != nil {
-			return nil, fmt.Errorf("endpoint address %q is not a CIDR", a)
+			return nil, fmt.Errorf("endpoint address %q is not a CIDR", clip(a))
 		}
 		addrs = append(addrs, p.Addr())
 		wep.Spec.IPNetworks = append(wep.Spec.IPNetworks, netip.PrefixFrom(p.Addr(), p.Addr().BitLen()).String())
@@ -144,7 +166,9 @@ func (n *NetworkDriver) CreateEndpoint(ctx context.Context, r *libnetwork.Create
 		}
 		wep.Spec.Profiles = []string{name}
 	}
-	if err := d.store.Create(ctx, wep); err != nil {
+	// Apply, not Create: Docker resends a call whose connection broke (a plugin restart mid-call), and an
+	// endpoint ID is never reused, so an endpoint already stored under this ID is this one.
+	if err := d.store.Apply(ctx, wep); err != nil {
 		return nil, fmt.Errorf("creating workload endpoint: %w", err)
 	}
 	for _, a := range addrs {
@@ -187,7 +211,10 @@ func (n *NetworkDriver) DeleteEndpoint(ctx context.Context, r *libnetwork.Delete
 }
 
 // EndpointInfo has nothing to add to docker inspect.
-func (n *NetworkDriver) EndpointInfo(context.Context, *libnetwork.EndpointInfoRequest) (*libnetwork.EndpointInfoResponse, error) {
+func (n *NetworkDriver) EndpointInfo(_ context.Context, r *libnetwork.EndpointInfoRequest) (*libnetwork.EndpointInfoResponse, error) {
+	if err := checkIDs(r.NetworkID, r.EndpointID); err != nil {
+		return nil, err
+	}
 	return &libnetwork.EndpointInfoResponse{Value: map[string]any{}}, nil
 }
 
@@ -204,8 +231,11 @@ func (n *NetworkDriver) Join(ctx context.Context, r *libnetwork.JoinRequest) (*l
 		return nil, err
 	}
 	wep, err := datastore.Get[*api.WorkloadEndpoint](ctx, d.store, ident.Namespace, ident.Name)
+	if errors.Is(err, datastore.ErrNotFound) {
+		return nil, fmt.Errorf("endpoint %s does not exist: Join must follow a successful CreateEndpoint", short(r.EndpointID))
+	}
 	if err != nil {
-		return nil, fmt.Errorf("endpoint %s: %w", short(r.EndpointID), err)
+		return nil, fmt.Errorf("reading endpoint %s: %w", short(r.EndpointID), err)
 	}
 	rec, err := d.networks.get(ctx, r.NetworkID)
 	if err != nil {

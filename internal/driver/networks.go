@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -243,9 +242,9 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	}
 }
 
-// short abbreviates a 64-hex Docker ID for messages.
+// short abbreviates a Docker ID (checked by checkIDs) for messages.
 func short(id string) string {
-	if len(id) > 12 && !strings.ContainsAny(id[:12], " /") {
+	if len(id) > 12 {
 		return id[:12]
 	}
 	return id

@@ -31,12 +31,18 @@ const (
 // flagProblem is one refused docker network create flag and why.
 type flagProblem struct{ flag, reason string }
 
+// maxProblems bounds how many refused flags one error lists (a hostile request may carry thousands).
+const maxProblems = 16
+
 // refusal phrases every refused flag, sorted by flag, in one error.
 func refusal(problems []flagProblem) error {
 	sort.Slice(problems, func(i, j int) bool { return problems[i].flag < problems[j].flag })
-	parts := make([]string, len(problems))
-	for i, p := range problems {
-		parts[i] = p.flag + " (" + p.reason + ")"
+	var parts []string
+	for _, p := range problems[:min(len(problems), maxProblems)] {
+		parts = append(parts, p.flag+" ("+p.reason+")")
+	}
+	if extra := len(problems) - maxProblems; extra > 0 {
+		parts = append(parts, fmt.Sprintf("and %d more", extra))
 	}
 	return fmt.Errorf("calico networks do not support %s", strings.Join(parts, ", "))
 }
@@ -109,15 +115,18 @@ func (d *Driver) checkNetworkOptions(req *libnetwork.CreateNetworkRequest) []fla
 				problems = append(problems, flagProblem{"--internal", "isolate containers with Calico policy instead"})
 			}
 		case optGeneric:
-			generic, _ := value.(map[string]any)
+			generic, ok := value.(map[string]any)
+			if !ok && value != nil {
+				problems = append(problems, flagProblem{"option " + key, "must be a JSON object of driver options"})
+			}
 			for k, v := range generic {
 				if k == optEnableIPv4 || k == optEnableIPv6 {
 					continue
 				}
-				problems = append(problems, flagProblem{fmt.Sprintf("-o %s=%v", k, v), "the calico driver takes no driver options"})
+				problems = append(problems, flagProblem{"-o " + clip(fmt.Sprintf("%s=%v", k, v)), "the calico driver takes no driver options"})
 			}
 		default:
-			problems = append(problems, flagProblem{"option " + key, "not understood by the calico driver"})
+			problems = append(problems, flagProblem{"option " + clip(key), "not understood by the calico driver"})
 		}
 	}
 	for _, data := range append(append([]libnetwork.IPAMData{}, req.IPv4Data...), req.IPv6Data...) {

@@ -1,0 +1,106 @@
+package routing
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
+)
+
+// Calico's VXLAN defaults (FelixConfiguration vxlanVNI, vxlanPort) and the device name Felix uses.
+const (
+	VXLANDevice = "vxlan.calico"
+	VXLANVNI    = 4096
+	VXLANPort   = 4789
+	// vxlanOverhead is what VXLAN adds to each packet over IPv4: outer IP, UDP, VXLAN and Ethernet headers.
+	vxlanOverhead = 50
+)
+
+// parent is the interface a family's direct routes and tunnel leave through.
+type parent struct {
+	name string
+	mtu  int
+}
+
+// apply makes the kernel match p: the VXLAN device and its VTEP entries first (routes over it need it),
+// then routes, removing every route of ours that p does not want.
+func (r *Reconciler) apply(p plan) error {
+	var errs []error
+	parents := map[bool]*parent{} // keyed by "is IPv6"
+	for _, local := range []netip.Prefix{p.local4, p.local6} {
+		if !local.IsValid() {
+			continue
+		}
+		name, mtu, err := link.AddressInterface(local.Addr())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		parents[local.Addr().Is6()] = &parent{name: name, mtu: mtu}
+	}
+	tunnel := false
+	if p.device != nil && parents[false] != nil {
+		tunnel = r.ensureDevice(p, parents[false], &errs)
+	} else if err := link.DeleteLink(VXLANDevice); err != nil {
+		errs = append(errs, err)
+	}
+
+	wanted := map[netip.Prefix]link.BlockRoute{}
+	for _, rt := range p.routes {
+		br := link.BlockRoute{Dst: rt.dst, Via: rt.via}
+		switch rt.kind {
+		case kindBlackhole:
+			br.Blackhole = true
+		case kindDirect:
+			par := parents[rt.dst.Addr().Is6()]
+			if par == nil {
+				continue
+			}
+			br.Dev = par.name
+		case kindVXLAN:
+			if !tunnel {
+				continue
+			}
+			br.Dev = VXLANDevice
+		}
+		wanted[rt.dst] = br
+	}
+	present, err := link.ListBlockRoutes(r.cfg.WorkloadPrefix)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, have := range present {
+		want, ok := wanted[have.Dst]
+		switch {
+		case !ok:
+			r.log.Debug("removing route", "route", have.String())
+			errs = append(errs, link.DeleteBlockRoute(have))
+		case want.Equal(have):
+			delete(wanted, have.Dst)
+		}
+	}
+	for _, want := range wanted {
+		r.log.Debug("programming route", "route", want.String())
+		errs = append(errs, link.ReplaceBlockRoute(want))
+	}
+	return errors.Join(errs...)
+}
+
+// ensureDevice programs the VXLAN device and its VTEP entries; it reports whether the device is usable.
+func (r *Reconciler) ensureDevice(p plan, par *parent, errs *[]error) bool {
+	d := link.VXLANDevice{Name: VXLANDevice, VNI: VXLANVNI, Port: VXLANPort, Parent: par.name,
+		Local: p.device.local, MAC: p.device.mac, MTU: par.mtu - vxlanOverhead, Addr: p.device.tunnel}
+	if err := link.EnsureVXLAN(d); err != nil {
+		*errs = append(*errs, fmt.Errorf("VXLAN device: %w", err))
+		return false
+	}
+	vteps := make([]link.VTEP, len(p.remote))
+	for i, v := range p.remote {
+		vteps[i] = link.VTEP{TunnelAddr: v.tunnel, MAC: v.mac, NodeAddr: v.node}
+	}
+	if err := link.SyncVTEPs(VXLANDevice, vteps); err != nil {
+		*errs = append(*errs, err)
+	}
+	return true
+}

@@ -1,0 +1,119 @@
+package routing
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/projectcalico/calico-libnetwork/internal/api"
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
+	"github.com/projectcalico/calico-libnetwork/internal/ipam"
+)
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// kernelRoutes lists our routes as "dst via dev" lines, sorted.
+func kernelRoutes(t *testing.T) string {
+	t.Helper()
+	routes, err := link.ListBlockRoutes("cali")
+	linktest.Must(t, err)
+	lines := make([]string, len(routes))
+	for i, r := range routes {
+		lines[i] = r.String()
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
+
+// host "a" of threeHosts: an uplink holding its addresses and one workload with its /32 route.
+func setUpHostA(t *testing.T) {
+	t.Helper()
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name, attrs.MTU = "eth0", 1500
+	linktest.Must(t, netlink.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: "eth0peer"}))
+	for _, a := range []string{"198.18.0.11/24", "2001:db8:ff::11/64"} {
+		addr, err := netlink.ParseAddr(a)
+		linktest.Must(t, err)
+		addr.Flags = unix.IFA_F_NODAD
+		linktest.Must(t, netlink.AddrAdd(mustLink(t, "eth0"), addr))
+	}
+	for _, name := range []string{"eth0", "eth0peer"} {
+		linktest.Must(t, netlink.LinkSetUp(mustLink(t, name)))
+	}
+	mac, err := link.CreateVeth(link.Veth{HostName: "caliwl1", PeerName: "tmpwl1"}, nil)
+	linktest.Must(t, err)
+	linktest.Must(t, link.AddWorkloadRoute("caliwl1", net.ParseIP("198.19.0.1"), mac))
+}
+
+func mustLink(t *testing.T, name string) netlink.Link {
+	t.Helper()
+	l, err := netlink.LinkByName(name)
+	linktest.Must(t, err)
+	return l
+}
+
+func TestApply(t *testing.T) {
+	r := New(Config{Node: "a"}, nil, nil, quietLog())
+	ns := linktest.NewNS(t, "routing")
+	linktest.MustDo(t, ns, func() {
+		setUpHostA(t)
+
+		linktest.Must(t, r.apply(threeHosts(api.EncapCrossSubnet).compute()))
+		want := `198.19.0.5/32 via 198.18.0.12 dev eth0 onlink
+198.19.1.0/26 via 198.18.0.12 dev eth0 onlink
+198.19.2.0/26 via 198.19.2.0 dev vxlan.calico onlink
+198.19.2.3/32 via 198.18.0.12 dev eth0 onlink
+2001:db8:1::/122 via 2001:db8:ff::12 dev eth0 onlink
+blackhole 198.19.0.0/26
+blackhole 2001:db8:1::80/122`
+		if got := kernelRoutes(t); got != want {
+			t.Errorf("CrossSubnet routes:\n%s\nwant:\n%s", got, want)
+		}
+		vx, ok := mustLink(t, VXLANDevice).(*netlink.Vxlan)
+		if !ok || vx.MTU != 1450 || vx.VxlanId != VXLANVNI || vx.HardwareAddr.String() != derivedMAC("a").String() {
+			t.Errorf("VXLAN device %+v", vx)
+		}
+		neigh, err := netlink.NeighList(vx.Index, unix.AF_BRIDGE)
+		linktest.Must(t, err)
+		if len(neigh) != 2 {
+			t.Errorf("FDB %v, want entries for b and c", neigh)
+		}
+		// The workload's traffic still goes to its interface, not to the blackhole.
+		got, err := netlink.RouteGet(net.ParseIP("198.19.0.1"))
+		linktest.Must(t, err)
+		if len(got) != 1 || got[0].LinkIndex != mustLink(t, "caliwl1").Attrs().Index {
+			t.Errorf("route to the local workload: %v", got)
+		}
+
+		// Never: the device and its routes go, every IPv4 route becomes direct; idempotent.
+		for range 2 {
+			linktest.Must(t, r.apply(threeHosts(api.EncapNever).compute()))
+		}
+		if _, err := netlink.LinkByName(VXLANDevice); err == nil {
+			t.Error("VXLAN device left in mode Never")
+		}
+		if got := kernelRoutes(t); !strings.Contains(got, "198.19.2.0/26 via 198.18.1.13 dev eth0 onlink") || strings.Contains(got, "vxlan") {
+			t.Errorf("Never routes:\n%s", got)
+		}
+
+		// No blocks: everything of ours goes, the workload route stays.
+		empty := threeHosts(api.EncapNever)
+		empty.blocks = []*ipam.Block{}
+		linktest.Must(t, r.apply(empty.compute()))
+		if got := kernelRoutes(t); got != "" {
+			t.Errorf("routes left:\n%s", got)
+		}
+		wl, err := link.ListWorkloadRoutes("cali")
+		linktest.Must(t, err)
+		if len(wl) != 1 {
+			t.Errorf("workload routes %v, want the one of caliwl1", wl)
+		}
+	})
+}

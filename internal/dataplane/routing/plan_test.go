@@ -1,0 +1,165 @@
+package routing
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/projectcalico/calico-libnetwork/internal/api"
+	"github.com/projectcalico/calico-libnetwork/internal/ipam"
+)
+
+func testNode(name, addr4, addr6, tunnel string) *api.Node {
+	n := &api.Node{Spec: api.NodeSpec{BGP: &api.NodeBGPSpec{IPv4Address: addr4, IPv6Address: addr6}, IPv4VXLANTunnelAddr: tunnel}}
+	n.Name = name
+	return n
+}
+
+func testPool(cidr, vxlan string) *api.IPPool {
+	p := &api.IPPool{Spec: api.IPPoolSpec{CIDR: cidr, VXLANMode: vxlan}}
+	p.Name = "pool-" + strings.NewReplacer("/", "-", ":", "-").Replace(cidr)
+	api.Default(p)
+	return p
+}
+
+// testBlock is a block of owner with the given ordinals allocated to nodes (ordinal → node attribute).
+func testBlock(cidr, owner string, allocs map[int]string) *ipam.Block {
+	b := ipam.NewBlock(netip.MustParsePrefix(cidr), owner, time.Unix(0, 0))
+	for ord, node := range allocs {
+		b.AssignAt(ord, ipam.Attribute{Secondary: map[string]string{ipam.AttrNode: node}})
+	}
+	return b
+}
+
+// describe renders a plan's routes one per line, sorted, for comparison.
+func describe(p plan) string {
+	var lines []string
+	for _, r := range p.routes {
+		switch r.kind {
+		case kindBlackhole:
+			lines = append(lines, "blackhole "+r.dst.String())
+		case kindDirect:
+			lines = append(lines, fmt.Sprintf("%s via %s", r.dst, r.via))
+		case kindVXLAN:
+			lines = append(lines, fmt.Sprintf("%s vxlan %s", r.dst, r.via))
+		}
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
+
+// threeHosts: a and b share 198.18.0.0/24, c is on 198.18.1.0/24. Each has a tunnel address in its block.
+func threeHosts(mode string) *view {
+	return &view{
+		self: "a",
+		nodes: map[string]*api.Node{
+			"a": testNode("a", "198.18.0.11/24", "2001:db8:ff::11/64", "198.19.0.0"),
+			"b": testNode("b", "198.18.0.12/24", "2001:db8:ff::12/64", "198.19.1.0"),
+			"c": testNode("c", "198.18.1.13/24", "", "198.19.2.0"),
+		},
+		pools: []*api.IPPool{testPool("198.19.0.0/16", mode), testPool("2001:db8:1::/48", "")},
+		blocks: []*ipam.Block{
+			testBlock("198.19.0.0/26", "a", map[int]string{0: "a", 1: "a", 5: "b"}), // b borrowed .5
+			testBlock("198.19.1.0/26", "b", map[int]string{0: "b", 9: "a"}),         // a borrowed .9: local
+			testBlock("198.19.2.0/26", "c", map[int]string{0: "c", 3: "b"}),         // b borrowed .3
+			testBlock("2001:db8:1::/122", "b", nil),
+			testBlock("2001:db8:1::40/122", "c", nil), // c has no IPv6 address: unreachable
+			testBlock("2001:db8:1::80/122", "a", nil),
+		},
+	}
+}
+
+func TestComputeModes(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		want []string
+	}{
+		{api.EncapNever, []string{"blackhole 198.19.0.0/26", "198.19.0.5/32 via 198.18.0.12", "198.19.1.0/26 via 198.18.0.12",
+			"198.19.2.0/26 via 198.18.1.13", "198.19.2.3/32 via 198.18.0.12", "2001:db8:1::/122 via 2001:db8:ff::12",
+			"blackhole 2001:db8:1::80/122"}},
+		{api.EncapAlways, []string{"blackhole 198.19.0.0/26", "198.19.0.5/32 vxlan 198.19.1.0", "198.19.1.0/26 vxlan 198.19.1.0",
+			"198.19.2.0/26 vxlan 198.19.2.0", "198.19.2.3/32 vxlan 198.19.1.0", "2001:db8:1::/122 via 2001:db8:ff::12",
+			"blackhole 2001:db8:1::80/122"}},
+		{api.EncapCrossSubnet, []string{"blackhole 198.19.0.0/26", "198.19.0.5/32 via 198.18.0.12", "198.19.1.0/26 via 198.18.0.12",
+			"198.19.2.0/26 vxlan 198.19.2.0", "198.19.2.3/32 via 198.18.0.12", "2001:db8:1::/122 via 2001:db8:ff::12",
+			"blackhole 2001:db8:1::80/122"}},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			p := threeHosts(tc.mode).compute()
+			slices.Sort(tc.want)
+			if got, want := describe(p), strings.Join(tc.want, "\n"); got != want {
+				t.Errorf("routes:\n%s\nwant:\n%s", got, want)
+			}
+			if (p.device != nil) != (tc.mode != api.EncapNever) {
+				t.Errorf("device %+v in mode %s", p.device, tc.mode)
+			}
+		})
+	}
+}
+
+func TestComputeVTEPs(t *testing.T) {
+	v := threeHosts(api.EncapAlways)
+	v.nodes["b"].Spec.VXLANTunnelMACAddr = "66:00:00:00:00:0b"
+	p := v.compute()
+	if p.device == nil || p.device.tunnel.String() != "198.19.0.0" || p.device.local.String() != "198.18.0.11" ||
+		p.device.mac.String() != derivedMAC("a").String() {
+		t.Fatalf("device %+v", p.device)
+	}
+	if len(p.remote) != 2 || p.remote[0].tunnel.String() != "198.19.1.0" || p.remote[0].mac.String() != "66:00:00:00:00:0b" ||
+		p.remote[0].node.String() != "198.18.0.12" || p.remote[1].mac.String() != derivedMAC("c").String() {
+		t.Errorf("remote VTEPs %+v", p.remote)
+	}
+
+	// A remote node without a tunnel address yet gets no VXLAN route; without our own, nothing does.
+	v.nodes["c"].Spec.IPv4VXLANTunnelAddr = ""
+	if got := describe(v.compute()); strings.Contains(got, "198.19.2.0/26") {
+		t.Errorf("route to a node without VTEP:\n%s", got)
+	}
+	v.nodes["a"].Spec.IPv4VXLANTunnelAddr = ""
+	if p := v.compute(); p.device != nil || strings.Contains(describe(p), "vxlan") {
+		t.Errorf("VXLAN without a local VTEP: %+v\n%s", p.device, describe(p))
+	}
+}
+
+func TestComputeEdgeCases(t *testing.T) {
+	v := threeHosts(api.EncapNever)
+	// A disabled VXLAN pool creates no device; an unknown node and a block without pool are handled.
+	v.pools = []*api.IPPool{testPool("198.20.0.0/16", api.EncapAlways)}
+	v.pools[0].Spec.Disabled = true
+	v.blocks = append(v.blocks, testBlock("198.19.9.0/26", "gone", nil), testBlock("198.19.8.7/32", "a", nil),
+		testBlock("198.19.7.0/26", "", map[int]string{1: "c"}))
+	p := v.compute()
+	if p.device != nil {
+		t.Errorf("device for a disabled pool: %+v", p.device)
+	}
+	got := describe(p)
+	for _, unwanted := range []string{"198.19.9.0", "198.19.8.7"} {
+		if strings.Contains(got, unwanted) {
+			t.Errorf("route for %s:\n%s", unwanted, got)
+		}
+	}
+	if !strings.Contains(got, "198.19.7.1/32 via 198.18.1.13") {
+		t.Errorf("no route for an address of an unaffine block:\n%s", got)
+	}
+
+	// Without our own address there is nothing direct to route through.
+	v.nodes["a"].Spec.BGP = nil
+	if got := describe(v.compute()); strings.Contains(got, " via ") {
+		t.Errorf("direct routes without a local address:\n%s", got)
+	}
+}
+
+func TestDerivedMAC(t *testing.T) {
+	// SHA-1("node1") = f937c37e94...; the MAC is 'f' followed by its first five bytes.
+	if got := derivedMAC("node1").String(); got != "66:f9:37:c3:7e:94" {
+		t.Errorf("derivedMAC(node1) = %s", got)
+	}
+	n := testNode("node1", "", "", "")
+	n.Spec.VXLANTunnelMACAddr = "66:aa:bb:cc:dd:ee"
+	if got := vtepMAC(n).String(); got != "66:aa:bb:cc:dd:ee" {
+		t.Errorf("configured MAC not used: %s", got)
+	}
+}

@@ -1,0 +1,234 @@
+// Package routing programs the routes between hosts from the datastore, as Felix does without BGP: each
+// host's IPAM blocks (and the addresses other hosts borrowed from them) are routed to that host, directly
+// when the pool's vxlanMode is Never (or CrossSubnet within this host's subnet), otherwise through the
+// vxlan.calico device with permanent ARP and FDB entries for every remote tunnel endpoint. It also
+// allocates this host's VXLAN tunnel address, which is calico/node's job upstream.
+//
+// It is level-triggered: every change of a Node, IPAM block or IP pool recomputes the whole wanted state
+// and converges the kernel to it, removing our stale routes (protocol 80, not on workload interfaces).
+// While etcd is unreachable the last known state stays programmed, so running workloads keep talking.
+package routing
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/projectcalico/calico-libnetwork/internal/api"
+	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+	"github.com/projectcalico/calico-libnetwork/internal/ipam"
+)
+
+// blockPrefix is where Calico stores IPAM blocks.
+const blockPrefix = "/calico/ipam/v2/assignment/"
+
+// Config is the routing share of the daemon configuration.
+type Config struct {
+	Node string
+	// WorkloadPrefix names the host ends of workload interfaces, whose routes belong to the dataplane
+	// agent (default "cali").
+	WorkloadPrefix string
+	// ResyncInterval is the period of full reconciles that repair drift (default 10 s).
+	ResyncInterval time.Duration
+}
+
+// Reconciler keeps this host's cross-host routes and tunnel in step with the datastore.
+type Reconciler struct {
+	cfg    Config
+	store  *datastore.Store
+	tunnel *tunnelAllocator
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	nodes  cache[*api.Node]
+	pools  cache[*api.IPPool]
+	blocks cache[*ipam.Block]
+
+	kick, tunnelKick chan struct{}
+}
+
+// New returns a reconciler for cfg.Node; addrs allocates the node's tunnel address.
+func New(cfg Config, store *datastore.Store, addrs *ipam.IPAM, log *slog.Logger) *Reconciler {
+	if cfg.WorkloadPrefix == "" {
+		cfg.WorkloadPrefix = "cali"
+	}
+	if cfg.ResyncInterval == 0 {
+		cfg.ResyncInterval = 10 * time.Second
+	}
+	return &Reconciler{cfg: cfg, store: store, log: log,
+		tunnel: &tunnelAllocator{node: cfg.Node, store: store, ipam: addrs, log: log},
+		nodes:  newCache(decodeResource[*api.Node]), pools: newCache(decodeResource[*api.IPPool]),
+		blocks: newCache(decodeBlock), kick: make(chan struct{}, 1), tunnelKick: make(chan struct{}, 1)}
+}
+
+// Run watches nodes, pools and blocks and converges on every change until ctx ends. Nothing is programmed
+// before all three have been listed once, so a partial view never removes routes.
+func (r *Reconciler) Run(ctx context.Context) {
+	nodeKind, poolKind := api.KindOf(&api.Node{}), api.KindOf(&api.IPPool{})
+	nodes := r.store.Watch(ctx, datastore.KindPrefix(nodeKind, ""), r.log)
+	pools := r.store.Watch(ctx, datastore.KindPrefix(poolKind, ""), r.log)
+	blocks := r.store.Watch(ctx, blockPrefix, r.log)
+	go r.kernelLoop(ctx)
+	go r.tunnelLoop(ctx)
+	for {
+		var ev datastore.Event
+		var ok, tunnelInput bool
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok = <-nodes:
+			r.fold(func() { r.nodes.apply(ev) })
+			tunnelInput = true
+		case ev, ok = <-pools:
+			r.fold(func() { r.pools.apply(ev) })
+			tunnelInput = true
+		case ev, ok = <-blocks:
+			r.fold(func() { r.blocks.apply(ev) })
+		}
+		if !ok {
+			return
+		}
+		signal(r.kick)
+		if tunnelInput {
+			signal(r.tunnelKick)
+		}
+	}
+}
+
+func (r *Reconciler) fold(f func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f()
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// snapshot copies the current view; ok is false until every watch has delivered its first listing.
+func (r *Reconciler) snapshot() (view, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.nodes.synced || !r.pools.synced || !r.blocks.synced {
+		return view{}, false
+	}
+	v := view{self: r.cfg.Node, nodes: map[string]*api.Node{}}
+	for _, n := range r.nodes.items {
+		v.nodes[n.Name] = n
+	}
+	v.pools = slices.Collect(maps.Values(r.pools.items))
+	v.blocks = slices.Collect(maps.Values(r.blocks.items))
+	return v, true
+}
+
+// kernelLoop reconciles on every kick and every ResyncInterval; failures are retried soon after.
+func (r *Reconciler) kernelLoop(ctx context.Context) {
+	r.every(ctx, r.kick, func() error {
+		v, ok := r.snapshot()
+		if !ok {
+			return nil
+		}
+		return r.apply(v.compute())
+	}, "routes")
+}
+
+// tunnelLoop keeps this node's tunnel address in step with the pools.
+func (r *Reconciler) tunnelLoop(ctx context.Context) {
+	r.every(ctx, r.tunnelKick, func() error {
+		v, ok := r.snapshot()
+		if !ok {
+			return nil
+		}
+		return r.tunnel.sync(ctx, v)
+	}, "VXLAN tunnel address")
+}
+
+// retryDelay is how soon a failed pass first runs again; it doubles while passes keep failing (etcd down),
+// up to ResyncInterval.
+const retryDelay = time.Second
+
+// every runs pass on each kick and each ResyncInterval, and again after a delay when it fails.
+func (r *Reconciler) every(ctx context.Context, kick <-chan struct{}, pass func() error, what string) {
+	resync := time.NewTicker(r.cfg.ResyncInterval)
+	defer resync.Stop()
+	var retry <-chan time.Time
+	delay := retryDelay
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-kick:
+		case <-resync.C:
+		case <-retry:
+		}
+		retry = nil
+		err := pass()
+		switch {
+		case err == nil:
+			delay = retryDelay
+		case ctx.Err() == nil:
+			r.log.Warn("routing: "+what+" not converged; retrying", "in", delay.String(), "error", err.Error())
+			retry = time.After(delay)
+			delay = min(2*delay, r.cfg.ResyncInterval)
+		}
+	}
+}
+
+// cache is one watched prefix, decoded. Undecodable values are left out.
+type cache[T any] struct {
+	decode func(datastore.KV) (T, bool)
+	items  map[string]T
+	synced bool
+}
+
+func newCache[T any](decode func(datastore.KV) (T, bool)) cache[T] {
+	return cache[T]{decode: decode, items: map[string]T{}}
+}
+
+func (c *cache[T]) apply(ev datastore.Event) {
+	switch ev.Type {
+	case datastore.EventResync:
+		clear(c.items)
+		for _, kv := range ev.Snapshot {
+			c.put(kv)
+		}
+		c.synced = true
+	case datastore.EventPut:
+		c.put(ev.KV)
+	case datastore.EventDelete:
+		delete(c.items, ev.KV.Key)
+	}
+}
+
+func (c *cache[T]) put(kv datastore.KV) {
+	if v, ok := c.decode(kv); ok {
+		c.items[kv.Key] = v
+	} else {
+		delete(c.items, kv.Key)
+	}
+}
+
+func decodeResource[T api.Object](kv datastore.KV) (T, bool) {
+	var zero T
+	o, err := datastore.Decode(api.KindOf(zero), kv)
+	if err != nil {
+		return zero, false
+	}
+	t, ok := o.(T)
+	if ok {
+		api.Default(t)
+	}
+	return t, ok
+}
+
+func decodeBlock(kv datastore.KV) (*ipam.Block, bool) {
+	var b ipam.Block
+	return &b, json.Unmarshal(kv.Value, &b) == nil
+}

@@ -1,0 +1,42 @@
+package routing
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+)
+
+// The view is withheld until every watch has listed once, and follows puts and deletes after that.
+func TestSnapshot(t *testing.T) {
+	r := New(Config{Node: "a"}, nil, nil, quietLog())
+	nodeKV := func(name, addr string) datastore.KV {
+		data, _ := json.Marshal(testNode(name, addr, "", ""))
+		return datastore.KV{Key: "/calico/resources/v3/projectcalico.org/nodes/" + name, Value: data, Revision: 1}
+	}
+	blockKV := func(cidr, owner string) datastore.KV {
+		data, _ := json.Marshal(testBlock(cidr, owner, nil))
+		return datastore.KV{Key: blockPrefix + "ipv4/block/" + cidr, Value: data, Revision: 1}
+	}
+	r.nodes.apply(datastore.Event{Type: datastore.EventResync, Snapshot: []datastore.KV{nodeKV("a", "198.18.0.11/24")}})
+	r.pools.apply(datastore.Event{Type: datastore.EventResync})
+	if _, ok := r.snapshot(); ok {
+		t.Fatal("snapshot before the blocks were listed")
+	}
+	r.blocks.apply(datastore.Event{Type: datastore.EventResync, Snapshot: []datastore.KV{blockKV("198.19.0.0/26", "b")}})
+	r.nodes.apply(datastore.Event{Type: datastore.EventPut, KV: nodeKV("b", "198.18.0.12/24")})
+	v, ok := r.snapshot()
+	if !ok || len(v.nodes) != 2 || v.nodes["b"] == nil || len(v.blocks) != 1 {
+		t.Fatalf("snapshot %+v, %v", v, ok)
+	}
+	if got := describe(v.compute()); got != "198.19.0.0/26 via 198.18.0.12" {
+		t.Errorf("routes %q", got)
+	}
+
+	// A damaged value and a delete both drop the entry.
+	r.blocks.apply(datastore.Event{Type: datastore.EventPut, KV: datastore.KV{Key: blockKV("198.19.0.0/26", "b").Key, Value: []byte("{")}})
+	r.nodes.apply(datastore.Event{Type: datastore.EventDelete, KV: datastore.KV{Key: nodeKV("b", "").Key}})
+	if v, _ := r.snapshot(); len(v.blocks) != 0 || len(v.nodes) != 1 {
+		t.Errorf("after damage and delete: %+v", v)
+	}
+}

@@ -1,0 +1,130 @@
+package routing
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+
+	"github.com/projectcalico/calico-libnetwork/internal/api"
+	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+	"github.com/projectcalico/calico-libnetwork/internal/ipam"
+)
+
+func embeddedStore(t *testing.T) *datastore.Store {
+	t.Helper()
+	emb, err := datastore.StartEmbedded(t.TempDir(), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Close)
+	store, err := datastore.Connect(datastore.ClientConfig{Endpoints: []string{emb.Endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
+// storedView reads the nodes and pools the tunnel allocator decides from.
+func storedView(t *testing.T, store *datastore.Store, self string) view {
+	t.Helper()
+	ctx := context.Background()
+	nodes, err := datastore.List[*api.Node](ctx, store, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pools, err := datastore.List[*api.IPPool](ctx, store, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := view{self: self, nodes: map[string]*api.Node{}, pools: pools}
+	for _, n := range nodes {
+		v.nodes[n.Name] = n
+	}
+	for _, p := range pools {
+		api.Default(p)
+	}
+	return v
+}
+
+func TestTunnelAddress(t *testing.T) {
+	ctx := context.Background()
+	store := embeddedStore(t)
+	node := testNode("a", "198.18.0.11/24", "", "")
+	node.Labels = map[string]string{"zone": "east"}
+	pool := testPool("198.19.0.0/16", api.EncapNever)
+	for _, o := range []api.Object{node, pool} {
+		if err := store.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addrs := ipam.New(store, ipam.Options{Node: "a"})
+	tun := &tunnelAllocator{node: "a", store: store, ipam: addrs, log: quietLog()}
+	sync := func() *api.Node {
+		t.Helper()
+		if err := tun.sync(ctx, storedView(t, store, "a")); err != nil {
+			t.Fatal(err)
+		}
+		n, err := datastore.Get[*api.Node](ctx, store, "", "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	setMode := func(mode, selector string) {
+		t.Helper()
+		p, err := datastore.Get[*api.IPPool](ctx, store, "", pool.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Spec.VXLANMode, p.Spec.NodeSelector = mode, selector
+		if err := store.Update(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if n := sync(); n.Spec.IPv4VXLANTunnelAddr != "" {
+		t.Fatalf("tunnel address %q without a VXLAN pool", n.Spec.IPv4VXLANTunnelAddr)
+	}
+	setMode(api.EncapAlways, "zone == 'west'")
+	if n := sync(); n.Spec.IPv4VXLANTunnelAddr != "" {
+		t.Fatalf("tunnel address %q from a pool that does not select the node", n.Spec.IPv4VXLANTunnelAddr)
+	}
+
+	setMode(api.EncapCrossSubnet, "zone == 'east'")
+	n := sync()
+	addr, err := netip.ParseAddr(n.Spec.IPv4VXLANTunnelAddr)
+	if err != nil || !netip.MustParsePrefix("198.19.0.0/16").Contains(addr) || n.Spec.VXLANTunnelMACAddr != derivedMAC("a").String() {
+		t.Fatalf("node after allocation: %+v", n.Spec)
+	}
+	if n.Spec.BGP.IPv4Address != "198.18.0.11/24" {
+		t.Errorf("allocation changed the node's address: %+v", n.Spec.BGP)
+	}
+	info, err := addrs.Allocation(ctx, addr)
+	if err != nil || info.Handle != "vxlan-tunnel-addr-a" || info.Attrs["type"] != "vxlanTunnelAddress" || info.Attrs["node"] != "a" {
+		t.Fatalf("allocation of %s: %+v, %v", addr, info, err)
+	}
+	if again := sync(); again.Spec.IPv4VXLANTunnelAddr != addr.String() || again.ResourceVersion != n.ResourceVersion {
+		t.Errorf("second pass changed the node: %+v", again.Spec)
+	}
+
+	// An address someone else released (calicoctl ipam release) is replaced.
+	if _, err := addrs.ReleaseIP(ctx, addr); err != nil {
+		t.Fatal(err)
+	}
+	tun.verified = netip.Addr{} // as after a restart
+	if n := sync(); n.Spec.IPv4VXLANTunnelAddr == "" {
+		t.Fatal("no new tunnel address after the old one was released")
+	} else if info, err := addrs.Allocation(ctx, netip.MustParseAddr(n.Spec.IPv4VXLANTunnelAddr)); err != nil || info.Handle != "vxlan-tunnel-addr-a" {
+		t.Fatalf("new tunnel address not allocated to the handle: %+v %v", info, err)
+	}
+
+	setMode(api.EncapNever, "all()")
+	if n := sync(); n.Spec.IPv4VXLANTunnelAddr != "" || n.Spec.VXLANTunnelMACAddr != "" {
+		t.Fatalf("tunnel address kept without a VXLAN pool: %+v", n.Spec)
+	}
+	usage, err := addrs.Usage(ctx)
+	if err != nil || len(usage) != 1 || usage[0].InUse != 0 {
+		t.Errorf("addresses still in use: %+v %v", usage, err)
+	}
+}

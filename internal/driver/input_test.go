@@ -1,0 +1,65 @@
+package driver
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCheckIDs(t *testing.T) {
+	id := strings.Repeat("0123456789abcdef", 4)
+	for _, tc := range []struct {
+		network, endpoint string
+		want              string // "" for accepted
+	}{
+		{id, id, ""},
+		{id[:12], id[:12], ""},
+		{"../" + id, id, `malformed NetworkID "../` + id[:61] + `... (67 bytes)"`},
+		{id, "a/b", `malformed EndpointID "a/b"`},
+		{id, "..", `malformed EndpointID ".."`},
+		{id, strings.ToUpper(id), "malformed EndpointID"},
+		{id, id[:11], "malformed EndpointID"},
+		{"", id, `malformed NetworkID ""`},
+	} {
+		err := checkIDs(tc.network, tc.endpoint)
+		if (err == nil) != (tc.want == "") || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("checkIDs(%.20q, %.20q) = %v, want %q", tc.network, tc.endpoint, err, tc.want)
+		}
+	}
+}
+
+func TestRefusalIsBounded(t *testing.T) {
+	var problems []flagProblem
+	for _, f := range []string{"-o c=1", "-o a=1", "--internal"} {
+		problems = append(problems, flagProblem{f, "no"})
+	}
+	if got := refusal(problems).Error(); got != "calico networks do not support --internal (no), -o a=1 (no), -o c=1 (no)" {
+		t.Errorf("refusal: %s", got)
+	}
+	for i := range 3 * maxProblems {
+		problems = append(problems, flagProblem{strings.Repeat("x", i), "no"})
+	}
+	if got := refusal(problems).Error(); strings.Count(got, "(no)") != maxProblems || !strings.HasSuffix(got, ", and 35 more") {
+		t.Errorf("refusal of many flags: %s", got)
+	}
+}
+
+func TestValidLabel(t *testing.T) {
+	for _, tc := range []struct {
+		key, value string
+		ok         bool
+	}{
+		{"role", "db", true},
+		{"example.com/tier", "", true},
+		{"role", strings.Repeat("v", 63), true},
+		{"role", strings.Repeat("v", 64), false},
+		{"role", "a b", false},
+		{"role", "-db", false},
+		{"a b", "db", false},
+		{"", "db", false},
+		{strings.Repeat("k", 64), "db", false},
+	} {
+		if got := validLabel(tc.key, tc.value); got != tc.ok {
+			t.Errorf("validLabel(%.20q, %.20q) = %v, want %v", tc.key, tc.value, got, tc.ok)
+		}
+	}
+}

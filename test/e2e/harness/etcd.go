@@ -1,0 +1,118 @@
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+const (
+	etcdBin          = "/usr/bin/etcd"
+	etcdReadyTimeout = 20 * time.Second
+)
+
+// Etcd is a single-member etcd server of a test's own, on free loopback ports with a temporary data
+// folder, that the test can take down and bring back (same data, same ports) under a running plugin.
+type Etcd struct {
+	t                  testing.TB
+	dir                string
+	clientURL, peerURL string
+	logs               syncBuffer
+
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// StartEtcd starts a server and waits until it is healthy; it skips the test if there is no etcd binary and
+// stops the server when the test ends.
+func StartEtcd(t testing.TB) *Etcd {
+	t.Helper()
+	if _, err := exec.LookPath(etcdBin); err != nil {
+		t.Skipf("skipping: %s not found (install etcd-server: scripts/install-deps.sh)", etcdBin)
+	}
+	e := &Etcd{t: t, dir: t.TempDir(), clientURL: "http://" + freeLoopbackPort(t), peerURL: "http://" + freeLoopbackPort(t)}
+	t.Cleanup(func() {
+		e.Stop()
+		if t.Failed() {
+			t.Logf("etcd output:\n%s", e.logs.String())
+		}
+	})
+	e.Start()
+	return e
+}
+
+// Endpoint is the client URL, for ETCD_ENDPOINTS.
+func (e *Etcd) Endpoint() string { return e.clientURL }
+
+// Start (re)starts the server on its data and ports and waits until it answers.
+func (e *Etcd) Start() {
+	e.t.Helper()
+	cmd := exec.Command(etcdBin, "--name", "e2e", "--data-dir", e.dir,
+		"--listen-client-urls", e.clientURL, "--advertise-client-urls", e.clientURL,
+		"--listen-peer-urls", e.peerURL, "--initial-advertise-peer-urls", e.peerURL,
+		"--initial-cluster", "e2e="+e.peerURL)
+	cmd.Stdout, cmd.Stderr = &e.logs, &e.logs
+	if err := StartTied(cmd); err != nil {
+		e.t.Fatalf("starting etcd: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	e.cmd, e.done = cmd, done
+	deadline := time.Now().Add(etcdReadyTimeout)
+	for {
+		err := e.healthy()
+		if err == nil {
+			return
+		}
+		select {
+		case <-done:
+			e.t.Fatalf("etcd exited at start:\n%s", e.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("etcd not healthy after %v: %v", etcdReadyTimeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (e *Etcd) healthy() error {
+	c := &http.Client{Timeout: time.Second}
+	resp, err := c.Get(e.clientURL + "/health")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(resp.Status)
+	}
+	return nil
+}
+
+// Stop kills the server (SIGKILL, as in a crash) and waits for it to exit; it is a no-op when stopped.
+func (e *Etcd) Stop() {
+	if e.cmd == nil {
+		return
+	}
+	_ = e.cmd.Process.Kill()
+	<-e.done
+	e.cmd = nil
+}
+
+// freeLoopbackPort returns 127.0.0.1:PORT for a port that was free a moment ago.
+func freeLoopbackPort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer l.Close()
+	return fmt.Sprint(l.Addr())
+}
