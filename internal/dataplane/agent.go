@@ -1,223 +1,239 @@
 // Package dataplane keeps this host's kernel in step with the datastore, as Calico's Felix does: routes
-// and neighbour entries to local workloads, the forwarding sysctls, and the firewall that lets routed
-// workload traffic past Docker's own rules and masquerades pool traffic leaving the pools. It is
-// level-triggered: every pass computes the wanted state from a full view and removes what is stale.
+// and neighbour entries to local workloads, the forwarding sysctls, Calico network policy and the
+// firewall that lets routed workload traffic past Docker's own rules and masquerades pool traffic
+// leaving the pools. It is level-triggered: on start and after any watch gap it rebuilds its view from
+// the datastore and converges, removing what is stale; in between it applies changes incrementally.
+//
+// All kernel work and all of the agent's state belong to one goroutine, the worker. That serialises
+// Join's EndpointUp with reconciliation, and (Config.Netns) lets the whole agent program another
+// network namespace, which is how tests run it.
 package dataplane
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
-	"sync"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/firewall"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+	"github.com/projectcalico/calico-libnetwork/internal/policy"
 )
+
+// workloadPrefix names the host ends of workload interfaces.
+const workloadPrefix = "cali"
+
+// batchDelay is how long the agent waits after a datastore change for more before applying them all:
+// a burst (a policy and its labels written together, a resync) becomes one kernel transaction.
+const batchDelay = 5 * time.Millisecond
 
 // Config is the agent's share of the daemon configuration.
 type Config struct {
 	Node           string
 	EndpointToHost string        // ACCEPT, DROP or RETURN
-	ResyncInterval time.Duration // full reconcile period (also re-inserts our jump after dockerd rewrites its chains)
+	ResyncInterval time.Duration // full reconcile period (also re-inserts our jump after dockerd rewrites its chains); default 10 s
+	// StaleInterfaceGrace is how long a cali* interface may exist with no local endpoint before it is
+	// deleted (default 30 s): Join creates the interface only after the endpoint exists, so a short-lived
+	// orphan is a Join in progress or an endpoint the watch has not delivered yet.
+	StaleInterfaceGrace time.Duration
+	// Netns names (as ip netns does) a network namespace to program instead of the process's own;
+	// tests run agents against throwaway namespaces this way.
+	Netns string
 }
 
 // Agent programs the host dataplane. Its EndpointUp/EndpointDown let Join act at once; Run converges.
 type Agent struct {
 	cfg   Config
 	store *datastore.Store
-	fw    *firewall.Firewall
 	log   *slog.Logger
 
-	mu        sync.Mutex
-	endpoints map[string]*api.WorkloadEndpoint // this node's endpoints by key
-	pools     map[string]*api.IPPool
-	kick      chan struct{}
+	work   chan func()   // jobs for the worker
+	stop   chan struct{} // closed by Run when it ends, to stop the worker
+	done   chan struct{} // closed by the worker when it exits
+	synced chan struct{} // closed once the datastore's full state is programmed
+	rev    atomic.Int64  // the datastore revision the kernel reflects
+
+	// Owned by the worker.
+	fw       *firewall.Firewall
+	idx      *policy.Index
+	view     *view
+	routed   map[string]routeState // what this agent routed, by interface
+	orphans  map[string]time.Time  // cali* interfaces without an endpoint, since when
+	isSynced bool
 }
 
-// New returns an agent for workload interfaces named cali*.
+// New returns an agent for workload interfaces named cali*. Call Start, then Run.
 func New(cfg Config, store *datastore.Store, log *slog.Logger) *Agent {
 	if cfg.ResyncInterval == 0 {
 		cfg.ResyncInterval = 10 * time.Second
 	}
-	return &Agent{cfg: cfg, store: store, fw: firewall.New("cali", log), log: log,
-		endpoints: map[string]*api.WorkloadEndpoint{}, pools: map[string]*api.IPPool{}, kick: make(chan struct{}, 1)}
+	if cfg.StaleInterfaceGrace == 0 {
+		cfg.StaleInterfaceGrace = 30 * time.Second
+	}
+	idx := policy.NewIndex(cfg.Node)
+	return &Agent{cfg: cfg, store: store, log: log,
+		work: make(chan func()), stop: make(chan struct{}), done: make(chan struct{}), synced: make(chan struct{}),
+		fw: firewall.New(workloadPrefix, log), idx: idx, view: newView(idx, log),
+		routed: map[string]routeState{}, orphans: map[string]time.Time{}}
 }
 
-// Start prepares the host (forwarding sysctls, firewall) before the first container can join.
+// Start starts the worker and prepares the host (forwarding sysctls, the firewall's base chains)
+// before the first container can join. Policy an earlier run programmed stays in force until Run has
+// read the whole datastore.
 func (a *Agent) Start() error {
-	if err := link.EnableForwarding(true); err != nil {
-		if err4 := link.EnableForwarding(false); err4 != nil {
-			return fmt.Errorf("enabling IP forwarding: %w", err4)
-		}
-		a.log.Warn("IPv6 forwarding unavailable; IPv6 workloads will not be routed", "error", err.Error())
+	if err := a.startWorker(); err != nil {
+		return err
 	}
-	return a.fw.Ensure(firewall.Options{EndpointToHostAction: a.cfg.EndpointToHost})
+	return a.do(context.Background(), func() error {
+		if err := link.EnableForwarding(true); err != nil {
+			if err4 := link.EnableForwarding(false); err4 != nil {
+				return fmt.Errorf("enabling IP forwarding: %w", err4)
+			}
+			a.log.Warn("IPv6 forwarding unavailable; IPv6 workloads will not be routed", "error", err.Error())
+		}
+		return a.fw.Ensure(firewall.Options{EndpointToHostAction: a.cfg.EndpointToHost})
+	})
 }
 
-// EndpointUp routes an endpoint's addresses to its interface, with permanent neighbour entries.
-func (a *Agent) EndpointUp(_ context.Context, wep *api.WorkloadEndpoint) error {
-	mac, _ := net.ParseMAC(wep.Spec.MAC)
-	for _, n := range wep.Spec.IPNetworks {
-		p, err := netip.ParsePrefix(n)
-		if err != nil {
-			continue
-		}
-		if err := link.AddWorkloadRoute(wep.Spec.InterfaceName, p.Addr().AsSlice(), mac); err != nil {
-			return err
-		}
-	}
-	return nil
+// Synced is closed once the agent has programmed the complete state of the datastore for the first
+// time (after Run started); a readiness signal.
+func (a *Agent) Synced() <-chan struct{} { return a.synced }
+
+// Revision is the datastore revision whose state the kernel holds (0 before the first sync): status
+// for operators, and a barrier for tests.
+func (a *Agent) Revision() int64 { return a.rev.Load() }
+
+// EndpointUp routes an endpoint's addresses to its interface, with permanent neighbour entries, and
+// (once synced) programs its policy, so the container is reachable, and protected, as soon as it runs.
+func (a *Agent) EndpointUp(ctx context.Context, wep *api.WorkloadEndpoint) error {
+	rev, _ := strconv.ParseInt(wep.ResourceVersion, 10, 64)
+	key := datastore.ResourceKey(api.KindOf(wep), wep.Namespace, wep.Name)
+	return a.do(ctx, func() error {
+		a.view.put(kindWEP, key, wep, rev)
+		// Join may have just recreated the interface, and with it lost the routes: route it whatever
+		// the agent did before.
+		delete(a.routed, wep.Spec.InterfaceName)
+		return errors.Join(a.routeInterface(wep.Spec.InterfaceName), a.apply())
+	})
 }
 
 // EndpointDown removes an endpoint's routes (they vanish with the interface anyway; this is for the case
-// where the interface outlives the endpoint).
-func (a *Agent) EndpointDown(_ context.Context, wep *api.WorkloadEndpoint) error {
-	var errs []error
-	for _, n := range wep.Spec.IPNetworks {
-		if p, err := netip.ParsePrefix(n); err == nil {
-			errs = append(errs, link.DeleteWorkloadRoute(wep.Spec.InterfaceName, p.Addr().AsSlice()))
+// where the interface outlives the endpoint). The endpoint's policy goes when its deletion is watched.
+func (a *Agent) EndpointDown(ctx context.Context, wep *api.WorkloadEndpoint) error {
+	return a.do(ctx, func() error {
+		var errs []error
+		for _, n := range wep.Spec.IPNetworks {
+			if p, err := netip.ParsePrefix(n); err == nil {
+				errs = append(errs, link.DeleteWorkloadRoute(wep.Spec.InterfaceName, p.Addr().AsSlice()))
+			}
 		}
-	}
-	return errors.Join(errs...)
+		delete(a.routed, wep.Spec.InterfaceName)
+		return errors.Join(errs...)
+	})
 }
 
-// Run watches endpoints and pools and reconciles on every change and every ResyncInterval until ctx ends.
+// Run watches the datastore and converges on every change (batched) and every ResyncInterval until ctx
+// ends. It then leaves the kernel as it is, so workloads keep their connectivity and policy while the
+// agent is away, and stops the worker.
 func (a *Agent) Run(ctx context.Context) {
-	weps := a.store.Watch(ctx, datastore.KindPrefix(api.KindOf(&api.WorkloadEndpoint{}), ""), a.log)
-	pools := a.store.Watch(ctx, datastore.KindPrefix(api.KindOf(&api.IPPool{}), ""), a.log)
-	go a.loop(ctx)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-weps:
-			if !ok {
-				return
-			}
-			applyEvent(ev, a, a.endpoints, func(w *api.WorkloadEndpoint) bool { return w.Spec.Node == a.cfg.Node })
-		case ev, ok := <-pools:
-			if !ok {
-				return
-			}
-			applyEvent(ev, a, a.pools, func(*api.IPPool) bool { return true })
-		}
-		a.trigger()
-	}
-}
-
-func (a *Agent) trigger() {
-	select {
-	case a.kick <- struct{}{}:
-	default:
-	}
-}
-
-// applyEvent folds a watch event into one of the agent's caches.
-func applyEvent[T api.Object](ev datastore.Event, a *Agent, cache map[string]T, keep func(T) bool) {
-	decode := func(kv datastore.KV) (T, bool) {
-		var o T
-		o = api.KindOf(o).New().(T)
-		if json.Unmarshal(kv.Value, o) != nil {
-			return o, false
-		}
-		return o, keep(o)
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	switch ev.Type {
-	case datastore.EventResync:
-		clear(cache)
-		for _, kv := range ev.Snapshot {
-			if o, ok := decode(kv); ok {
-				cache[kv.Key] = o
-			}
-		}
-	case datastore.EventPut:
-		if o, ok := decode(ev.KV); ok {
-			cache[ev.KV.Key] = o
-		} else {
-			delete(cache, ev.KV.Key)
-		}
-	case datastore.EventDelete:
-		delete(cache, ev.KV.Key)
-	}
-}
-
-func (a *Agent) loop(ctx context.Context) {
+	defer close(a.stop)
+	events := a.watch(ctx)
 	ticker := time.NewTicker(a.cfg.ResyncInterval)
 	defer ticker.Stop()
+	batch := time.NewTimer(0)
+	<-batch.C
+	var pending []event
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case ev := <-events:
+			if len(pending) == 0 {
+				batch.Reset(batchDelay)
+			}
+			pending = append(pending, ev)
+		case <-batch.C:
+			evs := pending
+			pending = nil
+			a.report(a.do(ctx, func() error {
+				for _, ev := range evs {
+					a.view.fold(ev)
+				}
+				return a.apply()
+			}))
 		case <-ticker.C:
-		case <-a.kick:
-		}
-		if err := a.reconcile(); err != nil {
-			a.log.Warn("dataplane reconcile incomplete; retrying", "error", err.Error())
+			a.report(a.do(ctx, a.resync))
 		}
 	}
 }
 
-// reconcile converges routes and the firewall with the cached view.
-func (a *Agent) reconcile() error {
-	a.mu.Lock()
-	wanted := map[string]map[string]*api.WorkloadEndpoint{} // iface → ip → endpoint
-	for _, w := range a.endpoints {
-		for _, n := range w.Spec.IPNetworks {
-			if p, err := netip.ParsePrefix(n); err == nil {
-				if wanted[w.Spec.InterfaceName] == nil {
-					wanted[w.Spec.InterfaceName] = map[string]*api.WorkloadEndpoint{}
-				}
-				wanted[w.Spec.InterfaceName][p.Addr().String()] = w
-			}
-		}
+func (a *Agent) report(err error) {
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errStopped) {
+		a.log.Warn("dataplane reconcile incomplete; retrying", "error", err.Error())
 	}
-	var all, masq []netip.Prefix
-	for _, p := range a.pools {
-		if cidr, err := netip.ParsePrefix(p.Spec.CIDR); err == nil {
-			all = append(all, cidr)
-			if p.Spec.NATOutgoing && !p.Spec.Disabled {
-				masq = append(masq, cidr)
-			}
-		}
-	}
-	a.mu.Unlock()
+}
 
-	var errs []error
-	errs = append(errs, a.fw.Ensure(firewall.Options{EndpointToHostAction: a.cfg.EndpointToHost}), a.fw.SetPools(all, masq))
-	present, err := link.ListWorkloadRoutes("cali")
-	if err != nil {
-		return errors.Join(append(errs, err)...)
+// apply programs what changed in the index (and the pools) since the last call, once the view is
+// complete: before that, the kernel keeps what an earlier run programmed rather than a partial policy.
+func (a *Agent) apply() error {
+	if !a.view.complete() {
+		return nil
 	}
-	have := map[string]bool{}
-	for _, r := range present {
-		key := r.Iface + "|" + r.IP.String()
-		have[key] = true
-		if wanted[r.Iface][r.IP.String()] == nil {
-			errs = append(errs, link.DeleteWorkloadRoute(r.Iface, r.IP))
-		}
+	if !a.isSynced {
+		return a.resync()
 	}
-	links, err := link.ListLinks("cali")
-	if err != nil {
-		return errors.Join(append(errs, err)...)
+	ch := a.takeChanges()
+	errs := []error{a.fw.ApplyPolicy(a.idx, ch), a.routeInterfaces(ch.Interfaces)}
+	if a.view.poolsChanged {
+		errs = append(errs, a.setPools())
 	}
-	for _, iface := range links {
-		for ip, w := range wanted[iface] {
-			if !have[iface+"|"+ip] {
-				mac, _ := net.ParseMAC(w.Spec.MAC)
-				errs = append(errs, link.AddWorkloadRoute(iface, net.ParseIP(ip), mac))
-			}
-		}
+	return a.applied(errors.Join(errs...))
+}
+
+// takeChanges takes the index's changes, logging what policy cannot be enforced.
+func (a *Agent) takeChanges() policy.Changes {
+	ch := a.idx.TakeChanges()
+	for _, w := range ch.Warnings {
+		a.log.Warn("policy not fully enforced", "reason", w)
 	}
-	return errors.Join(errs...)
+	return ch
+}
+
+// applied records, after a successful pass, the revision the kernel now reflects.
+func (a *Agent) applied(err error) error {
+	if err == nil {
+		a.rev.Store(a.view.rev)
+	}
+	return err
+}
+
+// resync converges everything from the view: firewall (repairing drift), pools, policy, routes, and
+// stale interfaces. The first complete one marks the agent synced.
+func (a *Agent) resync() error {
+	errs := []error{a.fw.Ensure(firewall.Options{EndpointToHostAction: a.cfg.EndpointToHost})}
+	if !a.view.complete() {
+		return errors.Join(errs...)
+	}
+	errs = append(errs, a.setPools(), a.fw.ApplyPolicy(a.idx, a.takeChanges()), a.reconcileRoutes())
+	err := a.applied(errors.Join(errs...))
+	if err == nil && !a.isSynced {
+		a.isSynced = true
+		close(a.synced)
+		a.log.Info("dataplane synced with the datastore")
+	}
+	return err
+}
+
+func (a *Agent) setPools() error {
+	all, masq := a.view.poolPrefixes()
+	a.view.poolsChanged = false
+	return a.fw.SetPools(all, masq)
 }
 
 // Disabled is the dataplane when CALICO_DATAPLANE=none: another agent (calico/node) programs the host.

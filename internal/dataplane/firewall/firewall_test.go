@@ -6,9 +6,13 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
+	"github.com/projectcalico/calico-libnetwork/internal/policy"
+	"github.com/projectcalico/calico-libnetwork/internal/selector"
 )
 
 // newInNS returns a Firewall whose commands all run inside namespace ns.
@@ -27,6 +31,30 @@ func mustExec(t *testing.T, ns string, args ...string) string {
 	return out
 }
 
+// workloadIndex is a policy index holding the workloads as local endpoints with the given profiles.
+func workloadIndex(w []linktest.Workload, profiles ...string) *policy.Index {
+	idx := policy.NewIndex("host")
+	for _, wl := range w {
+		wep := &api.WorkloadEndpoint{Spec: api.WorkloadEndpointSpec{Node: "host", InterfaceName: wl.HostIface,
+			IPNetworks: []string{wl.IPv4.String() + "/32", wl.IPv6.String() + "/128"}, Profiles: profiles}}
+		wep.Namespace = "libnetwork"
+		idx.SetEndpoint(wl.HostIface, wep)
+	}
+	return idx
+}
+
+// allowAll programs a policy under which the workloads may send and receive anything.
+func allowAll(t *testing.T, f *Firewall, w []linktest.Workload) *policy.Index {
+	t.Helper()
+	idx := workloadIndex(w, "open")
+	idx.SetProfile("open", &api.Profile{Spec: api.ProfileSpec{
+		Ingress: []api.Rule{{Action: api.ActionAllow}}, Egress: []api.Rule{{Action: api.ActionAllow}}}})
+	if err := f.ApplyPolicy(idx, idx.TakeChanges()); err != nil {
+		t.Fatal(err)
+	}
+	return idx
+}
+
 // dockerLikeForward gives ns the filter FORWARD chain dockerd leaves behind: policy DROP, the
 // DOCKER-USER hook on top, nothing matching workload interfaces.
 func dockerLikeForward(t *testing.T, ns string) {
@@ -38,14 +66,23 @@ func dockerLikeForward(t *testing.T, ns string) {
 	}
 }
 
-// reachable reports, for each direction and address family, whether a ping gets through.
+// reachable reports, for each direction and address family, whether a ping gets through. The pings
+// run at once, so blocked paths cost one timeout in all.
 func reachable(w []linktest.Workload) map[string]bool {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	got := make(map[string]bool)
 	for _, pair := range [][2]linktest.Workload{{w[0], w[1]}, {w[1], w[0]}} {
 		for _, ip := range []net.IP{pair[1].IPv4, pair[1].IPv6} {
-			got[pair[0].IPv4.String()+"->"+ip.String()] = linktest.Ping(pair[0].NS, ip) == nil
+			wg.Go(func() {
+				ok := linktest.Ping(pair[0].NS, ip) == nil
+				mu.Lock()
+				defer mu.Unlock()
+				got[pair[0].IPv4.String()+"->"+ip.String()] = ok
+			})
 		}
 	}
+	wg.Wait()
 	return got
 }
 
@@ -67,6 +104,9 @@ func TestEnsureAcceptsWorkloadTrafficPastDockerDrop(t *testing.T) {
 	if err := f.Ensure(Options{}); err != nil {
 		t.Fatal(err)
 	}
+	// Traffic of interfaces no endpoint policy covers is dropped, as Felix does.
+	expectReachable(t, w, false)
+	allowAll(t, f, w)
 	expectReachable(t, w, true)
 
 	// A second Ensure writes nothing: nft rule handles and iptables rules are unchanged.
@@ -132,6 +172,7 @@ func TestEndpointToHostAction(t *testing.T) {
 	hostIP := "192.0.2.1"
 	mustExec(t, host, "ip", "addr", "add", hostIP+"/32", "dev", "uplink1")
 	f := newInNS(t, host)
+	allowAll(t, f, w)
 	for _, tc := range []struct {
 		action, rule string
 		reachable    bool
@@ -224,14 +265,91 @@ func TestInvalidPrefixRefused(t *testing.T) {
 	for _, prefix := range []string{"", "cali\"; flush ruleset", "cali*", "a b", "thirteen-char"} {
 		f := New(prefix, nil)
 		f.wrap = []string{"/nonexistent"} // any command would fail differently
+		idx := policy.NewIndex("host")
 		for name, err := range map[string]error{
-			"Ensure":   f.Ensure(Options{}),
-			"SetPools": f.SetPools(nil, nil),
-			"Remove":   f.Remove(),
+			"Ensure":      f.Ensure(Options{}),
+			"SetPools":    f.SetPools(nil, nil),
+			"ApplyPolicy": f.ApplyPolicy(idx, idx.TakeChanges()),
+			"Remove":      f.Remove(),
 		} {
 			if err == nil || !strings.Contains(err.Error(), "invalid interface prefix") {
 				t.Errorf("%s with prefix %q: %v", name, prefix, err)
 			}
 		}
 	}
+}
+
+// A label change that only moves an address between sets writes set elements and nothing else; a new
+// process drops what the datastore no longer has; a set element removed behind our back comes back.
+func TestApplyPolicyIncrementally(t *testing.T) {
+	host, w := linktest.Routed(t, "cali")
+	f := newInNS(t, host)
+	if err := f.Ensure(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	idx := allowAll(t, f, w)
+	order := 1.0
+	idx.SetPolicy("", "from-web", &api.PolicySpec{Order: &order, Selector: "all()", Types: []string{"Ingress"},
+		Ingress: []api.Rule{{Action: api.ActionAllow, Source: api.EntityRule{Selector: "role == 'web'"}}}})
+	apply := func() {
+		t.Helper()
+		if err := f.ApplyPolicy(idx, idx.TakeChanges()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply()
+	webSet := setName(selector.MustParse("role == 'web'").UniqueID(), 4)
+	expectSet(t, host, webSet)
+
+	relabel := func(wl linktest.Workload, labels map[string]string) {
+		wep := &api.WorkloadEndpoint{Spec: api.WorkloadEndpointSpec{Node: "host", InterfaceName: wl.HostIface,
+			IPNetworks: []string{wl.IPv4.String() + "/32", wl.IPv6.String() + "/128"}, Profiles: []string{"open"}}}
+		wep.Namespace, wep.Labels = "libnetwork", labels
+		idx.SetEndpoint(wl.HostIface, wep)
+	}
+	before := mustExec(t, host, "nft", "-a", "-t", "list", "table", "inet", "calico")
+	relabel(w[1], map[string]string{"role": "web"})
+	apply()
+	expectSet(t, host, webSet, w[1].IPv4.String())
+	if after := mustExec(t, host, "nft", "-a", "-t", "list", "table", "inet", "calico"); after != before {
+		t.Errorf("a set member change rewrote chains:\n%s\nwas:\n%s", after, before)
+	}
+	// a may reach b only from a web workload now: a is not one.
+	if linktest.Ping(w[0].NS, w[1].IPv4) == nil {
+		t.Error("a reaches b past the policy")
+	}
+	if err := linktest.Ping(w[1].NS, w[0].IPv4); err != nil {
+		t.Errorf("b (web) cannot reach a: %v", err)
+	}
+
+	// A periodic Ensure with nothing changed writes nothing (the first after a full write does not even
+	// look); then drift, an element deleted by hand, is repaired by the next.
+	if err := f.Ensure(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if after := mustExec(t, host, "nft", "-a", "-t", "list", "table", "inet", "calico"); after != before {
+		t.Errorf("Ensure rewrote chains:\n%s\nwas:\n%s", after, before)
+	}
+	mustExec(t, host, "nft", "delete", "element", "inet", "calico", webSet, "{", w[1].IPv4.String(), "}")
+	if err := f.Ensure(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	expectSet(t, host, webSet, w[1].IPv4.String())
+
+	// A new process whose datastore lost the policy: its first write removes the policy's chain and sets.
+	f2 := newInNS(t, host)
+	if err := f2.Ensure(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustExec(t, host, "nft", "list", "set", "inet", "calico", webSet); !strings.Contains(got, w[1].IPv4.String()) {
+		t.Errorf("Ensure in a new process touched the policy:\n%s", got)
+	}
+	allowAll(t, f2, w)
+	if out, err := linktest.Exec(host, "nft", "list", "set", "inet", "calico", webSet); err == nil {
+		t.Errorf("stale set survived a new process's first write:\n%s", out)
+	}
+	if got := mustExec(t, host, "nft", "list", "chains"); strings.Contains(got, "pi-from-web") {
+		t.Errorf("stale policy chain survived:\n%s", got)
+	}
+	expectReachable(t, w, true)
 }

@@ -116,6 +116,19 @@ func DeleteLink(name string) error {
 	return nil
 }
 
+// Exists reports whether a link of that name exists, e.g. whether Join has created a workload
+// interface yet.
+func Exists(name string) (bool, error) {
+	_, err := netlink.LinkByName(name)
+	if isLinkNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("looking up %s: %w", name, err)
+	}
+	return true, nil
+}
+
 // ListLinks returns the names of the links whose name starts with prefix, so orphaned workload
 // interfaces can be garbage-collected.
 func ListLinks(prefix string) ([]string, error) {

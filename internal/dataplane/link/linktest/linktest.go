@@ -1,6 +1,7 @@
-// Package linktest gives dataplane tests throwaway network namespaces and a routed topology of
-// two workloads, so they exercise the real kernel without touching the machine's own network.
-// It is for _test files only and needs root.
+// Package linktest gives dataplane tests throwaway network namespaces, workloads plugged into a host
+// namespace as Docker and the driver would, and TCP, UDP and ICMP probes between them, so they
+// exercise the real kernel without touching the machine's own network. It is for _test files only
+// and needs root.
 package linktest
 
 import (
@@ -13,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -100,7 +102,12 @@ func Exec(ns string, args ...string) (string, error) {
 
 // Ping sends one echo request from ns to ip and fails unless a reply comes within a second.
 func Ping(ns string, ip net.IP) error {
-	_, err := Exec(ns, "ping", "-c1", "-W1", ip.String())
+	return PingWithin(ns, ip, time.Second)
+}
+
+// PingWithin is Ping with another timeout.
+func PingWithin(ns string, ip net.IP, timeout time.Duration) error {
+	_, err := Exec(ns, "ping", "-c1", "-W", strconv.FormatFloat(timeout.Seconds(), 'f', 3, 64), ip.String())
 	return err
 }
 
@@ -112,35 +119,44 @@ type Workload struct {
 	IPv4, IPv6 net.IP
 }
 
-// Routed builds what the driver and Docker build for two containers: a host namespace with
-// forwarding on and, per workload, a veth from link.CreateVeth, workload routes and a peer
-// moved into its own namespace and set up like Calico's CNI plugin does (address /32 and /128,
-// default routes via 169.254.1.1 and via the host end's link-local). Host interfaces are
-// prefix+"a" and prefix+"b".
+// Routed builds what the driver and Docker build for two containers: a host namespace (see Host)
+// and, per workload, a veth plugged in by Plug, with the workload routes Join installs. Host
+// interfaces are prefix+"a" and prefix+"b".
 func Routed(t testing.TB, prefix string) (host string, workloads []Workload) {
 	t.Helper()
-	if _, err := exec.LookPath("ping"); err != nil {
-		t.Skip("needs ping to check connectivity: apt-get install iputils-ping")
-	}
-	host = NewNS(t, "host")
+	host = Host(t)
 	workloads = []Workload{
 		{NS: NewNS(t, "wl"), HostIface: prefix + "a",
 			IPv4: net.ParseIP("10.65.0.1"), IPv6: net.ParseIP("fd00:65::1")},
 		{NS: NewNS(t, "wl"), HostIface: prefix + "b",
 			IPv4: net.ParseIP("10.65.0.2"), IPv6: net.ParseIP("fd00:65::2")},
 	}
-	MustDo(t, host, func() {
-		Must(t, link.EnableForwarding(true))
-		addUplink(t)
-		for i, w := range workloads {
-			plug(t, w, "peer"+strconv.Itoa(i))
-		}
-	})
+	for _, w := range workloads {
+		mac := Plug(t, host, w)
+		MustDo(t, host, func() {
+			Must(t, link.AddWorkloadRoute(w.HostIface, w.IPv4, mac))
+			Must(t, link.AddWorkloadRoute(w.HostIface, w.IPv6, mac))
+		})
+	}
 	return host, workloads
 }
 
-// addUplink gives the host a default route out of another interface: the kernel proxy-ARPs
-// for 169.254.1.1 only if it routes that address elsewhere (Calico issue 3270).
+// Host returns a new namespace standing in for a Docker host: forwarding on, and a default route out
+// of another interface (uplink0, whose peer uplink1 stays in the namespace), because the kernel
+// proxy-ARPs for 169.254.1.1 only if it routes that address elsewhere (Calico issue 3270).
+func Host(t testing.TB) string {
+	t.Helper()
+	if _, err := exec.LookPath("ping"); err != nil {
+		t.Skip("needs ping to check connectivity: apt-get install iputils-ping")
+	}
+	host := NewNS(t, "host")
+	MustDo(t, host, func() {
+		Must(t, link.EnableForwarding(true))
+		addUplink(t)
+	})
+	return host
+}
+
 func addUplink(t testing.TB) {
 	t.Helper()
 	attrs := netlink.NewLinkAttrs()
@@ -156,23 +172,28 @@ func addUplink(t testing.TB) {
 		Dst: &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}}))
 }
 
-// plug runs in the host namespace and wires workload w through a veth whose peer is peerName.
-func plug(t testing.TB, w Workload, peerName string) {
+// Plug does for workload w what the driver and Docker do for a container, short of the host routes:
+// a veth from link.CreateVeth in host, its peer moved into w.NS and set up like Calico's CNI plugin
+// does (address /32 and /128, default routes via 169.254.1.1 and via the host end's link-local). It
+// returns the workload-side MAC.
+func Plug(t testing.TB, host string, w Workload) net.HardwareAddr {
 	t.Helper()
-	mac, err := link.CreateVeth(link.Veth{HostName: w.HostIface, PeerName: peerName, IPv6: true}, nil)
-	Must(t, err)
-	Must(t, link.AddWorkloadRoute(w.HostIface, w.IPv4, mac))
-	Must(t, link.AddWorkloadRoute(w.HostIface, w.IPv6, mac))
-	gw6, err := link.LinkLocalIPv6(w.HostIface)
-	Must(t, err)
-
-	peer, err := netlink.LinkByName(peerName)
-	Must(t, err)
-	target, err := netns.GetFromName(w.NS)
-	Must(t, err)
-	defer target.Close()
-	Must(t, netlink.LinkSetNsFd(peer, int(target)))
-
+	peerName := ("p" + w.HostIface)[:min(len(w.HostIface)+1, 15)]
+	var mac net.HardwareAddr
+	var gw6 net.IP
+	MustDo(t, host, func() {
+		var err error
+		mac, err = link.CreateVeth(link.Veth{HostName: w.HostIface, PeerName: peerName, IPv6: true}, nil)
+		Must(t, err)
+		gw6, err = link.LinkLocalIPv6(w.HostIface)
+		Must(t, err)
+		peer, err := netlink.LinkByName(peerName)
+		Must(t, err)
+		target, err := netns.GetFromName(w.NS)
+		Must(t, err)
+		defer target.Close()
+		Must(t, netlink.LinkSetNsFd(peer, int(target)))
+	})
 	MustDo(t, w.NS, func() {
 		peer, err := netlink.LinkByName(peerName)
 		Must(t, err)
@@ -185,6 +206,7 @@ func plug(t testing.TB, w Workload, peerName string) {
 		Must(t, netlink.RouteAdd(&netlink.Route{LinkIndex: idx, Gw: gw4}))
 		Must(t, netlink.RouteAdd(&netlink.Route{LinkIndex: idx, Gw: gw6}))
 	})
+	return mac
 }
 
 func hostNet(ip net.IP) *net.IPNet {

@@ -1,0 +1,65 @@
+package firewall
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"regexp"
+	"strings"
+
+	"github.com/projectcalico/calico-libnetwork/internal/policy"
+)
+
+// Every name this package puts in an nft script is generated here from a hash and a sanitised readable
+// part, or (interface names) checked against these patterns first, so no label, policy name or
+// interface name can inject nft syntax.
+var (
+	validPrefix = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,12}$`)
+	validIface  = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,15}$`)
+	unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9_.-]`)
+)
+
+// maxSetName is the longest set name Felix uses (ipset's limit), kept for familiarity.
+const maxSetName = 31
+
+// hash is a short, name-safe digest.
+func hash(s string, n int) string {
+	sum := sha256.Sum256([]byte(s))
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:]))[:n]
+}
+
+// setName names the IP set of one family (4 or 6) of a selector's members: "s4-" followed by the
+// selector's unique ID (its base64url hash, name-safe already but sanitised anyway).
+func setName(id string, family int) string {
+	prefix := "s4-"
+	if family == 6 {
+		prefix = "s6-"
+	}
+	name := prefix + unsafeChars.ReplaceAllString(strings.TrimPrefix(id, "s:"), "_")
+	return name[:min(len(name), maxSetName)]
+}
+
+// ruleSetChain names the chain of a policy's or profile's rules for one direction, Felix-style:
+// pi-/po- for policies (ingress/egress), pri-/pro- for profiles, then the name and a hash of the full
+// identity (kind, namespace, name), which keeps it unique whatever the sanitising did.
+func ruleSetChain(id policy.RuleSetID) string {
+	prefix := "p"
+	if id.Kind == policy.KindProfile {
+		prefix = "pr"
+	}
+	if id.Dir == policy.Ingress {
+		prefix += "i-"
+	} else {
+		prefix += "o-"
+	}
+	name := unsafeChars.ReplaceAllString(id.Name, "_")
+	return prefix + name[:min(len(name), 40)] + "-" + hash(id.String(), 10)
+}
+
+// planChain names the chain shared by every local endpoint whose traffic in one direction the same
+// plan decides: tw- (to workload, ingress) or fw- (from workload, egress) and the plan's hash.
+func planChain(dir policy.Direction, plan policy.Plan) string {
+	if dir == policy.Ingress {
+		return "tw-" + hash(plan.Key(), 16)
+	}
+	return "fw-" + hash(plan.Key(), 16)
+}

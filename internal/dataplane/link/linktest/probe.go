@@ -1,0 +1,80 @@
+package linktest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// ProbeTimeout bounds one TCP or UDP probe. Between namespaces of one kernel an answer takes well under
+// a millisecond, so this only decides how long a blocked probe takes to say so.
+const ProbeTimeout = 400 * time.Millisecond
+
+// Serve answers on port, TCP and UDP, both families, in namespace ns until the test ends: each TCP
+// connection and each UDP datagram gets one line back, the source address the server saw. That is
+// how tests see both reachability and whether the source was masqueraded.
+func Serve(t testing.TB, ns string, port int) {
+	t.Helper()
+	var tcp net.Listener
+	var udp net.PacketConn
+	MustDo(t, ns, func() {
+		var err error
+		tcp, err = net.Listen("tcp", ":"+strconv.Itoa(port))
+		Must(t, err)
+		udp, err = net.ListenPacket("udp", ":"+strconv.Itoa(port))
+		Must(t, err)
+	})
+	t.Cleanup(func() { tcp.Close(); udp.Close() })
+	go func() {
+		for {
+			c, err := tcp.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintln(c, c.RemoteAddr().(*net.TCPAddr).IP)
+			c.Close()
+		}
+	}()
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			_, from, err := udp.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = udp.WriteTo([]byte(from.(*net.UDPAddr).IP.String()+"\n"), from)
+		}
+	}()
+}
+
+// Probe connects from namespace ns to a Serve server at ip:port over network ("tcp" or "udp") and
+// returns the source address the server saw.
+func Probe(ns, network string, ip net.IP, port int) (seenFrom string, err error) {
+	if doErr := Do(ns, func() { seenFrom, err = probe(network, ip, port) }); doErr != nil {
+		return "", doErr
+	}
+	return seenFrom, err
+}
+
+func probe(network string, ip net.IP, port int) (string, error) {
+	c, err := net.DialTimeout(network, net.JoinHostPort(ip.String(), strconv.Itoa(port)), ProbeTimeout)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(ProbeTimeout))
+	if network == "udp" {
+		if _, err := c.Write([]byte("?")); err != nil {
+			return "", err
+		}
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(line), nil
+}

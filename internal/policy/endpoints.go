@@ -1,0 +1,157 @@
+package policy
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+
+	"github.com/projectcalico/calico-libnetwork/internal/api"
+)
+
+// endpoint is a workload endpoint of any node.
+type endpoint struct {
+	key      string
+	local    bool // on this node, with an interface
+	iface    string
+	mac      string
+	addrs    []netip.Addr
+	own      map[string]string   // its own labels
+	profiles []string            // in the endpoint's order
+	labels   map[string]string   // effective: own, then profiles' labelsToApply
+	sets     map[string]struct{} // IP sets it is a member of
+	plans    [2]Plan             // local endpoints only
+}
+
+// SetEndpoint adds, updates or (with nil) removes a workload endpoint. Its labels are taken as stored;
+// api.Default adds the ones Calico forces (namespace, orchestrator).
+func (x *Index) SetEndpoint(key string, wep *api.WorkloadEndpoint) {
+	ep := x.endpoints[key]
+	if wep == nil {
+		if ep != nil {
+			x.removeEndpoint(ep)
+		}
+		return
+	}
+	if ep == nil {
+		ep = &endpoint{key: key, sets: map[string]struct{}{}}
+		x.endpoints[key] = ep
+	}
+	wasLocal, oldIface, oldMAC, oldAddrs := ep.local, ep.iface, ep.mac, ep.addrs
+
+	x.indexProfiles(ep, wep.Spec.Profiles)
+	ep.profiles = slices.Clone(wep.Spec.Profiles)
+	ep.own = maps.Clone(wep.Labels)
+	ep.iface, ep.mac = wep.Spec.InterfaceName, wep.Spec.MAC
+	ep.local = wep.Spec.Node == x.node && ep.iface != ""
+	ep.addrs = nil
+	for _, n := range wep.Spec.IPNetworks {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			ep.addrs = append(ep.addrs, p.Addr())
+		}
+	}
+	addrsChanged := !slices.Equal(oldAddrs, ep.addrs)
+	ep.labels = x.effectiveLabels(ep)
+	x.updateMembership(ep, oldAddrs, addrsChanged)
+
+	if wasLocal && (!ep.local || oldIface != ep.iface) {
+		x.unlinkIface(ep, oldIface)
+	}
+	if ep.local {
+		linked := x.linkIface(ep)
+		if x.replan(ep) || linked || addrsChanged || oldMAC != ep.mac {
+			x.changes.Interfaces[ep.iface] = struct{}{}
+		}
+	}
+}
+
+func (x *Index) removeEndpoint(ep *endpoint) {
+	for id := range ep.sets {
+		x.removeMembers(id, ep.addrs)
+	}
+	x.indexProfiles(ep, nil)
+	if ep.local {
+		x.unlinkIface(ep, ep.iface)
+	}
+	delete(x.endpoints, ep.key)
+}
+
+// indexProfiles moves ep between the byProfile lists, from ep.profiles to profiles.
+func (x *Index) indexProfiles(ep *endpoint, profiles []string) {
+	for _, name := range ep.profiles {
+		if eps := x.byProfile[name]; eps != nil {
+			delete(eps, ep)
+			if len(eps) == 0 {
+				delete(x.byProfile, name)
+			}
+		}
+	}
+	for _, name := range profiles {
+		if x.byProfile[name] == nil {
+			x.byProfile[name] = map[*endpoint]struct{}{}
+		}
+		x.byProfile[name][ep] = struct{}{}
+	}
+}
+
+// linkIface records ep as a user of its interface and reports whether it was new there.
+func (x *Index) linkIface(ep *endpoint) bool {
+	eps := x.byIface[ep.iface]
+	if eps == nil {
+		eps = map[*endpoint]struct{}{}
+		x.byIface[ep.iface] = eps
+	}
+	_, had := eps[ep]
+	eps[ep] = struct{}{}
+	return !had
+}
+
+func (x *Index) unlinkIface(ep *endpoint, iface string) {
+	if eps := x.byIface[iface]; eps != nil {
+		delete(eps, ep)
+		if len(eps) == 0 {
+			delete(x.byIface, iface)
+		}
+	}
+	x.changes.Interfaces[iface] = struct{}{}
+}
+
+// effectiveLabels are the endpoint's own labels plus its profiles' labelsToApply: the endpoint's value
+// wins, and among profiles the first one listing a key.
+func (x *Index) effectiveLabels(ep *endpoint) map[string]string {
+	labels := maps.Clone(ep.own)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	for _, name := range ep.profiles {
+		if p := x.profiles[name]; p != nil {
+			for k, v := range p.labels {
+				if _, taken := labels[k]; !taken {
+					labels[k] = v
+				}
+			}
+		}
+	}
+	return labels
+}
+
+// relabel recomputes an endpoint's effective labels after a profile changed, and what follows.
+func (x *Index) relabel(ep *endpoint) {
+	if labels := x.effectiveLabels(ep); !maps.Equal(labels, ep.labels) {
+		ep.labels = labels
+		x.updateMembership(ep, ep.addrs, false)
+	}
+	if ep.local && x.replan(ep) {
+		x.changes.Interfaces[ep.iface] = struct{}{}
+	}
+}
+
+// replan recomputes a local endpoint's plans and reports whether they changed.
+func (x *Index) replan(ep *endpoint) bool {
+	changed := false
+	for _, d := range Directions {
+		if p := x.plan(ep, d); !p.Equal(ep.plans[d]) {
+			ep.plans[d], changed = p, true
+		}
+	}
+	return changed
+}

@@ -1,0 +1,118 @@
+package policy
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+
+	"github.com/projectcalico/calico-libnetwork/internal/api"
+)
+
+// Index holds the policy model for one node and updates it incrementally. It is not safe for concurrent
+// use: one goroutine feeds it and renders from it.
+type Index struct {
+	node      string
+	endpoints map[string]*endpoint              // by datastore key, every node's
+	byProfile map[string]map[*endpoint]struct{} // profile name → endpoints naming it
+	byIface   map[string]map[*endpoint]struct{} // local endpoints by interface
+	profiles  map[string]*profileEntry          // by name
+	policies  map[policyKey]*policyEntry        // by namespace ("" = global) and name
+	tiers     map[string]api.TierSpec           // by name
+	sets      map[string]*ipSet                 // by selector unique ID
+	sorted    []*policyEntry                    // policies in evaluation order, when sortedOK
+	sortedOK  bool                              // false after a policy's placement or a tier changed
+	changes   Changes                           // since the last TakeChanges
+}
+
+// NewIndex returns an empty index for the node named node.
+func NewIndex(node string) *Index {
+	return &Index{
+		node:      node,
+		endpoints: map[string]*endpoint{},
+		byProfile: map[string]map[*endpoint]struct{}{},
+		byIface:   map[string]map[*endpoint]struct{}{},
+		profiles:  map[string]*profileEntry{},
+		policies:  map[policyKey]*policyEntry{},
+		tiers:     map[string]api.TierSpec{},
+		sets:      map[string]*ipSet{},
+		changes:   newChanges(),
+	}
+}
+
+// TakeChanges returns what changed since the previous call and starts a new list.
+func (x *Index) TakeChanges() Changes {
+	c := x.changes
+	x.changes = newChanges()
+	return c
+}
+
+// All lists every set, rule list and local interface as changed: what a renderer needs to write
+// everything, e.g. after a restart or when the kernel drifted.
+func (x *Index) All() Changes {
+	c := newChanges()
+	for id := range x.sets {
+		c.Sets[id] = struct{}{}
+	}
+	for _, p := range x.profiles {
+		p.ruleSetIDs(func(id RuleSetID) { c.RuleSets[id] = struct{}{} })
+	}
+	for _, p := range x.policies {
+		p.ruleSetIDs(func(id RuleSetID) { c.RuleSets[id] = struct{}{} })
+	}
+	for iface := range x.byIface {
+		c.Interfaces[iface] = struct{}{}
+	}
+	return c
+}
+
+// Set returns the members of an IP set.
+func (x *Index) Set(id string) ([]netip.Addr, bool) {
+	s, ok := x.sets[id]
+	if !ok {
+		return nil, false
+	}
+	return slices.Collect(maps.Keys(s.members)), true
+}
+
+// RuleSet returns the rules of a policy or profile in one direction; ok is false when it does not exist
+// (a policy whose types leave that direction out has no rules for it).
+func (x *Index) RuleSet(id RuleSetID) (rules []Rule, ok bool) {
+	var o *ruleOwner
+	if id.Kind == KindProfile {
+		if p := x.profiles[id.Name]; p != nil {
+			o = &p.ruleOwner
+		}
+	} else if p := x.policies[policyKey{id.Namespace, id.Name}]; p != nil && p.kind() == id.Kind {
+		o = &p.ruleOwner
+	}
+	if o == nil || !o.has[id.Dir] {
+		return nil, false
+	}
+	return o.rules[id.Dir], true
+}
+
+// Interface returns the local endpoint using an interface. Should two claim it, the one with the
+// smaller key wins, so the answer does not depend on event order.
+func (x *Index) Interface(name string) (LocalEndpoint, bool) {
+	var owner *endpoint
+	for ep := range x.byIface[name] {
+		if owner == nil || ep.key < owner.key {
+			owner = ep
+		}
+	}
+	if owner == nil {
+		return LocalEndpoint{}, false
+	}
+	return LocalEndpoint{Key: owner.key, Iface: owner.iface, MAC: owner.mac, Addrs: slices.Clone(owner.addrs),
+		Plans: owner.plans}, true
+}
+
+// LocalEndpoints lists the endpoints of this node, one per interface.
+func (x *Index) LocalEndpoints() []LocalEndpoint {
+	out := make([]LocalEndpoint, 0, len(x.byIface))
+	for iface := range x.byIface {
+		ep, _ := x.Interface(iface)
+		out = append(out, ep)
+	}
+	return out
+}

@@ -1,0 +1,233 @@
+package policy
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"reflect"
+	"slices"
+
+	"github.com/projectcalico/calico-libnetwork/internal/api"
+	"github.com/projectcalico/calico-libnetwork/internal/selector"
+)
+
+// ruleOwner is what policies and profiles share: resolved rules per direction and the sets they use.
+type ruleOwner struct {
+	ids   [2]RuleSetID
+	has   [2]bool // a direction's rules exist (a policy's types may leave one out)
+	rules [2][]Rule
+	sets  []string // IDs acquired for the rules, one per use
+}
+
+func (o *ruleOwner) ruleSetIDs(fn func(RuleSetID)) {
+	for _, d := range Directions {
+		if o.has[d] {
+			fn(o.ids[d])
+		}
+	}
+}
+
+// setRules replaces the owner's rules (has says which directions exist), acquiring the new sets before
+// releasing the old so that sets still in use are never recreated.
+func (x *Index) setRules(o *ruleOwner, has [2]bool, rules [2][]api.Rule, namespace string) {
+	old := o.sets
+	o.sets = nil
+	for _, d := range Directions {
+		var out []Rule
+		if has[d] {
+			resolved, warnings := resolveRules(o.ids[d], rules[d], namespace)
+			x.changes.Warnings = append(x.changes.Warnings, warnings...)
+			for _, rr := range resolved {
+				for i, set := range []*string{&rr.Src.Set, &rr.Src.NotSet, &rr.Dst.Set, &rr.Dst.NotSet} {
+					if sel := rr.sels[i]; sel != nil {
+						*set = x.acquireSet(sel)
+						o.sets = append(o.sets, *set)
+					}
+				}
+				out = append(out, rr.Rule)
+			}
+		}
+		if has[d] != o.has[d] || !reflect.DeepEqual(out, o.rules[d]) {
+			x.changes.RuleSets[o.ids[d]] = struct{}{}
+		}
+		o.has[d], o.rules[d] = has[d], out
+	}
+	for _, id := range old {
+		x.releaseSet(id)
+	}
+}
+
+// profileEntry is a profile: rules for both directions and labels for its endpoints.
+type profileEntry struct {
+	ruleOwner
+	labels map[string]string
+}
+
+// SetProfile adds, updates or (with nil) removes a profile.
+func (x *Index) SetProfile(name string, p *api.Profile) {
+	e := x.profiles[name]
+	existed := e != nil
+	if e == nil {
+		if p == nil {
+			return
+		}
+		e = &profileEntry{}
+		for _, d := range Directions {
+			e.ids[d] = RuleSetID{Kind: KindProfile, Name: name, Dir: d}
+		}
+	}
+	var has [2]bool
+	var rules [2][]api.Rule
+	var labels map[string]string
+	if p != nil {
+		has, rules, labels = [2]bool{true, true}, [2][]api.Rule{p.Spec.Ingress, p.Spec.Egress}, p.Spec.LabelsToApply
+	}
+	x.setRules(&e.ruleOwner, has, rules, "")
+	labelsChanged := !maps.Equal(labels, e.labels)
+	e.labels = maps.Clone(labels)
+	if p == nil {
+		delete(x.profiles, name)
+	} else {
+		x.profiles[name] = e
+	}
+	if existed != (p != nil) || labelsChanged {
+		for ep := range x.byProfile[name] {
+			x.relabel(ep)
+		}
+	}
+}
+
+// policyKey identifies a policy: namespace "" is a GlobalNetworkPolicy.
+type policyKey struct{ namespace, name string }
+
+// policyEntry is a policy: where it sits in the evaluation order, whom it applies to, and its rules.
+type policyEntry struct {
+	ruleOwner
+	key   policyKey
+	tier  string
+	order float64            // +Inf when unset
+	sel   *selector.Selector // nil: applies to no endpoint
+	types [2]bool            // by Direction
+}
+
+func (p *policyEntry) kind() string {
+	if p.key.namespace == "" {
+		return KindGlobalPolicy
+	}
+	return KindPolicy
+}
+
+// appliesTo reports whether the policy decides ep's traffic in any direction.
+func (p *policyEntry) appliesTo(ep *endpoint) bool {
+	return p != nil && p.sel != nil && p.sel.Matches(ep.labels)
+}
+
+// placement is what decides which endpoints a policy applies to and where it is evaluated.
+func (p *policyEntry) placement() string {
+	if p == nil {
+		return ""
+	}
+	sel := "<none>"
+	if p.sel != nil {
+		sel = p.sel.String()
+	}
+	return fmt.Sprintf("%s %v %v %s", p.tier, p.order, p.types, sel)
+}
+
+// SetPolicy adds, updates or (with nil) removes a NetworkPolicy (namespace set) or GlobalNetworkPolicy
+// (namespace ""). The spec should be defaulted (api.Default fills tier and types).
+func (x *Index) SetPolicy(namespace, name string, spec *api.PolicySpec) {
+	key := policyKey{namespace, name}
+	e := x.policies[key]
+	if e == nil && spec == nil {
+		return
+	}
+	var before *policyEntry
+	if e == nil {
+		e = &policyEntry{key: key}
+		for _, d := range Directions {
+			e.ids[d] = RuleSetID{Kind: e.kind(), Namespace: namespace, Name: name, Dir: d}
+		}
+	} else {
+		snapshot := *e
+		before = &snapshot
+	}
+	var has [2]bool
+	var rules [2][]api.Rule
+	if spec != nil {
+		x.place(e, spec)
+		has = e.types
+		rules = [2][]api.Rule{spec.Ingress, spec.Egress}
+	}
+	x.setRules(&e.ruleOwner, has, rules, namespace)
+	after := e
+	if spec == nil {
+		delete(x.policies, key)
+		after = nil
+	} else {
+		x.policies[key] = e
+	}
+	if before.placement() == after.placement() {
+		return
+	}
+	x.sortedOK = false
+	for ep := range x.localEndpoints() {
+		if (before.appliesTo(ep) || after.appliesTo(ep)) && x.replan(ep) {
+			x.changes.Interfaces[ep.iface] = struct{}{}
+		}
+	}
+}
+
+// place sets a policy's tier, order, selector and types from its spec.
+func (x *Index) place(e *policyEntry, spec *api.PolicySpec) {
+	e.tier = spec.Tier
+	if e.tier == "" {
+		e.tier = defaultTier
+	}
+	e.order = math.Inf(1)
+	if spec.Order != nil {
+		e.order = *spec.Order
+	}
+	e.types = [2]bool{slices.Contains(spec.Types, api.PolicyTypeIngress), slices.Contains(spec.Types, api.PolicyTypeEgress)}
+	e.sel = nil
+	id := e.ids[Ingress]
+	switch {
+	case spec.DoNotTrack || spec.PreDNAT:
+		// Felix applies these to host endpoints only.
+	case spec.NamespaceSelector != "" || spec.ServiceAccountSelector != "":
+		x.changes.Warnings = append(x.changes.Warnings, fmt.Sprintf(
+			"%s/%s applies to no endpoint: namespaceSelector and serviceAccountSelector are not supported", id.Kind, id.Name))
+	default:
+		sel, err := selector.Parse(spec.Selector)
+		if err == nil && e.key.namespace != "" {
+			sel, err = namespaceScoped(sel, e.key.namespace)
+		}
+		if err != nil {
+			x.changes.Warnings = append(x.changes.Warnings, fmt.Sprintf("%s/%s applies to no endpoint: %v", id.Kind, id.Name, err))
+			return
+		}
+		e.sel = sel
+	}
+}
+
+// SetTier adds, updates or (with nil) removes a tier; only its order and default action matter here.
+func (x *Index) SetTier(name string, t *api.Tier) {
+	old, had := x.tiers[name]
+	if t == nil {
+		if !had {
+			return
+		}
+		delete(x.tiers, name)
+	} else {
+		if had && reflect.DeepEqual(old, t.Spec) {
+			return
+		}
+		x.tiers[name] = t.Spec
+	}
+	x.sortedOK = false
+	for ep := range x.localEndpoints() {
+		if x.replan(ep) {
+			x.changes.Interfaces[ep.iface] = struct{}{}
+		}
+	}
+}
