@@ -73,6 +73,7 @@ var fixtures = []struct {
 	{"node.json", KindNode, []string{"spec.wireguard.interfaceIPv4Address", "spec.interfaces", "status.wireguardPublicKey", "status.podCIDRs"}},
 	{"clusterinformation.json", KindClusterInformation, []string{"spec.variant"}},
 	{"tier.json", KindTier, []string{"status"}},
+	{"felixconfiguration.json", KindFelixConfiguration, []string{"spec.bpfLogLevel", "spec.natPortRange", "spec.healthPort"}},
 }
 
 func TestFixturesCoverEveryKind(t *testing.T) {
@@ -423,6 +424,7 @@ func TestLookupKind(t *testing.T) {
 		"node": KindNode, "nodes": KindNode,
 		"clusterinformation": KindClusterInformation, "clusterinformations": KindClusterInformation,
 		"tier": KindTier, "tiers": KindTier,
+		"felixconfiguration": KindFelixConfiguration, "felixconfigurations": KindFelixConfiguration, "felixconfig": KindFelixConfiguration,
 	}
 	for in, want := range tests {
 		info, err := LookupKind(in)
@@ -433,8 +435,8 @@ func TestLookupKind(t *testing.T) {
 			t.Errorf("%s: New/KindOf disagree", in)
 		}
 	}
-	_, err := LookupKind("felixconfiguration")
-	if err == nil || !strings.Contains(err.Error(), "felixconfiguration") || !strings.Contains(err.Error(), "IPPool") {
+	_, err := LookupKind("bgppeer")
+	if err == nil || !strings.Contains(err.Error(), "bgppeer") || !strings.Contains(err.Error(), "IPPool") {
 		t.Errorf("unknown kind error %v", err)
 	}
 	for _, k := range []string{KindWorkloadEndpoint, KindNetworkPolicy} {
@@ -442,12 +444,12 @@ func TestLookupKind(t *testing.T) {
 			t.Errorf("%s not namespaced", k)
 		}
 	}
-	for _, k := range []string{KindIPPool, KindProfile, KindGlobalNetworkPolicy, KindNode, KindClusterInformation, KindTier} {
+	for _, k := range []string{KindIPPool, KindProfile, KindGlobalNetworkPolicy, KindNode, KindClusterInformation, KindTier, KindFelixConfiguration} {
 		if info, _ := LookupKind(k); info.Namespaced {
 			t.Errorf("%s namespaced", k)
 		}
 	}
-	if !reflect.DeepEqual(KindNames(), []string{"ClusterInformation", "GlobalNetworkPolicy", "IPPool", "NetworkPolicy", "Node", "Profile", "Tier", "WorkloadEndpoint"}) {
+	if !reflect.DeepEqual(KindNames(), []string{"ClusterInformation", "FelixConfiguration", "GlobalNetworkPolicy", "IPPool", "NetworkPolicy", "Node", "Profile", "Tier", "WorkloadEndpoint"}) {
 		t.Errorf("KindNames %v", KindNames())
 	}
 }

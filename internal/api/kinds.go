@@ -25,6 +25,7 @@ var kinds = []KindInfo{
 	{Kind: KindNode, Plural: "nodes", New: func() Object { return &Node{} }},
 	{Kind: KindClusterInformation, Plural: "clusterinformations", New: func() Object { return &ClusterInformation{} }},
 	{Kind: KindTier, Plural: "tiers", New: func() Object { return &Tier{} }},
+	{Kind: KindFelixConfiguration, Plural: "felixconfigurations", New: func() Object { return &FelixConfiguration{} }},
 }
 
 // Kind names.
@@ -37,6 +38,7 @@ const (
 	KindNode                = "Node"
 	KindClusterInformation  = "ClusterInformation"
 	KindTier                = "Tier"
+	KindFelixConfiguration  = "FelixConfiguration"
 )
 
 // LookupKind finds a kind by its name, plural or singular lower-case name, or common short form
@@ -44,7 +46,8 @@ const (
 func LookupKind(name string) (KindInfo, error) {
 	n := strings.ToLower(name)
 	short := map[string]string{"wep": KindWorkloadEndpoint, "weps": KindWorkloadEndpoint, "gnp": KindGlobalNetworkPolicy,
-		"gnps": KindGlobalNetworkPolicy, "np": KindNetworkPolicy, "nps": KindNetworkPolicy, "pool": KindIPPool, "pools": KindIPPool}
+		"gnps": KindGlobalNetworkPolicy, "np": KindNetworkPolicy, "nps": KindNetworkPolicy, "pool": KindIPPool, "pools": KindIPPool,
+		"felixconfig": KindFelixConfiguration, "felixconfigs": KindFelixConfiguration}
 	if k, ok := short[n]; ok {
 		n = strings.ToLower(k)
 	}

@@ -191,3 +191,36 @@ type TierSpec struct {
 	Order         *float64 `json:"order,omitempty"`
 	DefaultAction string   `json:"defaultAction,omitempty"`
 }
+
+// FelixConfiguration configures Felix: "default" applies to every host, "node.<hostname>" to one host.
+// Only the fields that matter next to this plugin are modelled; the others are kept by the codec.
+type FelixConfiguration struct {
+	TypeMeta   `json:",inline"`
+	ObjectMeta `json:"metadata"`
+	Spec       FelixConfigurationSpec `json:"spec"`
+}
+
+// FelixConfigurationSpec mirrors Calico's field names. Nil and empty values mean Felix's default.
+type FelixConfigurationSpec struct {
+	LogSeverityScreen              string `json:"logSeverityScreen,omitempty"`
+	ReportingInterval              string `json:"reportingInterval,omitempty"`
+	InterfacePrefix                string `json:"interfacePrefix,omitempty"`
+	DefaultEndpointToHostAction    string `json:"defaultEndpointToHostAction,omitempty"`
+	ChainInsertMode                string `json:"chainInsertMode,omitempty"`
+	IptablesBackend                string `json:"iptablesBackend,omitempty"`
+	NFTablesMode                   string `json:"nftablesMode,omitempty"`
+	RouteSource                    string `json:"routeSource,omitempty"`
+	DeviceRouteProtocol            *int   `json:"deviceRouteProtocol,omitempty"`
+	VXLANEnabled                   *bool  `json:"vxlanEnabled,omitempty"`
+	VXLANPort                      *int   `json:"vxlanPort,omitempty"`
+	VXLANVNI                       *int   `json:"vxlanVNI,omitempty"`
+	VXLANMTU                       *int   `json:"vxlanMTU,omitempty"`
+	VXLANMTUV6                     *int   `json:"vxlanMTUV6,omitempty"`
+	IPIPEnabled                    *bool  `json:"ipipEnabled,omitempty"`
+	IPIPMTU                        *int   `json:"ipipMTU,omitempty"`
+	NATOutgoingAddress             string `json:"natOutgoingAddress,omitempty"`
+	AllowVXLANPacketsFromWorkloads *bool  `json:"allowVXLANPacketsFromWorkloads,omitempty"`
+	AllowIPIPPacketsFromWorkloads  *bool  `json:"allowIPIPPacketsFromWorkloads,omitempty"`
+	BPFEnabled                     *bool  `json:"bpfEnabled,omitempty"`
+	WireguardEnabled               *bool  `json:"wireguardEnabled,omitempty"`
+}

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"regexp"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/projectcalico/calico-libnetwork/internal/selector"
 )
@@ -24,6 +26,7 @@ var (
 	// Profiles are named after Docker networks, which may use upper case and '_'.
 	profileNameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,251}[a-zA-Z0-9_])?$`)
 	labelKeyRE    = regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?/)?[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,61}[a-zA-Z0-9])?$`)
+	ifacePrefixRE = regexp.MustCompile(`^[a-zA-Z0-9]+(,[a-zA-Z0-9]+)*$`)
 	macRE         = regexp.MustCompile(`^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$`)
 )
 
@@ -110,6 +113,8 @@ func Validate(o Object) error {
 		v.policy(&r.Spec)
 	case *GlobalNetworkPolicy:
 		v.policy(&r.Spec)
+	case *FelixConfiguration:
+		v.felixConfiguration(&r.Spec)
 	case *Node:
 		if r.Spec.BGP != nil {
 			v.optionalPrefix("spec.bgp.ipv4Address", r.Spec.BGP.IPv4Address)
@@ -151,6 +156,43 @@ func (v *validator) ipPool(s *IPPoolSpec) {
 	v.selector("spec.nodeSelector", s.NodeSelector)
 	for _, use := range s.AllowedUses {
 		v.check("spec.allowedUses", slices.Contains([]string{"Workload", "Tunnel", "LoadBalancer"}, use), fmt.Sprintf("%q must be Workload, Tunnel or LoadBalancer", use))
+	}
+}
+
+// felixConfiguration checks the modelled fields with the rules of Calico's validator (Felix itself also
+// accepts the upper-case spellings of the actions, as in its environment variables).
+func (v *validator) felixConfiguration(s *FelixConfigurationSpec) {
+	oneOf := func(field, value string, allowed ...string) {
+		ok := value == ""
+		for _, a := range allowed {
+			ok = ok || strings.EqualFold(value, a)
+		}
+		v.check(field, ok, fmt.Sprintf("%q must be one of %s", value, strings.Join(allowed, ", ")))
+	}
+	oneOf("spec.logSeverityScreen", s.LogSeverityScreen, "Debug", "Info", "Warning", "Error", "Fatal")
+	oneOf("spec.defaultEndpointToHostAction", s.DefaultEndpointToHostAction, "Drop", "Accept", "Return")
+	oneOf("spec.chainInsertMode", s.ChainInsertMode, "Insert", "Append")
+	oneOf("spec.iptablesBackend", s.IptablesBackend, "Legacy", "NFT", "Auto")
+	oneOf("spec.nftablesMode", s.NFTablesMode, "Disabled", "Enabled", "Auto")
+	oneOf("spec.routeSource", s.RouteSource, "CalicoIPAM", "WorkloadIPs")
+	v.check("spec.interfacePrefix", s.InterfacePrefix == "" || ifacePrefixRE.MatchString(s.InterfacePrefix),
+		fmt.Sprintf("%q must be interface name prefixes (letters and digits) separated by commas", s.InterfacePrefix))
+	if s.ReportingInterval != "" {
+		_, err := time.ParseDuration(s.ReportingInterval)
+		v.check("spec.reportingInterval", err == nil, fmt.Sprintf("%q is not a duration", s.ReportingInterval))
+	}
+	inRange := func(field string, n *int, lo, hi int) {
+		v.check(field, n == nil || (*n >= lo && *n <= hi), fmt.Sprintf("must be %d to %d", lo, hi))
+	}
+	inRange("spec.vxlanPort", s.VXLANPort, 1, 65535)
+	inRange("spec.vxlanVNI", s.VXLANVNI, 1, 1<<24-1)
+	inRange("spec.vxlanMTU", s.VXLANMTU, 0, 65535)
+	inRange("spec.vxlanMTUV6", s.VXLANMTUV6, 0, 65535)
+	inRange("spec.ipipMTU", s.IPIPMTU, 0, 65535)
+	inRange("spec.deviceRouteProtocol", s.DeviceRouteProtocol, 0, 255)
+	if s.NATOutgoingAddress != "" {
+		a, err := netip.ParseAddr(s.NATOutgoingAddress)
+		v.check("spec.natOutgoingAddress", err == nil && a.Is4(), fmt.Sprintf("%q is not an IPv4 address", s.NATOutgoingAddress))
 	}
 }
 

@@ -30,10 +30,25 @@ func register(ctx context.Context, store *datastore.Store, cfg *config.Config, v
 			return err
 		}
 	}
+	if err := createDefaultFelixConfiguration(ctx, store); err != nil {
+		return err
+	}
 	if err := registerNode(ctx, store, cfg, log); err != nil {
 		return err
 	}
 	return createDefaultPools(ctx, store, cfg, log)
+}
+
+// createDefaultFelixConfiguration writes the global FelixConfiguration "default" as calico/node does when
+// there is none, so that a Felix sharing the datastore starts from the same settings. Felix's own defaults
+// apply to everything not set here; an existing configuration is left as it is.
+func createDefaultFelixConfiguration(ctx context.Context, store *datastore.Store) error {
+	fc := &api.FelixConfiguration{Spec: api.FelixConfigurationSpec{LogSeverityScreen: "Info", ReportingInterval: "0s"}}
+	fc.Name = "default"
+	if err := createIfMissing(ctx, store, fc); err != nil {
+		return fmt.Errorf("creating the default FelixConfiguration: %w", err)
+	}
+	return nil
 }
 
 func createIfMissing(ctx context.Context, store *datastore.Store, o api.Object) error {

@@ -1,0 +1,164 @@
+package api
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+// Documents as current upstream calicoctl and calico/node store them (testdata/upstream, plus the
+// earlier fixtures recorded from the same facts), each read, changed the way this project changes that
+// kind, and written back: the result must be the stored document with exactly that change, every field
+// this version does not model kept.
+func TestUpstreamReadUpdateWrite(t *testing.T) {
+	order := 42.0
+	tests := []struct {
+		file  string
+		edit  func(Object)
+		path  []string // where the edit shows in the document
+		value any
+	}{
+		{"upstream/globalnetworkpolicy-egress-only.json", func(o Object) { o.(*GlobalNetworkPolicy).Spec.Order = &order },
+			[]string{"spec", "order"}, 42.0},
+		{"upstream/networkpolicy-single-quotes.json", func(o Object) { o.(*NetworkPolicy).Spec.Selector = "role == 'db' && has(mynet)" },
+			[]string{"spec", "selector"}, "role == 'db' && has(mynet)"},
+		{"upstream/felixconfiguration-node.json", func(o Object) { o.(*FelixConfiguration).Spec.LogSeverityScreen = "Debug" },
+			[]string{"spec", "logSeverityScreen"}, "Debug"},
+		{"globalnetworkpolicy.json", func(o Object) { o.GetObjectMeta().Labels["owner"] = "libnetwork" },
+			[]string{"metadata", "labels", "owner"}, "libnetwork"},
+		{"profile-labelstoapply.json", func(o Object) { o.(*Profile).Spec.LabelsToApply["other"] = "x" },
+			[]string{"spec", "labelsToApply", "other"}, "x"},
+		{"ippool-minimal.json", func(o Object) { o.(*IPPool).Spec.Disabled = true },
+			[]string{"spec", "disabled"}, true},
+		{"ippool-current.json", func(o Object) { o.(*IPPool).Spec.NATOutgoing = false },
+			[]string{"spec", "natOutgoing"}, nil},
+		{"tier.json", func(o Object) { o.(*Tier).Spec.Order = &order }, []string{"spec", "order"}, 42.0},
+		{"clusterinformation.json", func(o Object) { o.(*ClusterInformation).Spec.CalicoVersion = "v9.9.9" },
+			[]string{"spec", "calicoVersion"}, "v9.9.9"},
+		{"node.json", func(o Object) { o.(*Node).Spec.BGP.IPv4Address = "10.9.9.9/16" },
+			[]string{"spec", "bgp", "ipv4Address"}, "10.9.9.9/16"},
+	}
+	for _, tc := range tests {
+		t.Run(filepath.Base(tc.file), func(t *testing.T) {
+			data := readFixture(t, tc.file)
+			o := newForDocument(t, data)
+			// The datastore's read path: lenient decode, then Calico's defaults.
+			if err := Unmarshal(data, o); err != nil {
+				t.Fatal(err)
+			}
+			Default(o)
+			if err := Validate(o); err != nil {
+				t.Fatalf("upstream document does not validate: %v", err)
+			}
+			tc.edit(o)
+			out, err := Marshal(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, got := decodeAny(t, data), decodeAny(t, out)
+			setPath(want, tc.path, tc.value)
+			// Defaulting may add the fields upstream would fill in (it writes them itself); nothing may be
+			// lost or changed.
+			if diff := missingFrom(want, got, ""); diff != "" {
+				t.Errorf("%s\nstored %s\nwrote  %s", diff, data, out)
+			}
+			if tc.value != nil {
+				if v, _ := lookupPath(got, joinPath(tc.path)); !reflect.DeepEqual(v, tc.value) {
+					t.Errorf("edit not written: %s = %v", joinPath(tc.path), v)
+				}
+			}
+		})
+	}
+}
+
+// An IPPool upstream stored with omitted fields reads back with upstream's defaults, as upstream lists it.
+func TestUpstreamPoolDefaults(t *testing.T) {
+	var p IPPool
+	if err := Unmarshal(readFixture(t, "ippool-minimal.json"), &p); err != nil {
+		t.Fatal(err)
+	}
+	Default(&p)
+	s := p.Spec
+	if s.IPIPMode != EncapNever || s.VXLANMode != EncapNever || s.NodeSelector != "all()" ||
+		s.AssignmentMode != AssignAutomatic || s.BlockSize != 26 || !s.NATOutgoing {
+		t.Errorf("defaults %+v", s)
+	}
+}
+
+// Selectors keep the quotes the user wrote, in the policy and in its rules.
+func TestUpstreamSelectorQuotes(t *testing.T) {
+	var gnp GlobalNetworkPolicy
+	if err := Unmarshal(readFixture(t, "upstream/globalnetworkpolicy-egress-only.json"), &gnp); err != nil {
+		t.Fatal(err)
+	}
+	var np NetworkPolicy
+	if err := Unmarshal(readFixture(t, "upstream/networkpolicy-single-quotes.json"), &np); err != nil {
+		t.Fatal(err)
+	}
+	if gnp.Spec.Selector != `role == "db"` || gnp.Spec.Egress[0].Destination.Selector != `role == "web"` {
+		t.Errorf("double quotes changed: %q, %q", gnp.Spec.Selector, gnp.Spec.Egress[0].Destination.Selector)
+	}
+	if np.Spec.Selector != `role == 'db'` || np.Spec.Ingress[0].Source.Selector != `role == 'web'` {
+		t.Errorf("single quotes changed: %q, %q", np.Spec.Selector, np.Spec.Ingress[0].Source.Selector)
+	}
+	if gnp.Spec.Tier != "default" || gnp.Labels["projectcalico.org/tier"] != "default" ||
+		gnp.Annotations["projectcalico.org/metadata"] != `{"name":"db-egress"}` {
+		t.Errorf("tier, label or annotation lost: %+v %+v", gnp.Spec, gnp.ObjectMeta)
+	}
+}
+
+func setPath(m map[string]any, path []string, value any) {
+	for _, p := range path[:len(path)-1] {
+		next, ok := m[p].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[p] = next
+		}
+		m = next
+	}
+	if value == nil {
+		delete(m, path[len(path)-1])
+	} else {
+		m[path[len(path)-1]] = value
+	}
+}
+
+func joinPath(path []string) string {
+	s := path[0]
+	for _, p := range path[1:] {
+		s += "." + p
+	}
+	return s
+}
+
+// missingFrom describes the first member of want that got lacks or holds differently ("" when none).
+// Objects are compared member by member (got may have more); everything else must be equal.
+func missingFrom(want, got any, at string) string {
+	wm, ok := want.(map[string]any)
+	if !ok {
+		if !reflect.DeepEqual(want, got) {
+			return at + ": stored " + describe(want) + ", wrote " + describe(got)
+		}
+		return ""
+	}
+	gm, ok := got.(map[string]any)
+	if !ok {
+		return at + ": no longer an object"
+	}
+	for k, wv := range wm {
+		gv, present := gm[k]
+		if !present {
+			return at + "." + k + ": lost"
+		}
+		if d := missingFrom(wv, gv, at+"."+k); d != "" {
+			return d
+		}
+	}
+	return ""
+}
+
+func describe(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

@@ -1,0 +1,54 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/projectcalico/calico-libnetwork/internal/api"
+	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+)
+
+func TestCreateDefaultFelixConfiguration(t *testing.T) {
+	emb, err := datastore.StartEmbedded(t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	store, err := datastore.Connect(datastore.ClientConfig{Endpoints: []string{emb.Endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	if err := createDefaultFelixConfiguration(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	fc, err := datastore.Get[*api.FelixConfiguration](ctx, store, "", "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fc.Spec.LogSeverityScreen != "Info" || fc.Spec.ReportingInterval != "0s" || fc.UID == "" {
+		t.Errorf("default FelixConfiguration %+v", fc)
+	}
+
+	// What an operator (or calico/node) set is never overwritten.
+	yes := true
+	fc.Spec = api.FelixConfigurationSpec{LogSeverityScreen: "Debug", VXLANEnabled: &yes}
+	if err := store.Update(ctx, fc); err != nil {
+		t.Fatal(err)
+	}
+	if err := createDefaultFelixConfiguration(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	again, err := datastore.Get[*api.FelixConfiguration](ctx, store, "", "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Spec.LogSeverityScreen != "Debug" || again.Spec.VXLANEnabled == nil || !*again.Spec.VXLANEnabled {
+		t.Errorf("existing FelixConfiguration overwritten: %+v", again.Spec)
+	}
+}
