@@ -22,10 +22,10 @@ STATICCHECK         := $(GOBIN)/staticcheck
 BENCHTIME ?= 1s
 FUZZTIME  ?= 10s
 
-.PHONY: help build run-plugin test test-unit lint staticcheck bench fuzz clean
+.PHONY: help build run-plugin test test-unit test-e2e engine lint staticcheck bench fuzz clean
 
 help: ## Show this list of targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## Build bin/calico-libnetwork and bin/calicoctl (static, version from git)
 	@mkdir -p $(BIN)
@@ -43,8 +43,14 @@ run-plugin: build ## Build and run the plugin daemon in the foreground as root (
 		echo "run-plugin: the daemon must run as root (no sudo found)" >&2; exit 1; \
 	fi
 
-test: ## Run the whole suite as root: deps, dockerd, test image, lint, all tests, short fuzz
+test: ## Run the whole suite as root: deps, dockerd, test image, lint, all tests (e2e on both engines), short fuzz
 	bash scripts/test.sh
+
+test-e2e: ## Run the e2e suite on one engine as root: ENGINE=debian (default) or current
+	ENGINE=$(or $(ENGINE),debian) bash scripts/test-e2e.sh
+
+engine: ## Build (once, cached) the current Docker engine and runc for ENGINE=current
+	bash scripts/build-engine.sh
 
 test-unit: ## Run go test ./... without root-only setup (root/docker tests skip themselves)
 	$(GO) test -count=1 ./...

@@ -2,10 +2,11 @@
 # Build the local test image calico-test/busybox:latest from the host's
 # static busybox (package busybox-static), without any registry. Idempotent.
 # Usage: bash scripts/test-image.sh
+# Env: HARNESS_DOCKER picks the client (default /usr/bin/docker, Debian's); DOCKER_HOST the daemon.
 set -euo pipefail
 
 IMAGE=${TEST_IMAGE:-calico-test/busybox:latest}
-DOCKER=/usr/bin/docker
+DOCKER=${HARNESS_DOCKER:-/usr/bin/docker}
 BUSYBOX=/bin/busybox
 
 if "$DOCKER" image inspect "$IMAGE" >/dev/null 2>&1; then

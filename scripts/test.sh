@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # The whole test suite: install test deps, start dockerd, build the test image,
-# lint, unit tests (parallel), end-to-end tests (one package at a time, they
-# share the host's dockerd), then a short fuzz pass. Run as root for the full
-# suite; as another user the root-only setup and tests are skipped.
+# lint, unit tests (parallel), end-to-end tests (every package under ./test/,
+# one package at a time, they share the host's dockerd) once per Docker engine,
+# and a short fuzz pass (before the current engine's e2e run when its build is
+# still going, else last). Run as root for the full suite; as another user the
+# root-only setup and tests are skipped.
+#
+# The e2e suite runs on each engine in E2E_ENGINES (default "debian current"):
+# Debian's docker.io 20.10, and the current engine (moby/moby/v2 dockerd, Docker
+# 29 line) built from Go modules by scripts/build-engine.sh. That build takes
+# minutes on a fresh machine, so it runs in the background while lint and unit
+# tests run; later runs find it cached. See scripts/test-e2e.sh.
+#
 # Usage: bash scripts/test.sh   (or: make test)
-# Env: GOTEST_TIMEOUT (25m), FUZZTIME (5s), HARNESS_RACE=1 builds the daemon
-# under test with -race for the e2e tests.
+# Env: GOTEST_TIMEOUT (25m), FUZZTIME (5s), E2E_ENGINES ("debian current"),
+# HARNESS_RACE=1 builds the daemon under test with -race for the e2e tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,12 +23,18 @@ if ! command -v go >/dev/null 2>&1; then
   echo "test.sh: go not found (expected in /usr/local/go/bin)" >&2
   exit 1
 fi
-export PATH="$(go env GOPATH)/bin:$PATH"
+GOPATH_BIN="$(go env GOPATH)/bin"
+export PATH="$GOPATH_BIN:$PATH"
+# shellcheck source=scripts/engine-env.sh
+. scripts/engine-env.sh
 
 GOTEST_TIMEOUT=${GOTEST_TIMEOUT:-25m}
 FUZZTIME=${FUZZTIME:-5s}
+E2E_ENGINES=${E2E_ENGINES:-debian current}
+export GOTEST_TIMEOUT
 
 declare -a SUMMARY=()
+declare -a E2E_RESULTS=()
 failed=0
 start_all=$SECONDS
 
@@ -31,21 +46,24 @@ step() {
   echo
   echo "================ $name ================"
   if "$@"; then
-    SUMMARY+=("$(printf 'PASS  %-28s %4ds' "$name" $((SECONDS - t0)))")
+    SUMMARY+=("$(printf 'PASS  %-44s %4ds' "$name" $((SECONDS - t0)))")
   else
-    SUMMARY+=("$(printf 'FAIL  %-28s %4ds' "$name" $((SECONDS - t0)))")
+    SUMMARY+=("$(printf 'FAIL  %-44s %4ds' "$name" $((SECONDS - t0)))")
     failed=1
   fi
 }
 
 skip() {
-  SUMMARY+=("$(printf 'SKIP  %-28s       (%s)' "$1" "$2")")
+  SUMMARY+=("$(printf 'SKIP  %-44s       (%s)' "$1" "$2")")
 }
 
 summary() {
   echo
   echo "================ summary ================"
   printf '%s\n' "${SUMMARY[@]}"
+  for f in "${E2E_RESULTS[@]}"; do
+    [ -s "$f" ] && cat "$f"
+  done
   echo "total: $((SECONDS - start_all))s"
   if [ "$failed" -ne 0 ]; then
     echo "RESULT: FAILED"
@@ -63,10 +81,31 @@ setup() {
   fi
 }
 
+engine_pid=""
+engine_log=$(mktemp /tmp/build-engine.XXXXXX.log)
+engine_t0=$SECONDS
+# shellcheck disable=SC2317 # the EXIT trap
+cleanup() {
+  # Never leave a half-written engine build behind a finished run.
+  if [ -n "$engine_pid" ]; then
+    wait "$engine_pid" || true
+  fi
+  rm -f "$engine_log" "${E2E_RESULTS[@]}"
+}
+trap cleanup EXIT
+
 if [ "$(id -u)" -eq 0 ]; then
   setup "install test deps" bash scripts/install-deps.sh
   setup "start dockerd" bash scripts/start-dockerd.sh
   setup "build test image" bash scripts/test-image.sh
+  if [[ " $E2E_ENGINES " == *" current "* ]]; then
+    # Minutes on a fresh machine, a second when cached: overlap it with lint, unit tests and the
+    # first e2e run. At the lowest CPU priority it takes only what they leave idle; it is needed
+    # only after them.
+    echo "test.sh: building the current Docker engine in the background (log: $engine_log)"
+    nice -n 19 bash scripts/build-engine.sh >"$engine_log" 2>&1 &
+    engine_pid=$!
+  fi
 else
   echo "test.sh: not running as root: skipping dependency install and dockerd;"
   echo "test.sh: tests that need root or dockerd will skip themselves."
@@ -86,9 +125,7 @@ unit_pkgs=()
 e2e_pkgs=()
 for p in "${all_pkgs[@]}"; do
   case "$p" in
-    # End-to-end packages share the host's dockerd and plugin directory, or run whole
-    # hosts of their own: one package at a time, and not beside the unit tests.
-    */test/* | */test) e2e_pkgs+=("$p") ;;
+    */test/*) e2e_pkgs+=("$p") ;; # test/e2e/..., test/multihost: need dockerd, one at a time
     *) unit_pkgs+=("$p") ;;
   esac
 done
@@ -100,14 +137,61 @@ else
   skip "unit tests" "no packages"
 fi
 
-if [ "${#e2e_pkgs[@]}" -gt 0 ]; then
+# shellcheck disable=SC2317 # called through step
+# wait_engine_build: wait for the background engine build, record it as a step.
+wait_engine_build() {
+  local rc=0
+  wait "$engine_pid" || rc=$?
+  engine_pid=""
+  cat "$engine_log"
+  return "$rc"
+}
+
+fuzzed=0
+fuzz() {
+  step "fuzz (${FUZZTIME} per target)" make --no-print-directory fuzz FUZZTIME="$FUZZTIME"
+  fuzzed=1
+}
+
+if [ "${#e2e_pkgs[@]}" -eq 0 ]; then
+  skip "e2e tests" "no packages"
+elif [ "$(id -u)" -ne 0 ]; then
+  # Without root nothing can switch engines; the tests skip what needs root or dockerd.
   step "e2e tests (${#e2e_pkgs[@]} pkgs, -p 1)" \
     go test -race -count=1 -timeout "$GOTEST_TIMEOUT" -p 1 "${e2e_pkgs[@]}"
 else
-  skip "e2e tests" "no packages"
+  export E2E_PKGS="${e2e_pkgs[*]}"
+  for engine in $E2E_ENGINES; do
+    case "$engine" in
+      debian)
+        v=$(dpkg-query -W -f='${Version}' docker.io 2>/dev/null || echo '?')
+        label="e2e on debian docker.io ${v%%-*}"
+        ;;
+      current) label="e2e on current dockerd $ENGINE_VERSION" ;;
+      *) label="e2e on $engine" ;;
+    esac
+    if [ "$engine" = current ] && [ -n "$engine_pid" ]; then
+      if [ "$fuzzed" -eq 0 ] && kill -0 "$engine_pid" 2>/dev/null; then
+        echo "test.sh: the engine build is still running; fuzzing meanwhile"
+        fuzz
+      fi
+      echo "test.sh: waiting for the engine build started $((SECONDS - engine_t0))s ago"
+      step "build current engine $ENGINE_VERSION" wait_engine_build
+      # The step's time is only the wait; say what the build itself did.
+      built=$(grep -o -m1 -e 'engine ready in [0-9]*s' -e 'cached build is current' "$engine_log" || true)
+      SUMMARY[-1]="${SUMMARY[-1]} (waited; ${built:-see log above})"
+      if [[ "${SUMMARY[-1]}" == FAIL* ]]; then
+        skip "$label" "engine build failed"
+        continue
+      fi
+    fi
+    result=$(mktemp /tmp/e2e-result.XXXXXX)
+    E2E_RESULTS+=("$result")
+    step "$label (${#e2e_pkgs[@]} pkgs)" env ENGINE="$engine" E2E_RESULT_FILE="$result" bash scripts/test-e2e.sh
+  done
 fi
 
-step "fuzz (${FUZZTIME} per target)" make --no-print-directory fuzz FUZZTIME="$FUZZTIME"
+[ "$fuzzed" -eq 1 ] || fuzz
 
 summary
 exit "$failed"

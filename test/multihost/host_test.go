@@ -82,10 +82,10 @@ func (h *host) startDocker() error {
 		return err
 	}
 	h.dockerd.name = h.name + " dockerd"
-	h.dockerd.args = append(h.enter(), "/usr/sbin/dockerd", "--config-file", cfg,
+	h.dockerd.args = append(h.enter(), harness.DockerdCommand("--config-file", cfg,
 		"--data-root", filepath.Join(h.lab.data, h.name), "--exec-root", filepath.Join(h.dir, "exec"),
 		"-H", h.socket(), "--pidfile", filepath.Join(h.dir, "docker.pid"),
-		"--bridge=none", "--iptables=false", "--ip-masq=false")
+		"--bridge=none", "--iptables=false", "--ip-masq=false")...)
 	if err := h.dockerd.start(); err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func (h *host) removeContainers() {
 	}
 }
 
-// docker runs the 20.10 client against this host's dockerd.
+// docker runs the client of the engine under test against this host's dockerd.
 func (h *host) docker(args ...string) (string, error) {
 	out, err := run(90*time.Second, append([]string{harness.DockerBin, "-H", h.socket()}, args...)...)
 	return strings.TrimSpace(out), err

@@ -13,28 +13,34 @@ import (
 )
 
 const (
-	dockerdPidFile      = "/var/run/docker.pid"
+	// DefaultDockerdPidFile is where dockerd writes its pid unless started with --pidfile.
+	DefaultDockerdPidFile = "/var/run/docker.pid"
+
 	dockerdStopTimeout  = 60 * time.Second
 	dockerdReadyTimeout = 60 * time.Second
 )
 
-// RestartDockerd restarts the host's dockerd with the command line, environment and working
-// folder it was started with (read from /proc), detached, logging to DockerdLog.
+// DockerdPidFile is the pid file of the dockerd under test, which RestartDockerd restarts:
+// $HARNESS_DOCKERD_PIDFILE, else DefaultDockerdPidFile.
+var DockerdPidFile = envOr("HARNESS_DOCKERD_PIDFILE", DefaultDockerdPidFile)
+
+// RestartDockerd restarts the dockerd under test (the pid in DockerdPidFile) with the command line,
+// environment and working folder it was started with (read from /proc), detached, logging to DockerdLog.
 func RestartDockerd(t testing.TB) {
 	t.Helper()
 	RequireRoot(t)
-	raw, err := os.ReadFile(dockerdPidFile)
+	raw, err := os.ReadFile(DockerdPidFile)
 	if err != nil {
 		t.Fatalf("RestartDockerd: %v", err)
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
 	if err != nil {
-		t.Fatalf("RestartDockerd: bad pid in %s: %q", dockerdPidFile, raw)
+		t.Fatalf("RestartDockerd: bad pid in %s: %q", DockerdPidFile, raw)
 	}
 	proc := fmt.Sprintf("/proc/%d", pid)
 	argv := splitNul(mustRead(t, proc+"/cmdline"))
 	if len(argv) == 0 {
-		t.Fatalf("RestartDockerd: pid %d from %s is not running", pid, dockerdPidFile)
+		t.Fatalf("RestartDockerd: pid %d from %s is not running", pid, DockerdPidFile)
 	}
 	env := splitNul(mustRead(t, proc+"/environ"))
 	dir, _ := os.Readlink(proc + "/cwd")

@@ -27,15 +27,45 @@ import (
 const (
 	// TestImage is the local busybox image built by scripts/test-image.sh.
 	TestImage = "calico-test/busybox:latest"
-	// DockerBin is the Docker client that matches Debian's dockerd (API 1.41).
-	DockerBin = "/usr/bin/docker"
-	// DockerSocket is where the host's dockerd listens.
-	DockerSocket = "/var/run/docker.sock"
 	// DockerdLog is where dockerd output goes when the tests start it.
 	DockerdLog = "/var/log/calico-test-dockerd.log"
 	// DefaultPluginDir is the folder Docker discovers plugin sockets in.
 	DefaultPluginDir = "/run/docker/plugins"
+
+	// DefaultDockerBin is the Docker client that matches Debian's dockerd (API 1.41).
+	DefaultDockerBin = "/usr/bin/docker"
+	// DefaultDockerSocket is where the host's dockerd listens unless DOCKER_HOST says otherwise.
+	DefaultDockerSocket = "/var/run/docker.sock"
 )
+
+// The engine under test. They default to Debian's docker.io on the host; the environment points them
+// at another engine (scripts/test-e2e.sh does, for ENGINE=current).
+var (
+	// DockerBin is the Docker client the tests run: $HARNESS_DOCKER, else DefaultDockerBin. It must speak
+	// an API version the daemon accepts (Debian's 20.10 daemon: 1.12 to 1.41; the current engine
+	// scripts/test-e2e.sh builds: 1.40 to 1.56). The client also honours DOCKER_HOST.
+	DockerBin = envOr("HARNESS_DOCKER", DefaultDockerBin)
+	// DockerSocket is where the dockerd under test listens: the path of a unix:// DOCKER_HOST, else
+	// DefaultDockerSocket.
+	DockerSocket = dockerSocket(os.Getenv("DOCKER_HOST"))
+)
+
+// envOr returns the environment variable key, or def when it is unset or empty.
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// dockerSocket returns the socket path of a unix:// DOCKER_HOST value, or DefaultDockerSocket for
+// anything else (unset, tcp://).
+func dockerSocket(host string) string {
+	if path, ok := strings.CutPrefix(host, "unix://"); ok && path != "" {
+		return path
+	}
+	return DefaultDockerSocket
+}
 
 // dockerCmdTimeout bounds one docker CLI call so a hung daemon fails the test
 // instead of eating the whole go test timeout.
@@ -49,7 +79,8 @@ func RequireRoot(t testing.TB) {
 	}
 }
 
-// RequireDocker skips the test unless a dockerd answers on DockerSocket and DockerBin exists.
+// RequireDocker skips the test unless a dockerd answers on DockerSocket (or a tcp:// DOCKER_HOST) and
+// DockerBin exists.
 func RequireDocker(t testing.TB) {
 	t.Helper()
 	if _, err := os.Stat(DockerBin); err != nil {
@@ -62,8 +93,8 @@ func RequireDocker(t testing.TB) {
 
 // pingDocker asks dockerd's API for /_ping.
 func pingDocker() error {
-	c := unixClient(DockerSocket, 5*time.Second)
-	resp, err := c.Get("http://docker/_ping")
+	c, base := dockerAPI(5 * time.Second)
+	resp, err := c.Get(base + "/_ping")
 	if err != nil {
 		return err
 	}
@@ -72,6 +103,15 @@ func pingDocker() error {
 		return fmt.Errorf("GET /_ping: %s", resp.Status)
 	}
 	return nil
+}
+
+// dockerAPI returns an HTTP client and base URL for the dockerd under test: DOCKER_HOST when it is
+// tcp://host:port, else DockerSocket.
+func dockerAPI(timeout time.Duration) (*http.Client, string) {
+	if hostport, ok := strings.CutPrefix(os.Getenv("DOCKER_HOST"), "tcp://"); ok && hostport != "" {
+		return &http.Client{Timeout: timeout}, "http://" + hostport
+	}
+	return unixClient(DockerSocket, timeout), "http://docker"
 }
 
 // unixClient returns an HTTP client that talks to the unix socket at path.

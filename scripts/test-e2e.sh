@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# Run the end-to-end suite (every package under ./test/, one at a time) against one Docker engine.
+#
+#   ENGINE=debian   Debian's docker.io (20.10) on /var/run/docker.sock, through /usr/bin/docker.
+#                   Started with scripts/start-dockerd.sh if none runs.
+#   ENGINE=current  dockerd from github.com/moby/moby/v2 (Docker 29 line) with its own runc, built
+#                   once by scripts/build-engine.sh. It runs in Debian's dockerd's place: Debian's is
+#                   stopped, the current engine serves /var/run/docker.sock and writes /var/run/docker.pid
+#                   (so the plugin, the tests and harness.RestartDockerd find it where they always look)
+#                   but keeps its state in its own --data-root and --exec-root. The tests use the newer
+#                   client (/usr/local/bin/docker). Afterwards, even on failure or Ctrl-C, the current
+#                   engine is stopped, the firewall is put back as it was, and Debian's dockerd is
+#                   started again with the command line it had.
+#   ENGINE=external Whatever DOCKER_HOST, HARNESS_DOCKER and HARNESS_DOCKERD_PIDFILE point at; nothing is
+#                   started or stopped. For an engine of your own: see README "Supported Docker versions".
+#
+# Usage: ENGINE=debian|current|external bash scripts/test-e2e.sh [go test flags, e.g. -run TestIPv6]
+# Env:   GOTEST_TIMEOUT (25m), E2E_PKGS (default: every package under ./test/), HARNESS_RACE,
+#        ENGINE_VERSION / RUNC_VERSION / ENGINE_CACHE (scripts/engine-env.sh), E2E_RESULT_FILE (a file
+#        to write the one-line result to, for scripts/test.sh's summary)
+# Runs as root. One e2e run at a time per machine (they share dockerd and /run/docker/plugins): a second
+# run waits for the first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PATH="/usr/local/go/bin:$PATH"
+# shellcheck source=scripts/engine-env.sh
+. scripts/engine-env.sh
+
+ENGINE=${ENGINE:-debian}
+GOTEST_TIMEOUT=${GOTEST_TIMEOUT:-25m}
+DOCKERD_LOG=/var/log/calico-test-dockerd.log
+PIDFILE=/var/run/docker.pid
+SOCKET=/var/run/docker.sock
+STATE=/run/calico-ci
+WAIT=60
+
+T0=$SECONDS
+log() { echo "test-e2e[$ENGINE] +$((SECONDS - T0))s: $*"; }
+die() {
+  echo "test-e2e[$ENGINE]: $*" >&2
+  exit 1
+}
+
+case "$ENGINE" in
+  debian | current) unset DOCKER_HOST ;; # their daemon is the one on $SOCKET
+  external) ;;
+  *) die "ENGINE must be debian, current or external, not '$ENGINE'" ;;
+esac
+if [ "$ENGINE" != external ] && [ "$(id -u)" -ne 0 ]; then
+  die "must run as root (it starts and stops dockerd)"
+fi
+
+# One run at a time. The lock is fd 8; everything that may start a long-lived daemon (dockerd, or go
+# test, whose RestartDockerd does) runs with fd 8 closed, or that daemon would hold the lock forever.
+mkdir -p "$STATE"
+LOCK=$STATE/e2e-run.lock
+exec 8>"$LOCK"
+if ! flock -n 8; then
+  log "another e2e run holds $LOCK; waiting for it"
+  flock 8
+fi
+
+# ---- dockerd helpers ------------------------------------------------------------------------------
+
+# pid_of_dockerd: the live pid in $PIDFILE, or nothing.
+pid_of_dockerd() {
+  local pid
+  pid=$(cat "$PIDFILE" 2>/dev/null || true)
+  if [[ "$pid" =~ ^[0-9]+$ ]] && [ -e "/proc/$pid" ]; then
+    echo "$pid"
+  fi
+}
+
+# exe_of PID: the binary PID runs.
+exe_of() { readlink "/proc/$1/exe" 2>/dev/null | sed 's/ (deleted)$//'; }
+
+# is_current_engine PID: whether PID runs a dockerd from the engine cache.
+is_current_engine() {
+  case "$(exe_of "$1")" in
+    "$ENGINE_CACHE"/*) return 0 ;;
+  esac
+  return 1
+}
+
+# stop_pid PID NAME: SIGTERM, wait up to $WAIT s for the process to go, then SIGKILL.
+stop_pid() {
+  local pid=$1 name=$2 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < WAIT * 10; i++)); do
+    [ -e "/proc/$pid" ] || return 0
+    # A zombie (its parent has not reaped it yet) has stopped.
+    [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] && return 0
+    sleep 0.1
+  done
+  log "$name (pid $pid) still running after ${WAIT}s; SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  sleep 1
+}
+
+# wait_ready CLIENT PID NAME: wait until CLIENT gets an answer from the daemon on $SOCKET.
+wait_ready() {
+  local client=$1 pid=$2 name=$3 i
+  for ((i = 0; i < WAIT * 2; i++)); do
+    if "$client" info >/dev/null 2>&1; then
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "test-e2e[$ENGINE]: $name exited; last lines of $DOCKERD_LOG:" >&2
+      tail -n 30 "$DOCKERD_LOG" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+  echo "test-e2e[$ENGINE]: $name did not answer within ${WAIT}s; last lines of $DOCKERD_LOG:" >&2
+  tail -n 30 "$DOCKERD_LOG" >&2
+  return 1
+}
+
+# start_detached NAME ARGV...: start a dockerd in its own session, logging to $DOCKERD_LOG; sets $started_pid.
+start_detached() {
+  local name=$1
+  shift
+  echo "=== $(date -Is) test-e2e.sh ($ENGINE): $*" >>"$DOCKERD_LOG"
+  (cd / && exec setsid "$@" </dev/null >>"$DOCKERD_LOG" 2>&1 8>&-) &
+  started_pid=$!
+  log "started $name (pid $started_pid): $*"
+}
+
+# stop_leftover_current_engine: a current engine left on the standard socket by a killed run would make
+# Debian's dockerd fail to start; stop it.
+stop_leftover_current_engine() {
+  local pid
+  pid=$(pid_of_dockerd)
+  if [ -n "$pid" ] && is_current_engine "$pid"; then
+    log "stopping a current engine left running by an earlier run (pid $pid)"
+    stop_pid "$pid" "current engine"
+    restore_firewall
+  fi
+}
+
+# ---- firewall snapshot ----------------------------------------------------------------------------
+# The current engine rewrites Docker's iptables chains its own way (and ip6tables, which 20.10 leaves
+# alone); Debian's dockerd expects its own layout back. Save both before, restore after.
+
+save_firewall() {
+  iptables-save >"$STATE/iptables.before"
+  ip6tables-save >"$STATE/ip6tables.before"
+}
+
+restore_firewall() {
+  local ok=0
+  if [ -s "$STATE/iptables.before" ]; then
+    iptables-restore <"$STATE/iptables.before" || ok=1
+  fi
+  if [ -s "$STATE/ip6tables.before" ]; then
+    ip6tables-restore <"$STATE/ip6tables.before" || ok=1
+  fi
+  rm -f "$STATE/iptables.before" "$STATE/ip6tables.before"
+  [ "$ok" -eq 0 ] || echo "test-e2e[$ENGINE]: restoring the firewall snapshot failed" >&2
+  return "$ok"
+}
+
+# ---- engine selection -----------------------------------------------------------------------------
+
+debian_argv=()   # Debian's dockerd command line as it ran before (exe first), to start it again
+restore_needed=0 # set once Debian's dockerd has been stopped
+
+# shellcheck disable=SC2317 # reached through the EXIT trap
+# restore_debian: stop the current engine, put the firewall back, start Debian's dockerd again.
+restore_debian() {
+  [ "$restore_needed" -eq 1 ] || return 0
+  restore_needed=0
+  local pid rc=0
+  pid=$(pid_of_dockerd)
+  if [ -n "$pid" ] && is_current_engine "$pid"; then
+    log "stopping the current engine (pid $pid)"
+    stop_pid "$pid" "current engine"
+  fi
+  restore_firewall || rc=1
+  if [ "${#debian_argv[@]}" -gt 0 ]; then
+    start_detached "Debian's dockerd" "${debian_argv[@]}"
+    wait_ready "$DEBIAN_DOCKER" "$started_pid" "Debian's dockerd" || rc=1
+  else
+    bash scripts/start-dockerd.sh 8>&- || rc=1
+  fi
+  [ "$rc" -eq 0 ] && log "Debian's dockerd is back: $(server_version "$DEBIAN_DOCKER")"
+  return "$rc"
+}
+
+# shellcheck disable=SC2317 # the EXIT trap
+on_exit() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if ! restore_debian; then
+    echo "test-e2e[$ENGINE]: could not restore Debian's dockerd; run scripts/start-dockerd.sh" >&2
+    [ "$rc" -ne 0 ] || rc=1
+  fi
+  exit "$rc"
+}
+
+server_version() {
+  "$1" version --format 'dockerd {{.Server.Version}} (API {{.Server.APIVersion}}, min {{.Server.MinAPIVersion}}) via client {{.Client.Version}} (API {{.Client.APIVersion}})' 2>&1
+}
+
+use_debian() {
+  stop_leftover_current_engine
+  bash scripts/start-dockerd.sh 8>&-
+  export HARNESS_DOCKER=$DEBIAN_DOCKER
+  export HARNESS_DOCKERD_PIDFILE=$PIDFILE
+  export HARNESS_DOCKERD=/usr/sbin/dockerd
+  export HARNESS_DOCKERD_ARGS=""
+}
+
+use_current() {
+  bash scripts/build-engine.sh
+  [ -x "$CURRENT_DOCKER" ] || die "$CURRENT_DOCKER (a client of API 1.44 or newer) not found"
+  stop_leftover_current_engine
+
+  local pid
+  pid=$(pid_of_dockerd)
+  if [ -n "$pid" ]; then
+    local exe
+    exe=$(exe_of "$pid")
+    mapfile -d '' -t debian_argv <"/proc/$pid/cmdline"
+    debian_argv[0]=$exe
+    log "stopping Debian's dockerd (pid $pid): ${debian_argv[*]}"
+  fi
+  trap on_exit EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  restore_needed=1
+  save_firewall
+  if [ -n "$pid" ]; then
+    stop_pid "$pid" "Debian's dockerd"
+  fi
+  if [ -e "$SOCKET" ] && "$DEBIAN_DOCKER" info >/dev/null 2>&1; then
+    die "a dockerd not started through $PIDFILE still answers on $SOCKET; stop it first"
+  fi
+
+  mkdir -p "$ENGINE_DATA_ROOT" "$ENGINE_EXEC_ROOT" /run/docker/plugins
+  local runtime_args=(--add-runtime "newrunc=$ENGINE_RUNC" --default-runtime newrunc)
+  start_detached "the current engine" "$ENGINE_DOCKERD" \
+    --data-root "$ENGINE_DATA_ROOT" --exec-root "$ENGINE_EXEC_ROOT" \
+    -H "unix://$SOCKET" --pidfile "$PIDFILE" "${runtime_args[@]}"
+  wait_ready "$CURRENT_DOCKER" "$started_pid" "the current engine"
+
+  export HARNESS_DOCKER=$CURRENT_DOCKER
+  export HARNESS_DOCKERD_PIDFILE=$PIDFILE
+  export HARNESS_DOCKERD=$ENGINE_DOCKERD
+  export HARNESS_DOCKERD_ARGS="${runtime_args[*]}"
+}
+
+case "$ENGINE" in
+  debian) use_debian ;;
+  current) use_current ;;
+  external) export HARNESS_DOCKER=${HARNESS_DOCKER:-$DEBIAN_DOCKER} ;;
+esac
+
+# The image is per engine; the current engine's --data-root keeps it between runs.
+bash scripts/test-image.sh
+
+version=$("$HARNESS_DOCKER" version --format '{{.Server.Version}} (API {{.Server.APIVersion}})' 2>&1) ||
+  die "cannot ask the engine its version: $version"
+log "ENGINE=$ENGINE: $(server_version "$HARNESS_DOCKER")"
+[ "$ENGINE" != current ] || log "engine binaries: $ENGINE_DOCKERD ($ENGINE_VERSION), $ENGINE_RUNC ($RUNC_VERSION)"
+# Networks left by killed runs cost every dockerd start about 15 s each (Docker retries the absent plugin),
+# and the dockerd-restart tests pay that too.
+stale=$("$HARNESS_DOCKER" network ls --filter driver=calico --format '{{.Name}}' 2>/dev/null | tr '\n' ' ')
+if [ -n "$stale" ]; then
+  log "warning: calico networks left from earlier runs slow every dockerd start: $stale"
+fi
+
+if [ -n "${E2E_PKGS:-}" ]; then
+  read -r -a pkgs <<<"$E2E_PKGS"
+else
+  mapfile -t pkgs < <(go list -e ./test/...)
+fi
+[ "${#pkgs[@]}" -gt 0 ] || die "no e2e packages"
+
+t0=$SECONDS
+rc=0
+go test -race -count=1 -timeout "$GOTEST_TIMEOUT" -p 1 "$@" "${pkgs[@]}" 8>&- || rc=$?
+if [ "$rc" -eq 0 ]; then
+  result="PASS in $((SECONDS - t0))s"
+else
+  result="FAIL (exit $rc) after $((SECONDS - t0))s"
+fi
+line="e2e ENGINE=$ENGINE: dockerd $version through $HARNESS_DOCKER: $result"
+log "$line"
+if [ -n "${E2E_RESULT_FILE:-}" ]; then
+  echo "$line" >"$E2E_RESULT_FILE"
+fi
+exit "$rc"
