@@ -12,8 +12,10 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/policy"
 )
 
-// What the dump holds (testdata/etcd-dump.json): host-a runs upstream Calico with two libnetwork
-// endpoints, its VXLAN tunnel address, and a leaked CNI allocation.
+// What the dump holds (testdata/etcd-dump.json): host-a runs upstream Calico with three libnetwork
+// endpoints (one borrowed from host-b's block), its VXLAN tunnel address, and a leaked CNI allocation;
+// host-b and host-c have a VXLAN tunnel address each, host-c one endpoint borrowed from host-a's block.
+// cross-subnet-pool selects nodes labelled rack, which a new node is not: it allocates from the default pool.
 const (
 	otherNode  = "host-a"
 	newNode    = "host-new"
@@ -30,7 +32,7 @@ var (
 // createNode registers this host's Node as the daemon does.
 func createNode(t *testing.T, name string) {
 	t.Helper()
-	n := &api.Node{Spec: api.NodeSpec{BGP: &api.NodeBGPSpec{IPv4Address: "10.0.0.12/24"},
+	n := &api.Node{Spec: api.NodeSpec{BGP: &api.NodeBGPSpec{IPv4Address: "10.0.0.20/24"},
 		OrchRefs: []api.OrchRef{{NodeName: name, Orchestrator: api.OrchestratorLibnetwork}}}}
 	n.Name = name
 	if err := testStore.Create(ctx(t), n); err != nil {
@@ -155,14 +157,17 @@ func TestDumpIPAMBorrowOrRefuse(t *testing.T) {
 }
 
 // ipam check finds the dump's leaked CNI allocation and nothing else: the libnetwork endpoints and the
-// node's VXLAN tunnel address are in use, and the handles agree with the blocks.
+// nodes' VXLAN tunnel addresses are in use, and the handles agree with the blocks.
 func TestDumpIPAMCheck(t *testing.T) {
 	loadDump(t)
-	live := map[netip.Addr]bool{netip.MustParseAddr("192.168.0.0"): true}
-	weps, err := datastore.List[*api.WorkloadEndpoint](ctx(t), testStore, "")
-	if err != nil {
-		t.Fatal(err)
+	live := map[netip.Addr]bool{}
+	nodes, err := datastore.List[*api.Node](ctx(t), testStore, "")
+	must(t, err)
+	for _, n := range nodes {
+		live[netip.MustParseAddr(n.Spec.IPv4VXLANTunnelAddr)] = true
 	}
+	weps, err := datastore.List[*api.WorkloadEndpoint](ctx(t), testStore, "")
+	must(t, err)
 	for _, w := range weps {
 		for _, n := range w.Spec.IPNetworks {
 			live[netip.MustParsePrefix(n).Addr()] = true
@@ -172,7 +177,7 @@ func TestDumpIPAMCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Allocations != 4 || len(rep.Leaked) != 1 || rep.Leaked[0].IP != leakedIP ||
+	if rep.Allocations != 8 || len(rep.Leaked) != 1 || rep.Leaked[0].IP != leakedIP ||
 		rep.Leaked[0].Handle != "k8s-pod-network.0123456789abcdef" || len(rep.NotAllocated) != 0 || len(rep.Handles) != 0 {
 		t.Errorf("check report %+v", rep)
 	}
@@ -182,7 +187,7 @@ func TestDumpIPAMCheck(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ipam check: %v\n%s", err, out)
 	}
-	for _, want := range []string{"Found 2 workload IPs and 1 node tunnel IPs in use.", "Found 4 IPAM allocations.", leakedIP.String()} {
+	for _, want := range []string{"Found 4 workload IPs and 3 node tunnel IPs in use.", "Found 8 IPAM allocations.", leakedIP.String()} {
 		if !strings.Contains(out, want) {
 			t.Errorf("ipam check output lacks %q:\n%s", want, out)
 		}

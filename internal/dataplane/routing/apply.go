@@ -8,7 +8,7 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
 )
 
-// Calico's VXLAN defaults (FelixConfiguration vxlanVNI, vxlanPort) and the device name Felix uses.
+// The device name Felix uses, and its VNI and port unless FelixConfiguration default sets vxlanVNI, vxlanPort.
 const (
 	VXLANDevice = "vxlan.calico"
 	VXLANVNI    = 4096
@@ -89,8 +89,11 @@ func (r *Reconciler) apply(p plan) error {
 
 // ensureDevice programs the VXLAN device and its VTEP entries; it reports whether the device is usable.
 func (r *Reconciler) ensureDevice(p plan, par *parent, errs *[]error) bool {
-	d := link.VXLANDevice{Name: VXLANDevice, VNI: VXLANVNI, Port: VXLANPort, Parent: par.name,
-		Local: p.device.local, MAC: p.device.mac, MTU: par.mtu - vxlanOverhead, Addr: p.device.tunnel}
+	d := link.VXLANDevice{Name: VXLANDevice, VNI: p.device.vni, Port: p.device.port, Parent: par.name,
+		Local: p.device.local, MAC: p.device.mac, MTU: p.device.mtu, Addr: p.device.tunnel}
+	if d.MTU == 0 {
+		d.MTU = par.mtu - vxlanOverhead
+	}
 	if err := link.EnsureVXLAN(d); err != nil {
 		*errs = append(*errs, fmt.Errorf("VXLAN device: %w", err))
 		return false

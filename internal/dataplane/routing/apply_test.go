@@ -92,6 +92,18 @@ blackhole 2001:db8:1::80/122`
 			t.Errorf("route to the local workload: %v", got)
 		}
 
+		// FelixConfiguration's VNI, port and MTU: the device is recreated with them, the routes stay.
+		vni, port, mtu := 4097, 8472, 1400
+		custom := threeHosts(api.EncapCrossSubnet)
+		custom.felix = api.FelixConfigurationSpec{VXLANVNI: &vni, VXLANPort: &port, VXLANMTU: &mtu}
+		linktest.Must(t, r.apply(custom.compute()))
+		if vx, ok := mustLink(t, VXLANDevice).(*netlink.Vxlan); !ok || vx.VxlanId != vni || vx.Port != port || vx.MTU != mtu {
+			t.Errorf("VXLAN device with FelixConfiguration settings %+v", vx)
+		}
+		if got := kernelRoutes(t); got != want {
+			t.Errorf("routes after recreating the device:\n%s\nwant:\n%s", got, want)
+		}
+
 		// Never: the device and its routes go, every IPv4 route becomes direct; idempotent.
 		for range 2 {
 			linktest.Must(t, r.apply(threeHosts(api.EncapNever).compute()))

@@ -25,10 +25,24 @@ type route struct {
 	via  netip.Addr
 }
 
+// String renders r as "blackhole <dst>", "<dst> via <node address>" or "<dst> vxlan <tunnel address>".
+func (r route) String() string {
+	switch r.kind {
+	case kindBlackhole:
+		return "blackhole " + r.dst.String()
+	case kindVXLAN:
+		return r.dst.String() + " vxlan " + r.via.String()
+	default:
+		return r.dst.String() + " via " + r.via.String()
+	}
+}
+
 // vtep is this host's own VXLAN endpoint.
 type vtep struct {
 	local, tunnel netip.Addr
 	mac           net.HardwareAddr
+	vni, port     int
+	mtu           int // 0: the parent's, less the VXLAN overhead
 }
 
 // plan is everything the kernel should hold, computed from the datastore alone.
@@ -52,6 +66,23 @@ type view struct {
 	nodes  map[string]*api.Node
 	pools  []*api.IPPool
 	blocks []*ipam.Block
+	felix  api.FelixConfigurationSpec // of FelixConfiguration default; zero when there is none
+}
+
+// Routes is what node self routes given this datastore content, one route a line as route.String renders
+// it, ordered by destination: the reconciler's plan without a kernel, for checking it against datastores
+// written by others.
+func Routes(self string, nodes []*api.Node, pools []*api.IPPool, blocks []*ipam.Block) []string {
+	v := view{self: self, nodes: make(map[string]*api.Node, len(nodes)), pools: pools, blocks: blocks}
+	for _, n := range nodes {
+		v.nodes[n.Name] = n
+	}
+	p := v.compute()
+	out := make([]string, len(p.routes))
+	for i, r := range p.routes {
+		out[i] = r.String()
+	}
+	return out
 }
 
 // node is a Node as routing sees it.
@@ -95,7 +126,8 @@ func (v *view) compute() plan {
 	self := nodes[v.self]
 	p := plan{local4: self.addr4, local6: self.addr6}
 	if self.vtep != nil && v.vxlanEnabled() {
-		p.device = &vtep{local: self.addr4.Addr(), tunnel: self.vtep.tunnel, mac: self.vtep.mac}
+		p.device = &vtep{local: self.addr4.Addr(), tunnel: self.vtep.tunnel, mac: self.vtep.mac,
+			vni: valueOr(v.felix.VXLANVNI, VXLANVNI), port: valueOr(v.felix.VXLANPort, VXLANPort), mtu: valueOr(v.felix.VXLANMTU, 0)}
 		for name, n := range nodes {
 			if name != v.self && n.vtep != nil {
 				p.remote = append(p.remote, *n.vtep)
@@ -131,7 +163,7 @@ func (v *view) compute() plan {
 			}
 		}
 	}
-	slices.SortFunc(p.routes, func(a, b route) int { return a.dst.Addr().Compare(b.dst.Addr()) })
+	slices.SortFunc(p.routes, func(a, b route) int { return a.dst.Compare(b.dst) })
 	return p
 }
 
@@ -167,6 +199,14 @@ func (v *view) encapFor(cidr netip.Prefix) string {
 		}
 	}
 	return api.EncapNever
+}
+
+// valueOr is *p, or def when p is nil (the field is not set).
+func valueOr(p *int, def int) int {
+	if p == nil {
+		return def
+	}
+	return *p
 }
 
 // vxlanEnabled reports whether any enabled IPv4 pool uses VXLAN, which is when Felix creates the device.

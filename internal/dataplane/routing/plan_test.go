@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -38,14 +37,7 @@ func testBlock(cidr, owner string, allocs map[int]string) *ipam.Block {
 func describe(p plan) string {
 	var lines []string
 	for _, r := range p.routes {
-		switch r.kind {
-		case kindBlackhole:
-			lines = append(lines, "blackhole "+r.dst.String())
-		case kindDirect:
-			lines = append(lines, fmt.Sprintf("%s via %s", r.dst, r.via))
-		case kindVXLAN:
-			lines = append(lines, fmt.Sprintf("%s vxlan %s", r.dst, r.via))
-		}
+		lines = append(lines, r.String())
 	}
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")
@@ -149,6 +141,19 @@ func TestComputeEdgeCases(t *testing.T) {
 	v.nodes["a"].Spec.BGP = nil
 	if got := describe(v.compute()); strings.Contains(got, " via ") {
 		t.Errorf("direct routes without a local address:\n%s", got)
+	}
+}
+
+// FelixConfiguration default's VXLAN settings replace Calico's defaults, each only when set.
+func TestComputeVXLANSettings(t *testing.T) {
+	v := threeHosts(api.EncapAlways)
+	if d := v.compute().device; d.vni != VXLANVNI || d.port != VXLANPort || d.mtu != 0 {
+		t.Errorf("without FelixConfiguration: %+v", d)
+	}
+	vni, mtu := 4097, 1400
+	v.felix = api.FelixConfigurationSpec{VXLANVNI: &vni, VXLANMTU: &mtu}
+	if d := v.compute().device; d.vni != 4097 || d.port != VXLANPort || d.mtu != 1400 {
+		t.Errorf("with vxlanVNI and vxlanMTU: %+v", d)
 	}
 }
 

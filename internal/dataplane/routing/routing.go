@@ -2,10 +2,12 @@
 // host's IPAM blocks (and the addresses other hosts borrowed from them) are routed to that host, directly
 // when the pool's vxlanMode is Never (or CrossSubnet within this host's subnet), otherwise through the
 // vxlan.calico device with permanent ARP and FDB entries for every remote tunnel endpoint. It also
-// allocates this host's VXLAN tunnel address, which is calico/node's job upstream.
+// allocates this host's VXLAN tunnel address, which is calico/node's job upstream. The device's VNI, port
+// and MTU are FelixConfiguration default's vxlanVNI, vxlanPort and vxlanMTU when set.
 //
-// It is level-triggered: every change of a Node, IPAM block or IP pool recomputes the whole wanted state
-// and converges the kernel to it, removing our stale routes (protocol 80, not on workload interfaces).
+// It is level-triggered: every change of a Node, IPAM block, IP pool or FelixConfiguration recomputes the
+// whole wanted state and converges the kernel to it, removing our stale routes (protocol 80, not on
+// workload interfaces).
 // While etcd is unreachable the last known state stays programmed, so running workloads keep talking.
 package routing
 
@@ -47,6 +49,7 @@ type Reconciler struct {
 	nodes  cache[*api.Node]
 	pools  cache[*api.IPPool]
 	blocks cache[*ipam.Block]
+	felix  cache[*api.FelixConfiguration]
 
 	kick, tunnelKick chan struct{}
 }
@@ -62,16 +65,18 @@ func New(cfg Config, store *datastore.Store, addrs *ipam.IPAM, log *slog.Logger)
 	return &Reconciler{cfg: cfg, store: store, log: log,
 		tunnel: &tunnelAllocator{node: cfg.Node, store: store, ipam: addrs, log: log},
 		nodes:  newCache(decodeResource[*api.Node]), pools: newCache(decodeResource[*api.IPPool]),
-		blocks: newCache(decodeBlock), kick: make(chan struct{}, 1), tunnelKick: make(chan struct{}, 1)}
+		blocks: newCache(decodeBlock), felix: newCache(decodeResource[*api.FelixConfiguration]),
+		kick: make(chan struct{}, 1), tunnelKick: make(chan struct{}, 1)}
 }
 
-// Run watches nodes, pools and blocks and converges on every change until ctx ends. Nothing is programmed
-// before all three have been listed once, so a partial view never removes routes.
+// Run watches nodes, pools, blocks and Felix configurations and converges on every change until ctx ends.
+// Nothing is programmed before all four have been listed once, so a partial view never removes routes.
 func (r *Reconciler) Run(ctx context.Context) {
-	nodeKind, poolKind := api.KindOf(&api.Node{}), api.KindOf(&api.IPPool{})
+	nodeKind, poolKind, felixKind := api.KindOf(&api.Node{}), api.KindOf(&api.IPPool{}), api.KindOf(&api.FelixConfiguration{})
 	nodes := r.store.Watch(ctx, datastore.KindPrefix(nodeKind, ""), r.log)
 	pools := r.store.Watch(ctx, datastore.KindPrefix(poolKind, ""), r.log)
 	blocks := r.store.Watch(ctx, blockPrefix, r.log)
+	felix := r.store.Watch(ctx, datastore.KindPrefix(felixKind, ""), r.log)
 	go r.kernelLoop(ctx)
 	go r.tunnelLoop(ctx)
 	for {
@@ -88,6 +93,8 @@ func (r *Reconciler) Run(ctx context.Context) {
 			tunnelInput = true
 		case ev, ok = <-blocks:
 			r.fold(func() { r.blocks.apply(ev) })
+		case ev, ok = <-felix:
+			r.fold(func() { r.felix.apply(ev) })
 		}
 		if !ok {
 			return
@@ -116,7 +123,7 @@ func signal(c chan struct{}) {
 func (r *Reconciler) snapshot() (view, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.nodes.synced || !r.pools.synced || !r.blocks.synced {
+	if !r.nodes.synced || !r.pools.synced || !r.blocks.synced || !r.felix.synced {
 		return view{}, false
 	}
 	v := view{self: r.cfg.Node, nodes: map[string]*api.Node{}}
@@ -125,6 +132,11 @@ func (r *Reconciler) snapshot() (view, bool) {
 	}
 	v.pools = slices.Collect(maps.Values(r.pools.items))
 	v.blocks = slices.Collect(maps.Values(r.blocks.items))
+	// An invalid configuration (calicoctl refuses one; another writer may not) leaves Calico's defaults.
+	felixKey := datastore.ResourceKey(api.KindOf(&api.FelixConfiguration{}), "", "default")
+	if fc := r.felix.items[felixKey]; fc != nil && api.Validate(fc) == nil {
+		v.felix = fc.Spec
+	}
 	return v, true
 }
 

@@ -20,17 +20,29 @@ func TestSnapshot(t *testing.T) {
 	}
 	r.nodes.apply(datastore.Event{Type: datastore.EventResync, Snapshot: []datastore.KV{nodeKV("a", "198.18.0.11/24")}})
 	r.pools.apply(datastore.Event{Type: datastore.EventResync})
+	felixKV := func(name, spec string) datastore.KV {
+		return datastore.KV{Key: "/calico/resources/v3/projectcalico.org/felixconfigurations/" + name, Revision: 1,
+			Value: []byte(`{"kind":"FelixConfiguration","apiVersion":"projectcalico.org/v3","metadata":{"name":"` + name + `"},"spec":` + spec + `}`)}
+	}
+	r.felix.apply(datastore.Event{Type: datastore.EventResync, Snapshot: []datastore.KV{
+		felixKV("default", `{"vxlanVNI":4097}`), felixKV("node.a", `{"vxlanVNI":4098}`)}})
 	if _, ok := r.snapshot(); ok {
 		t.Fatal("snapshot before the blocks were listed")
 	}
 	r.blocks.apply(datastore.Event{Type: datastore.EventResync, Snapshot: []datastore.KV{blockKV("198.19.0.0/26", "b")}})
 	r.nodes.apply(datastore.Event{Type: datastore.EventPut, KV: nodeKV("b", "198.18.0.12/24")})
 	v, ok := r.snapshot()
-	if !ok || len(v.nodes) != 2 || v.nodes["b"] == nil || len(v.blocks) != 1 {
+	if !ok || len(v.nodes) != 2 || v.nodes["b"] == nil || len(v.blocks) != 1 || v.felix.VXLANVNI == nil || *v.felix.VXLANVNI != 4097 {
 		t.Fatalf("snapshot %+v, %v", v, ok)
 	}
 	if got := describe(v.compute()); got != "198.19.0.0/26 via 198.18.0.12" {
 		t.Errorf("routes %q", got)
+	}
+
+	// An invalid FelixConfiguration counts as none: Calico's defaults apply.
+	r.felix.apply(datastore.Event{Type: datastore.EventPut, KV: felixKV("default", `{"vxlanVNI":0}`)})
+	if v, _ := r.snapshot(); v.felix.VXLANVNI != nil {
+		t.Errorf("invalid FelixConfiguration used: %+v", v.felix)
 	}
 
 	// A damaged value and a delete both drop the entry.
