@@ -22,7 +22,18 @@ STATICCHECK         := $(GOBIN)/staticcheck
 BENCHTIME ?= 1s
 FUZZTIME  ?= 10s
 
-.PHONY: help build run-plugin test test-unit test-e2e engine lint staticcheck bench fuzz clean
+# `make install` destinations; DESTDIR stages into another root.
+PREFIX     ?= /usr/local
+SYSTEMDDIR ?= /etc/systemd/system
+
+# `make image` / `make plugin`: the image name (the original plugin's) and the managed plugin's name,
+# which is also the driver name Docker networks use (`-d $(PLUGIN) --ipam-driver $(PLUGIN)`).
+IMAGE  ?= calico/node-libnetwork:latest
+PLUGIN ?= calico/libnetwork-plugin:latest
+DOCKER ?= docker
+BUILD  := build
+
+.PHONY: help build install image plugin run-plugin test test-unit test-e2e engine lint staticcheck bench fuzz clean
 
 help: ## Show this list of targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -80,6 +91,25 @@ bench: ## Run Go benchmarks (BENCHTIME=1s) one package at a time, then bench/*.s
 fuzz: ## Run every Fuzz target under internal/ for FUZZTIME (default 10s) each
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
+install: build ## Install the binaries, the systemd unit and /etc/default/calico-libnetwork (kept if present)
+	install -D -m 0755 $(BIN)/calico-libnetwork $(DESTDIR)$(PREFIX)/bin/calico-libnetwork
+	install -D -m 0755 $(BIN)/calicoctl $(DESTDIR)$(PREFIX)/bin/calicoctl
+	install -d $(DESTDIR)$(SYSTEMDDIR)
+	sed 's|/usr/local/bin/calico-libnetwork|$(PREFIX)/bin/calico-libnetwork|' packaging/systemd/calico-libnetwork.service \
+		>$(DESTDIR)$(SYSTEMDDIR)/calico-libnetwork.service
+	@if [ -e $(DESTDIR)/etc/default/calico-libnetwork ]; then \
+		echo "install: keeping the existing $(DESTDIR)/etc/default/calico-libnetwork"; \
+	else \
+		install -D -m 0600 packaging/systemd/calico-libnetwork.default $(DESTDIR)/etc/default/calico-libnetwork; \
+	fi
+
+image: build ## Build the container image IMAGE (FROM scratch, offline: binaries and this host's nft/iptables)
+	bash packaging/image-rootfs.sh $(BIN) $(BUILD)/image/rootfs
+	$(DOCKER) build -f Dockerfile -t $(IMAGE) $(BUILD)/image
+
+plugin: image ## Create the managed (v2) plugin PLUGIN from IMAGE (left disabled)
+	DOCKER=$(DOCKER) bash packaging/plugin.sh $(IMAGE) $(PLUGIN) $(BUILD)/plugin
+
 clean: ## Remove built binaries, test binaries and coverage files
-	rm -rf $(BIN) coverage.out coverage.html *.coverprofile
+	rm -rf $(BIN) $(BUILD) coverage.out coverage.html *.coverprofile
 	find . -name '*.test' -type f -not -path './.git/*' -delete

@@ -25,9 +25,9 @@ var update = flag.Bool("update", false, "rewrite the testdata/*.golden files fro
 
 // The embedded etcd shared by all tests, and a client for setting up and inspecting its contents.
 var (
-	etcdEndpoint string
-	etcdDataDir  string
-	testStore    *datastore.Store
+	etcdClient  datastore.ClientConfig
+	etcdDataDir string
+	testStore   *datastore.Store
 )
 
 func TestMain(m *testing.M) {
@@ -48,8 +48,8 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer emb.Close()
-	etcdEndpoint, etcdDataDir = emb.Endpoint, dir
-	testStore, err = datastore.Connect(datastore.ClientConfig{Endpoints: []string{emb.Endpoint}})
+	etcdClient, etcdDataDir = emb.ClientConfig(), dir
+	testStore, err = datastore.Connect(emb.ClientConfig())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -79,7 +79,11 @@ func newHarness(t *testing.T, env map[string]string) *harness {
 	return &harness{t: t, env: env, timeout: 5 * time.Second}
 }
 
-func endpointEnv() map[string]string { return map[string]string{"ETCD_ENDPOINTS": etcdEndpoint} }
+// endpointEnv names the embedded etcd and its client certificate explicitly, as for an external cluster.
+func endpointEnv() map[string]string {
+	return map[string]string{"ETCD_ENDPOINTS": etcdClient.Endpoints[0], "ETCD_CA_CERT_FILE": etcdClient.CACertFile,
+		"ETCD_CERT_FILE": etcdClient.CertFile, "ETCD_KEY_FILE": etcdClient.Key}
+}
 
 // run executes one command line and returns its raw stdout, stderr and exit status.
 func (h *harness) run(stdin string, args ...string) (string, string, int) {
@@ -133,7 +137,7 @@ var normalisers = []struct {
 	{regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`), "<timestamp>"},
 	{regexp.MustCompile(`("?resourceVersion"?: )"\d+"`), `$1"<rv>"`},
 	{regexp.MustCompile(`resource version '\d+' is out of date \(latest: \d+\)`), "resource version '<rv>' is out of date (latest: <rv>)"},
-	{regexp.MustCompile(`http://127\.0\.0\.1:\d+`), "<etcd>"},
+	{regexp.MustCompile(`https?://127\.0\.0\.1:\d+`), "<etcd>"},
 }
 
 func normalise(s string) string {

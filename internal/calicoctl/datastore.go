@@ -22,26 +22,25 @@ func (o *options) connect(ctx context.Context) (*datastore.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	endpoints := ds.Endpoints
-	if len(endpoints) == 0 {
+	cfg := datastore.ClientConfig{Endpoints: ds.Endpoints, CACertFile: ds.CACertFile, CertFile: ds.CertFile, Key: ds.KeyFile}
+	if len(cfg.Endpoints) == 0 {
+		// The embedded etcd admits only its own client certificate, which the daemon keeps beside the endpoint.
 		file := filepath.Join(ds.DataDir, datastore.EndpointFile)
-		ep, err := datastore.ReadEndpointFile(ds.DataDir)
+		cfg, err = datastore.EmbeddedClientConfig(ds.DataDir)
 		switch {
-		case errors.Is(err, fs.ErrNotExist) || (err == nil && ep == ""):
+		case errors.Is(err, fs.ErrNotExist) || (err == nil && cfg.Endpoints[0] == ""):
 			return nil, fmt.Errorf("no datastore configured: set ETCD_ENDPOINTS, or start calico-libnetwork on this host (no embedded etcd endpoint in %s)", file)
 		case err != nil:
 			return nil, fmt.Errorf("no datastore configured: ETCD_ENDPOINTS is not set and the embedded etcd endpoint cannot be read: %w (calicoctl may need to run as root)", err)
 		}
-		endpoints = []string{ep}
 	}
-	store, err := datastore.Connect(datastore.ClientConfig{
-		Endpoints:      endpoints,
-		CACertFile:     ds.CACertFile,
-		CertFile:       ds.CertFile,
-		Key:            ds.KeyFile,
-		RequestTimeout: o.requestTimeout,
-	})
+	endpoints := cfg.Endpoints
+	cfg.RequestTimeout = o.requestTimeout
+	store, err := datastore.Connect(cfg)
 	if err != nil {
+		if len(ds.Endpoints) == 0 {
+			return nil, fmt.Errorf("the embedded etcd's client certificate under %s: %w (calicoctl may need to run as root)", filepath.Join(ds.DataDir, datastore.PKIDir), err)
+		}
 		return nil, err
 	}
 	if err := store.Ping(ctx); err != nil {

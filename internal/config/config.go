@@ -4,6 +4,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -39,7 +40,14 @@ type Config struct {
 	IPv6BlockSize   int
 	IPv4PoolNAT     bool
 
-	PluginDir        string
+	PluginDir string
+	// PluginSocket, when set, is the one socket (a file name in PluginDir) serving both the network and the
+	// IPAM driver, as a managed (v2) plugin needs; empty means the two sockets calico.sock and
+	// calico-ipam.sock.
+	PluginSocket string
+	// HostRoot is where the host's root directory appears to the daemon, for the namespace paths Docker
+	// sends: an absolute path, or HostRootParent; empty means the daemon's own root.
+	HostRoot         string
 	IfPrefix         string
 	VethMTU          int
 	CreateProfiles   bool
@@ -50,7 +58,16 @@ type Config struct {
 	EndpointToHost   string // ACCEPT, DROP or RETURN
 	IPAMGCGrace      time.Duration
 	DockerHost       string
+	// MetricsAddr is the host:port serving /metrics and /healthz; empty means no such server.
+	MetricsAddr string
+	// NotifySocket is where systemd waits to hear that the daemon is ready (Type=notify); empty when
+	// not started by systemd.
+	NotifySocket string
 }
+
+// HostRootParent as HostRoot means the root directory of the daemon's parent process, which for a managed
+// plugin that shares the host's PIDs is its containerd shim, in the host's mount namespace.
+const HostRootParent = "parent"
 
 // Dataplane modes.
 const (
@@ -60,8 +77,12 @@ const (
 
 var (
 	ifPrefixRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]{0,7}$`)
+	hostNameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?$`)
 	// Node names become Calico Node resource names: lower-case DNS subdomains.
 	nodeNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$`)
+
+	// A socket name is a plain file name in the plugin directory, as Docker's plugin config gives it.
+	socketNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-][a-zA-Z0-9._-]*\.sock$`)
 )
 
 // FromEnv reads the process environment.
@@ -83,6 +104,8 @@ func Load(env Lookup) (*Config, error) {
 		IPv6BlockSize:    r.integer("CALICO_IPV6POOL_BLOCK_SIZE", 122, 116, 128),
 		IPv4PoolNAT:      r.boolean("CALICO_IPV4POOL_NAT_OUTGOING", true),
 		PluginDir:        r.str("CALICO_LIBNETWORK_PLUGIN_DIR", "/run/docker/plugins"),
+		PluginSocket:     r.str("CALICO_LIBNETWORK_PLUGIN_SOCKET", ""),
+		HostRoot:         r.str("CALICO_LIBNETWORK_HOST_ROOT", ""),
 		IfPrefix:         r.str("CALICO_LIBNETWORK_IFPREFIX", "cali"),
 		VethMTU:          r.integer("CALICO_LIBNETWORK_VETH_MTU", 1500, 68, 65535),
 		CreateProfiles:   r.boolean("CALICO_LIBNETWORK_CREATE_PROFILES", true),
@@ -93,6 +116,14 @@ func Load(env Lookup) (*Config, error) {
 		EndpointToHost:   strings.ToUpper(r.oneOf("CALICO_ENDPOINT_TO_HOST_ACTION", "ACCEPT", "ACCEPT", "DROP", "RETURN")),
 		IPAMGCGrace:      r.duration("CALICO_IPAM_GC_GRACE", 10*time.Minute),
 		DockerHost:       r.str("DOCKER_HOST", "unix:///var/run/docker.sock"),
+		MetricsAddr:      r.listenAddr("CALICO_METRICS_ADDR"),
+		NotifySocket:     r.str("NOTIFY_SOCKET", ""),
+	}
+	if c.PluginSocket != "" && !socketNameRE.MatchString(c.PluginSocket) {
+		r.fail("CALICO_LIBNETWORK_PLUGIN_SOCKET", c.PluginSocket, "must be a file name ending in .sock (letters, digits, '.', '_', '-'), such as calico.sock")
+	}
+	if c.HostRoot != "" && c.HostRoot != HostRootParent && !strings.HasPrefix(c.HostRoot, "/") {
+		r.fail("CALICO_LIBNETWORK_HOST_ROOT", c.HostRoot, "must be an absolute path, such as /proc/1/root, or "+HostRootParent)
 	}
 	if !ifPrefixRE.MatchString(c.IfPrefix) {
 		r.fail("CALICO_LIBNETWORK_IFPREFIX", c.IfPrefix, "must be a letter followed by up to 7 letters, digits or '_'")
@@ -221,6 +252,21 @@ func (r *reader) cidr(name, def string, v6 bool) string {
 	return p.String()
 }
 
+// listenAddr reads a host:port to listen on (the host may be empty for every interface, an address or a name);
+// unset means "".
+func (r *reader) listenAddr(name string) string {
+	n, v, ok := r.first(name)
+	if !ok {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(v)
+	if p, perr := strconv.Atoi(port); err != nil || perr != nil || p <= 0 || p > 65535 ||
+		(host != "" && !hostNameRE.MatchString(host) && net.ParseIP(host) == nil) {
+		r.fail(n, v, "must be host:port with a port from 1 to 65535, such as 127.0.0.1:9091 (unset or empty: no metrics server)")
+	}
+	return v
+}
+
 func (r *reader) nodeName() string {
 	n, v, ok := r.first("NODENAME", "CALICO_NODENAME")
 	if !ok {
@@ -247,15 +293,20 @@ func (r *reader) datastore() Datastore {
 		for _, e := range strings.Split(v, ",") {
 			e = strings.TrimSpace(e)
 			u, err := url.Parse(e)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			switch {
+			case strings.Contains(e, "@"):
+				r.fail(n, hideCredentials(v), fmt.Sprintf("%q: %s", hideCredentials(e), noCredentials))
+			case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 				r.fail(n, v, fmt.Sprintf("%q is not an http:// or https:// URL", e))
-				continue
+			default:
+				d.Endpoints = append(d.Endpoints, e)
 			}
-			d.Endpoints = append(d.Endpoints, e)
 		}
 	} else if n, v, ok := r.first("CALICO_ETCD_AUTHORITY", "ETCD_AUTHORITY"); ok {
 		scheme := r.oneOf("ETCD_SCHEME", "http", "http", "https")
-		if _, _, err := splitHostPort(v); err != nil {
+		if strings.Contains(v, "@") {
+			r.fail(n, hideCredentials(v), noCredentials)
+		} else if _, _, err := splitHostPort(v); err != nil {
 			r.fail(n, v, "must be host:port")
 		}
 		d.Endpoints = []string{scheme + "://" + v}
@@ -279,6 +330,28 @@ func (r *reader) datastore() Datastore {
 		r.fail("ETCD_CERT_FILE", d.CertFile, "ETCD_CERT_FILE and ETCD_KEY_FILE must be set together")
 	}
 	return d
+}
+
+// noCredentials refuses user:password@ in etcd endpoints: the etcd client does not use them, and endpoints
+// appear in logs and errors.
+const noCredentials = "user names and passwords in etcd endpoints are not supported; authenticate with a client certificate (ETCD_CERT_FILE, ETCD_KEY_FILE)"
+
+// hideCredentials replaces whatever precedes an '@' in each comma-separated endpoint (after its scheme), so
+// that a refused value can be shown without the password in it.
+func hideCredentials(v string) string {
+	parts := strings.Split(v, ",")
+	for i, p := range parts {
+		at := strings.LastIndex(p, "@")
+		if at < 0 {
+			continue
+		}
+		start := 0
+		if s := strings.Index(p, "://"); s >= 0 && s < at {
+			start = s + len("://")
+		}
+		parts[i] = p[:start] + "***" + p[at:]
+	}
+	return strings.Join(parts, ",")
 }
 
 func splitHostPort(s string) (string, int, error) {

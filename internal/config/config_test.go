@@ -113,6 +113,10 @@ func TestLoad(t *testing.T) {
 		{name: "endpoints win over authority", env: env{"ETCD_ENDPOINTS": "http://a:1", "CALICO_ETCD_AUTHORITY": "b:2"},
 			check: func(c *Config) bool { return reflect.DeepEqual(c.Endpoints, []string{"http://a:1"}) }},
 		{name: "data dir", env: env{"CALICO_DATA_DIR": "/srv/calico"}, check: func(c *Config) bool { return c.DataDir == "/srv/calico" }},
+		{name: "endpoint with credentials", env: env{"ETCD_ENDPOINTS": "http://a:1,https://root:s3cret@b:2"},
+			err: []string{`ETCD_ENDPOINTS="http://a:1,https://***@b:2"`, `"https://***@b:2"`, "ETCD_CERT_FILE"}},
+		{name: "authority with credentials", env: env{"CALICO_ETCD_AUTHORITY": "root:s3cret@etcd:2379"},
+			err: []string{`CALICO_ETCD_AUTHORITY="***@etcd:2379"`, "ETCD_KEY_FILE"}},
 
 		// TLS files.
 		{name: "tls files", env: env{"ETCD_ENDPOINTS": "https://a:1", "ETCD_CA_CERT_FILE": caFile, "ETCD_CERT_FILE": certFile, "ETCD_KEY_FILE": keyFile},
@@ -192,12 +196,30 @@ func TestLoad(t *testing.T) {
 		{name: "bad IP6", env: env{"IP6": "fd00::g"}, err: []string{`IP6="fd00::g"`}},
 		{name: "bad IP reported before bad IP6", env: env{"IP": "x", "IP6": "y"}, err: []string{`IP="x"`}},
 
+		// Metrics server.
+		{name: "metrics loopback", env: env{"CALICO_METRICS_ADDR": "127.0.0.1:9091"}, check: func(c *Config) bool { return c.MetricsAddr == "127.0.0.1:9091" }},
+		{name: "metrics IPv6", env: env{"CALICO_METRICS_ADDR": "[::1]:9091"}, check: func(c *Config) bool { return c.MetricsAddr == "[::1]:9091" }},
+		{name: "metrics host name", env: env{"CALICO_METRICS_ADDR": "localhost:9091"}, check: func(c *Config) bool { return c.MetricsAddr == "localhost:9091" }},
+		{name: "metrics every interface", env: env{"CALICO_METRICS_ADDR": ":9091"}, check: func(c *Config) bool { return c.MetricsAddr == ":9091" }},
+		{name: "metrics without port", env: env{"CALICO_METRICS_ADDR": "127.0.0.1"}, err: []string{`CALICO_METRICS_ADDR="127.0.0.1"`, "host:port", "127.0.0.1:9091"}},
+		{name: "metrics port zero", env: env{"CALICO_METRICS_ADDR": "127.0.0.1:0"}, err: []string{"CALICO_METRICS_ADDR", "1 to 65535"}},
+		{name: "metrics port too big", env: env{"CALICO_METRICS_ADDR": "127.0.0.1:70000"}, err: []string{"CALICO_METRICS_ADDR"}},
+		{name: "metrics named port", env: env{"CALICO_METRICS_ADDR": "127.0.0.1:http"}, err: []string{"CALICO_METRICS_ADDR"}},
+		{name: "metrics bad host", env: env{"CALICO_METRICS_ADDR": "my host:9091"}, err: []string{"CALICO_METRICS_ADDR", "my host:9091"}},
+		{name: "metrics URL", env: env{"CALICO_METRICS_ADDR": "http://127.0.0.1:9091"}, err: []string{"CALICO_METRICS_ADDR"}},
+
 		// Enumerations and strings.
 		{name: "dataplane none", env: env{"CALICO_DATAPLANE": "None"}, check: func(c *Config) bool { return c.Dataplane == DataplaneNone }},
 		{name: "bad dataplane", env: env{"CALICO_DATAPLANE": "bpf"}, err: []string{"CALICO_DATAPLANE", "bpf", "linux, none"}},
 		{name: "endpoint to host", env: env{"CALICO_ENDPOINT_TO_HOST_ACTION": "drop"}, check: func(c *Config) bool { return c.EndpointToHost == "DROP" }},
 		{name: "endpoint to host return", env: env{"CALICO_ENDPOINT_TO_HOST_ACTION": "RETURN"}, check: func(c *Config) bool { return c.EndpointToHost == "RETURN" }},
 		{name: "bad endpoint to host", env: env{"CALICO_ENDPOINT_TO_HOST_ACTION": "REJECT"}, err: []string{"CALICO_ENDPOINT_TO_HOST_ACTION", "REJECT"}},
+		{name: "one plugin socket", env: env{"CALICO_LIBNETWORK_PLUGIN_SOCKET": "calico.sock"}, check: func(c *Config) bool { return c.PluginSocket == "calico.sock" }},
+		{name: "plugin socket with a path", env: env{"CALICO_LIBNETWORK_PLUGIN_SOCKET": "../calico.sock"}, err: []string{"CALICO_LIBNETWORK_PLUGIN_SOCKET", "../calico.sock", "file name"}},
+		{name: "plugin socket without .sock", env: env{"CALICO_LIBNETWORK_PLUGIN_SOCKET": "calico"}, err: []string{"CALICO_LIBNETWORK_PLUGIN_SOCKET", ".sock"}},
+		{name: "host root", env: env{"CALICO_LIBNETWORK_HOST_ROOT": "/proc/1/root"}, check: func(c *Config) bool { return c.HostRoot == "/proc/1/root" }},
+		{name: "host root parent", env: env{"CALICO_LIBNETWORK_HOST_ROOT": "parent"}, check: func(c *Config) bool { return c.HostRoot == HostRootParent }},
+		{name: "relative host root", env: env{"CALICO_LIBNETWORK_HOST_ROOT": "proc/1/root"}, err: []string{"CALICO_LIBNETWORK_HOST_ROOT", "absolute"}},
 		{name: "strings", env: env{"CALICO_LIBNETWORK_PLUGIN_DIR": "/etc/docker/plugins", "DOCKER_HOST": "tcp://1.2.3.4:2375"},
 			check: func(c *Config) bool {
 				return c.PluginDir == "/etc/docker/plugins" && c.DockerHost == "tcp://1.2.3.4:2375"
@@ -209,6 +231,10 @@ func TestLoad(t *testing.T) {
 			if tt.err != nil {
 				if err == nil {
 					t.Fatalf("accepted: %+v", c)
+				}
+				// Errors are printed and logged: a password must never be in one.
+				if strings.Contains(err.Error(), "s3cret") {
+					t.Errorf("error %q shows the password", err)
 				}
 				for _, w := range tt.err {
 					if !strings.Contains(err.Error(), w) {

@@ -6,18 +6,22 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"net"
+	"net/http"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/projectcalico/calico-libnetwork/internal/config"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane"
-	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/routing"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
 	"github.com/projectcalico/calico-libnetwork/internal/docker"
 	"github.com/projectcalico/calico-libnetwork/internal/driver"
 	"github.com/projectcalico/calico-libnetwork/internal/ipam"
 	"github.com/projectcalico/calico-libnetwork/internal/libnetwork"
+	"github.com/projectcalico/calico-libnetwork/internal/metrics"
 )
 
 // Socket names under the plugin directory; Docker finds plugins by these names.
@@ -29,7 +33,12 @@ const (
 // Run starts everything and blocks until ctx ends, then shuts down cleanly (sockets removed first, so
 // Docker never waits on a dead plugin).
 func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logger) error {
-	store, closeStore, err := openDatastore(ctx, cfg, log)
+	if err := makeSysctlsWritable(log); err != nil {
+		return err
+	}
+	// Counted whether or not CALICO_METRICS_ADDR serves them: it costs next to nothing.
+	stats := metrics.New()
+	store, closeStore, err := openDatastore(ctx, cfg, stats.EtcdError, log)
 	if err != nil {
 		return err
 	}
@@ -41,14 +50,16 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 
 	addrs := ipam.New(store, ipam.Options{Node: cfg.NodeName, Log: log})
 	var dp driver.Dataplane = dataplane.Disabled{}
+	var dataplaneSynced <-chan struct{} // nil: no dataplane to wait for
 	if cfg.Dataplane == config.DataplaneLinux {
-		agent := dataplane.New(dataplane.Config{Node: cfg.NodeName, EndpointToHost: cfg.EndpointToHost}, store, log)
+		agent := dataplane.New(dataplane.Config{Node: cfg.NodeName, EndpointToHost: cfg.EndpointToHost,
+			ObserveConvergence: stats.ObserveConvergence}, store, log)
 		if err := agent.Start(); err != nil {
 			return fmt.Errorf("preparing the host dataplane (set CALICO_DATAPLANE=none if calico/node programs this host): %w", err)
 		}
 		go agent.Run(ctx)
 		go routing.New(routing.Config{Node: cfg.NodeName}, store, addrs, log).Run(ctx)
-		dp = agent
+		dp, dataplaneSynced = agent, agent.Synced()
 	}
 	dockerAPI, err := docker.New(cfg.DockerHost)
 	if err != nil {
@@ -58,23 +69,48 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 		Node: cfg.NodeName, IfPrefix: cfg.IfPrefix, MTU: cfg.VethMTU, CreateProfiles: cfg.CreateProfiles,
 		LabelEndpoints: cfg.LabelEndpoints, LabelPollTimeout: cfg.LabelPollTimeout,
 		GCGrace: cfg.IPAMGCGrace, GCInterval: collectInterval(cfg.IPAMGCGrace),
-	}, store, addrs, link.Ops{}, dp, dockerAPI, log)
+	}, store, addrs, links(cfg.HostRoot), dp, dockerAPI, log)
 	go d.Run(ctx)
 	collector := &ipam.Collector{IPAM: addrs, Grace: cfg.IPAMGCGrace, Interval: collectInterval(cfg.IPAMGCGrace),
 		IsLive: d.AllocationLive, Log: log}
 	go collector.Run(ctx)
+	if cfg.MetricsAddr != "" {
+		h := stats.Handler(metrics.Sources{Node: cfg.NodeName, Store: store, IPAM: addrs, DataplaneSynced: dataplaneSynced}, log)
+		if err := metrics.Start(ctx, cfg.MetricsAddr, h, log); err != nil {
+			return err
+		}
+	}
 
-	errs := make(chan error, 2)
-	go func() {
-		errs <- libnetwork.Serve(ctx, filepath.Join(cfg.PluginDir, NetworkSocket), libnetwork.NewNetworkHandler(d.Network(), log))
-	}()
-	go func() {
-		errs <- libnetwork.Serve(ctx, filepath.Join(cfg.PluginDir, IpamSocket), libnetwork.NewIpamHandler(d.IPAM(), log))
-	}()
+	sockets := map[string]http.Handler{
+		NetworkSocket: libnetwork.NewNetworkHandler(d.Network(), log, stats.ObserveRequest),
+		IpamSocket:    libnetwork.NewIpamHandler(d.IPAM(), log, stats.ObserveRequest),
+	}
+	if cfg.PluginSocket != "" {
+		// A managed plugin has one socket, serving both drivers.
+		sockets = map[string]http.Handler{cfg.PluginSocket: libnetwork.NewPluginHandler(d.Network(), d.IPAM(), log, stats.ObserveRequest)}
+	}
+	listeners := make(map[string]net.Listener, len(sockets))
+	for name := range sockets {
+		l, err := libnetwork.Listen(filepath.Join(cfg.PluginDir, name))
+		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+			return err
+		}
+		listeners[name] = l
+	}
+	errs := make(chan error, len(sockets))
+	for name, h := range sockets {
+		go func() { errs <- libnetwork.ServeListener(ctx, listeners[name], h) }()
+	}
 	log.Info("calico-libnetwork ready", "version", version, "node", cfg.NodeName, "pluginDir", cfg.PluginDir,
-		"dataplane", cfg.Dataplane)
+		"sockets", slices.Sorted(maps.Keys(sockets)), "dataplane", cfg.Dataplane)
+	if err := notifyReady(cfg.NotifySocket); err != nil {
+		log.Warn("could not tell systemd the plugin is ready", "error", err.Error())
+	}
 	var firstErr error
-	for range 2 {
+	for range len(sockets) {
 		if err := <-errs; err != nil && firstErr == nil {
 			firstErr = err
 		}
@@ -90,18 +126,19 @@ func collectInterval(grace time.Duration) time.Duration {
 }
 
 // openDatastore connects to the external cluster, or runs the embedded etcd when none is configured.
-func openDatastore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*datastore.Store, func(), error) {
-	endpoints := cfg.Endpoints
+// onError is told of every failed etcd operation.
+func openDatastore(ctx context.Context, cfg *config.Config, onError func(op string), log *slog.Logger) (*datastore.Store, func(), error) {
+	clientCfg := datastore.ClientConfig{Endpoints: cfg.Endpoints, CACertFile: cfg.CACertFile, CertFile: cfg.CertFile, Key: cfg.KeyFile}
 	stopEmbedded := func() {}
-	if len(endpoints) == 0 {
+	if len(cfg.Endpoints) == 0 {
 		emb, err := datastore.StartEmbedded(cfg.DataDir, log)
 		if err != nil {
 			return nil, nil, err
 		}
-		endpoints, stopEmbedded = []string{emb.Endpoint}, emb.Close
+		clientCfg, stopEmbedded = emb.ClientConfig(), emb.Close
 	}
-	store, err := datastore.Connect(datastore.ClientConfig{Endpoints: endpoints, CACertFile: cfg.CACertFile,
-		CertFile: cfg.CertFile, Key: cfg.KeyFile})
+	clientCfg.OnError = onError
+	store, err := datastore.Connect(clientCfg)
 	if err != nil {
 		stopEmbedded()
 		return nil, nil, err

@@ -16,7 +16,7 @@ func TestCreateDefaultFelixConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer emb.Close()
-	store, err := datastore.Connect(datastore.ClientConfig{Endpoints: []string{emb.Endpoint}})
+	store, err := datastore.Connect(emb.ClientConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

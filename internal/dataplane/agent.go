@@ -45,6 +45,9 @@ type Config struct {
 	// Netns names (as ip netns does) a network namespace to program instead of the process's own;
 	// tests run agents against throwaway namespaces this way.
 	Netns string
+	// ObserveConvergence, if set, is told how long each batch of datastore changes took from reaching the
+	// agent to being in the kernel (metrics). A pass that fails is not observed: the next resync retries it.
+	ObserveConvergence func(time.Duration)
 }
 
 // Agent programs the host dataplane. Its EndpointUp/EndpointDown let Join act at once; Run converges.
@@ -75,6 +78,9 @@ func New(cfg Config, store *datastore.Store, log *slog.Logger) *Agent {
 	}
 	if cfg.StaleInterfaceGrace == 0 {
 		cfg.StaleInterfaceGrace = 30 * time.Second
+	}
+	if cfg.ObserveConvergence == nil {
+		cfg.ObserveConvergence = func(time.Duration) {}
 	}
 	idx := policy.NewIndex(cfg.Node)
 	return &Agent{cfg: cfg, store: store, log: log,
@@ -149,6 +155,7 @@ func (a *Agent) Run(ctx context.Context) {
 	batch := time.NewTimer(0)
 	<-batch.C
 	var pending []event
+	var since time.Time // when the first pending change arrived
 	for {
 		select {
 		case <-ctx.Done():
@@ -156,16 +163,21 @@ func (a *Agent) Run(ctx context.Context) {
 		case ev := <-events:
 			if len(pending) == 0 {
 				batch.Reset(batchDelay)
+				since = time.Now()
 			}
 			pending = append(pending, ev)
 		case <-batch.C:
-			evs := pending
+			evs, arrived := pending, since
 			pending = nil
 			a.report(a.do(ctx, func() error {
 				for _, ev := range evs {
 					a.view.fold(ev)
 				}
-				return a.apply()
+				err := a.apply()
+				if err == nil && a.isSynced {
+					a.cfg.ObserveConvergence(time.Since(arrived))
+				}
+				return err
 			}))
 		case <-ticker.C:
 			a.report(a.do(ctx, a.resync))

@@ -28,7 +28,7 @@ func benchRig(b *testing.B, n int) (*rig, []*api.WorkloadEndpoint, []*api.Global
 	emb, err := datastore.StartEmbedded(b.TempDir(), r.log)
 	linktest.Must(b, err)
 	b.Cleanup(emb.Close)
-	r.store, err = datastore.Connect(datastore.ClientConfig{Endpoints: []string{emb.Endpoint}})
+	r.store, err = datastore.Connect(emb.ClientConfig())
 	linktest.Must(b, err)
 	b.Cleanup(func() { r.store.Close() })
 	// Periodic reconciles would land in some measurements and not others: BenchmarkResync/periodic

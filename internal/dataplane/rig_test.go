@@ -48,7 +48,7 @@ func newRig(t *testing.T, cfg Config) *rig {
 	emb, err := datastore.StartEmbedded(t.TempDir(), r.log)
 	linktest.Must(t, err)
 	t.Cleanup(emb.Close)
-	r.store, err = datastore.Connect(datastore.ClientConfig{Endpoints: []string{emb.Endpoint}})
+	r.store, err = datastore.Connect(emb.ClientConfig())
 	linktest.Must(t, err)
 	t.Cleanup(func() { r.store.Close() })
 	cfg.Node, cfg.Netns = testNode, r.host

@@ -25,6 +25,9 @@ type ClientConfig struct {
 	CACertFile, CertFile, Key string
 	// RequestTimeout bounds each request (default 5 s).
 	RequestTimeout time.Duration
+	// OnError, if set, is called with the operation (get, list, transaction, delete, watch) whenever etcd
+	// fails one, for metrics. A request its caller cancelled has not failed.
+	OnError func(op string)
 }
 
 // Connect creates a client for the cluster. It does not wait for etcd to answer (see WaitReady): the
@@ -52,7 +55,7 @@ func Connect(cfg ClientConfig) (*Store, error) {
 		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(cfg.Endpoints, ","), err)
 	}
 	st := NewStore(cli, cfg.RequestTimeout)
-	st.tls = tlsCfg
+	st.tls, st.onError = tlsCfg, cfg.OnError
 	return st, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 )
@@ -22,14 +23,22 @@ const EndpointFile = "etcd-endpoint"
 type Embedded struct {
 	etcd     *embed.Etcd
 	Endpoint string
+	pki      PKIFiles
 	file     string
 }
 
 // StartEmbedded runs a single-member etcd with its data in dataDir/etcd, listening on a free loopback port
 // (recorded in dataDir/etcd-endpoint, readable by root only). State persists across restarts.
+//
+// Every local user can connect to a loopback port, so etcd serves TLS and admits only clients with a
+// certificate from the CA in dataDir/etcd-pki (see LoadOrCreatePKI), whose keys only root can read.
 func StartEmbedded(dataDir string, log *slog.Logger) (*Embedded, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("CALICO_DATA_DIR: cannot create %s: %w", dataDir, err)
+	}
+	pki, err := LoadOrCreatePKI(filepath.Join(dataDir, PKIDir), log)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd certificates: %w", err)
 	}
 	clientURL, err := freeLoopbackURL()
 	if err != nil {
@@ -45,6 +54,9 @@ func StartEmbedded(dataDir string, log *slog.Logger) (*Embedded, error) {
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*clientURL}, []url.URL{*clientURL}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peerURL}, []url.URL{*peerURL}
 	cfg.InitialCluster = cfg.Name + "=" + peerURL.String()
+	// The peer listener gets the same protection: raft messages could otherwise write to the store.
+	tlsInfo := transport.TLSInfo{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, TrustedCAFile: pki.CACert, ClientCertAuth: true}
+	cfg.ClientTLSInfo, cfg.PeerTLSInfo = tlsInfo, tlsInfo
 	// etcd's own logs would interleave JSON with ours and report routine shutdowns as errors.
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	// The peer URL changes on every start (a free port); a single member may rewrite its own peer URL.
@@ -61,7 +73,7 @@ func StartEmbedded(dataDir string, log *slog.Logger) (*Embedded, error) {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd in %s did not become ready within 60s", cfg.Dir)
 	}
-	emb := &Embedded{etcd: e, Endpoint: clientURL.String(), file: filepath.Join(dataDir, EndpointFile)}
+	emb := &Embedded{etcd: e, Endpoint: clientURL.String(), pki: pki, file: filepath.Join(dataDir, EndpointFile)}
 	if err := os.WriteFile(emb.file, []byte(emb.Endpoint+"\n"), 0o600); err != nil {
 		e.Close()
 		return nil, fmt.Errorf("recording the embedded etcd endpoint: %w", err)
@@ -69,6 +81,9 @@ func StartEmbedded(dataDir string, log *slog.Logger) (*Embedded, error) {
 	log.Info("embedded etcd ready", "endpoint", emb.Endpoint, "dataDir", cfg.Dir)
 	return emb, nil
 }
+
+// ClientConfig is how to reach the server: its endpoint and the client certificate.
+func (e *Embedded) ClientConfig() ClientConfig { return e.pki.ClientConfig(e.Endpoint) }
 
 // Close stops the server and forgets its endpoint.
 func (e *Embedded) Close() {
@@ -85,6 +100,16 @@ func ReadEndpointFile(dataDir string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// EmbeddedClientConfig is how to reach the embedded etcd of a daemon running with dataDir: the endpoint it
+// recorded and the client certificate under dataDir/etcd-pki.
+func EmbeddedClientConfig(dataDir string) (ClientConfig, error) {
+	ep, err := ReadEndpointFile(dataDir)
+	if err != nil {
+		return ClientConfig{}, err
+	}
+	return pkiFilesIn(filepath.Join(dataDir, PKIDir)).ClientConfig(ep), nil
+}
+
 func freeLoopbackURL() (*url.URL, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -92,5 +117,5 @@ func freeLoopbackURL() (*url.URL, error) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	return &url.URL{Scheme: "http", Host: addr}, nil
+	return &url.URL{Scheme: "https", Host: addr}, nil
 }

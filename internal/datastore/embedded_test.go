@@ -1,6 +1,7 @@
 package datastore
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,7 +15,7 @@ import (
 // embeddedServer restarts the package's shared embedded etcd and points the shared store at it.
 type embeddedServer struct{}
 
-func (embeddedServer) Endpoint() string { return embedded.Endpoint }
+func (embeddedServer) ClientConfig() ClientConfig { return embedded.ClientConfig() }
 
 func (embeddedServer) Restart(t *testing.T) {
 	t.Helper()
@@ -53,7 +54,7 @@ func TestEmbeddedEndpointFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != embedded.Endpoint || !strings.HasPrefix(got, "http://127.0.0.1:") {
+	if got != embedded.Endpoint || !strings.HasPrefix(got, "https://127.0.0.1:") {
 		t.Errorf("endpoint file says %q, server is at %q", got, embedded.Endpoint)
 	}
 	fi, err := os.Stat(filepath.Join(embeddedDir, EndpointFile))
@@ -76,7 +77,7 @@ func TestEmbeddedPersistence(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := e1.Endpoint
-	s1, err := Connect(ClientConfig{Endpoints: []string{first}})
+	s1, err := Connect(e1.ClientConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +93,10 @@ func TestEmbeddedPersistence(t *testing.T) {
 	}
 	s1.Close()
 	e1.Close()
+	caBefore, err := os.ReadFile(e1.ClientConfig().CACertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ReadEndpointFile(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("endpoint file left behind after Close: %v", err)
 	}
@@ -113,7 +118,11 @@ func TestEmbeddedPersistence(t *testing.T) {
 	if err != nil || got != e2.Endpoint {
 		t.Errorf("endpoint file %q (%v), server at %s", got, err, e2.Endpoint)
 	}
-	s2, err := Connect(ClientConfig{Endpoints: []string{e2.Endpoint}})
+	// The certificates are reused: a client holding the old ones still gets in.
+	if caAfter, err := os.ReadFile(e2.ClientConfig().CACertFile); err != nil || !bytes.Equal(caAfter, caBefore) {
+		t.Errorf("CA certificate replaced on restart (%v)", err)
+	}
+	s2, err := Connect(e2.ClientConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,7 +129,9 @@ type externalServer struct {
 	s *Store
 }
 
-func (e *externalServer) Endpoint() string { return e.p.clientURL }
+func (e *externalServer) ClientConfig() ClientConfig {
+	return ClientConfig{Endpoints: []string{e.p.clientURL}}
+}
 
 func (e *externalServer) Restart(t *testing.T) {
 	t.Helper()

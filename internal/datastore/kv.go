@@ -27,6 +27,8 @@ type Store struct {
 	// tls is the client's TLS configuration (nil without TLS), kept so that WaitReady can diagnose
 	// certificate failures, which the etcd client itself only ever reports as timeouts.
 	tls *tls.Config
+	// onError is ClientConfig.OnError (nil: nobody counts failures).
+	onError func(op string)
 }
 
 // NewStore wraps an etcd client; timeout bounds each request (0 means 5 s).
@@ -51,10 +53,18 @@ func (s *Store) wrap(op, key string, err error) error {
 	if err == nil {
 		return nil
 	}
+	s.failed(op, err)
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = fmt.Errorf("%w (no answer from etcd at %s within %s)", err, strings.Join(s.cli.Endpoints(), ","), s.timeout)
 	}
 	return &KeyError{Key: key, Err: fmt.Errorf("etcd %s failed: %w", op, err)}
+}
+
+// failed reports a failed etcd operation to onError.
+func (s *Store) failed(op string, err error) {
+	if s.onError != nil && !errors.Is(err, context.Canceled) {
+		s.onError(op)
+	}
 }
 
 // Get reads one key; ErrNotFound if absent.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"sync"
 	"testing"
@@ -36,7 +37,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "starting embedded etcd:", err)
 		return 1
 	}
-	store, err = Connect(ClientConfig{Endpoints: []string{embedded.Endpoint}})
+	store, err = Connect(embedded.ClientConfig())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "connecting to embedded etcd:", err)
 		return 1
@@ -82,30 +83,36 @@ func freePort(t testing.TB) int {
 // proxy is a TCP relay in front of etcd: Cut breaks every connection through it and refuses new ones
 // (the client sees etcd vanish while etcd itself keeps running), Restore lets connections through again,
 // possibly to a new address. It gives a client a stable endpoint while the server behind it restarts.
+// TLS passes through it untouched (both are on 127.0.0.1, the name in the embedded etcd's certificate).
 type proxy struct {
 	ln     net.Listener
+	scheme string
 	mu     sync.Mutex
 	target string
 	cut    bool
 	conns  map[net.Conn]struct{}
 }
 
-func newProxy(t *testing.T, target string) *proxy {
+// newProxy relays to the etcd that cfg reaches and returns cfg pointed at the relay instead.
+func newProxy(t *testing.T, cfg ClientConfig) (*proxy, ClientConfig) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	u, err := url.Parse(cfg.Endpoints[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, scheme: u.Scheme, target: u.Host, conns: map[net.Conn]struct{}{}}
 	go p.serve()
 	t.Cleanup(func() {
 		ln.Close()
 		p.Cut()
 	})
-	return p
+	cfg.Endpoints = []string{p.scheme + "://" + p.ln.Addr().String()}
+	return p, cfg
 }
-
-func (p *proxy) URL() string { return "http://" + p.ln.Addr().String() }
 
 func (p *proxy) serve() {
 	for {

@@ -22,9 +22,9 @@ import (
 
 // server is the etcd behind a suite run: the embedded one or a separate etcd process.
 type server interface {
-	// Endpoint is the server's current client URL.
-	Endpoint() string
-	// Restart stops the server and starts it again on the same data; Endpoint may change. The suite's
+	// ClientConfig is how to reach the server now.
+	ClientConfig() ClientConfig
+	// Restart stops the server and starts it again on the same data; its endpoint may change. The suite's
 	// store must be usable again afterwards.
 	Restart(t *testing.T)
 }
@@ -782,8 +782,8 @@ func hostOf(t *testing.T, endpoint string) string {
 
 // watchThroughProxy starts a watch on its own client, connected through a proxy that the test can cut.
 func watchThroughProxy(t *testing.T, srv server, prefix string) (*proxy, *watchRecorder) {
-	px := newProxy(t, hostOf(t, srv.Endpoint()))
-	ws, err := Connect(ClientConfig{Endpoints: []string{px.URL()}})
+	px, cfg := newProxy(t, srv.ClientConfig())
+	ws, err := Connect(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -809,7 +809,7 @@ func testWatchResume(t *testing.T, s *Store, srv server) {
 	del(t, s, pre+"k0")
 	w.none(300 * time.Millisecond)
 	start := time.Now()
-	px.Restore(hostOf(t, srv.Endpoint()))
+	px.Restore(hostOf(t, srv.ClientConfig().Endpoints[0]))
 	w.expect(15*time.Second, "put "+pre+"k2=v2", "put "+pre+"k1=v1b", "delete "+pre+"k0(was v0)")
 	t.Logf("watch caught up %s after the connection came back", time.Since(start).Round(time.Millisecond))
 
@@ -835,7 +835,7 @@ func testWatchCompaction(t *testing.T, s *Store, srv server) {
 	if _, err := s.Client().Compact(ctxT(t), last, clientv3.WithCompactPhysical()); err != nil {
 		t.Fatal(err)
 	}
-	px.Restore(hostOf(t, srv.Endpoint()))
+	px.Restore(hostOf(t, srv.ClientConfig().Endpoints[0]))
 	ev := w.next(15 * time.Second)
 	if ev.Type != EventResync {
 		t.Fatalf("got %s, want a resync after compaction", describe(ev))

@@ -2,14 +2,8 @@ package datastore
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,83 +15,41 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 )
 
-// testCA is a certificate authority made up for one test.
+// testCA is a certificate authority made up for one test, its certificate written to file.
 type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	file string // PEM certificate
-}
-
-var serial int64
-
-func newSerial() *big.Int {
-	serial++
-	return big.NewInt(time.Now().UnixNano() + serial)
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ca   *authority
+	file string
 }
 
 func newTestCA(t *testing.T, dir, name string) *testCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := newAuthority(name, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          newSerial(),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := &testCA{cert: cert, key: key, file: filepath.Join(dir, name+".pem")}
-	writePEM(t, ca.file, "CERTIFICATE", der)
-	return ca
+	tc := &testCA{ca: ca, file: filepath.Join(dir, name+".pem")}
+	writeTestFile(t, tc.file, ca.certPEM())
+	return tc
 }
 
 // issue writes a certificate and key signed by the CA, returning the two file names.
-func (ca *testCA) issue(t *testing.T, dir, name string, usage x509.ExtKeyUsage, ips ...net.IP) (certFile, keyFile string) {
+func (tc *testCA) issue(t *testing.T, dir, name string, usage x509.ExtKeyUsage, ips ...net.IP) (certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: newSerial(),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-		IPAddresses:  ips,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
+	cert, key, err := tc.ca.issue(name, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), []x509.ExtKeyUsage{usage}, ips...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "EC PRIVATE KEY", keyDER)
+	writeTestFile(t, certFile, cert)
+	writeTestFile(t, keyFile, key)
 	return certFile, keyFile
+}
+
+func writeTestFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestTLS(t *testing.T) {
@@ -159,29 +111,7 @@ func TestTLS(t *testing.T) {
 			if f.cfg.Endpoints == nil {
 				f.cfg.Endpoints = []string{p.clientURL}
 			}
-			s, err := Connect(f.cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			start := time.Now()
-			err = s.WaitReady(ctx, testLog(t))
-			took := time.Since(start)
-			if err == nil {
-				t.Fatal("WaitReady succeeded with bad TLS settings")
-			}
-			t.Logf("after %s: %v", took.Round(time.Millisecond), err)
-			if took > 15*time.Second {
-				t.Errorf("WaitReady took %s to give up on a TLS failure", took)
-			}
-			if !strings.Contains(err.Error(), "certificate") {
-				t.Errorf("error does not mention the certificate: %v", err)
-			}
-			if !strings.Contains(err.Error(), f.cfg.Endpoints[0]) {
-				t.Errorf("error does not name the endpoint: %v", err)
-			}
+			expectCertificateRefusal(t, f.cfg)
 		})
 	}
 
@@ -198,6 +128,35 @@ func TestTLS(t *testing.T) {
 			t.Errorf("WaitReady: %v", err)
 		}
 	})
+}
+
+// expectCertificateRefusal checks that WaitReady with cfg gives up at once with an error naming the
+// certificate problem and the endpoint.
+func expectCertificateRefusal(t *testing.T, cfg ClientConfig) {
+	t.Helper()
+	s, err := Connect(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = s.WaitReady(ctx, testLog(t))
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("WaitReady succeeded with bad TLS settings")
+	}
+	t.Logf("after %s: %v", took.Round(time.Millisecond), err)
+	if took > 15*time.Second {
+		t.Errorf("WaitReady took %s to give up on a TLS failure", took)
+	}
+	if !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("error does not mention the certificate: %v", err)
+	}
+	if !strings.Contains(err.Error(), cfg.Endpoints[0]) {
+		t.Errorf("error does not name the endpoint: %v", err)
+	}
 }
 
 func TestConnectTLSConfigErrors(t *testing.T) {

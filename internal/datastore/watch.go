@@ -69,6 +69,7 @@ func (s *Store) Watch(ctx context.Context, prefix string, log *slog.Logger) <-ch
 				log.Info("watch: history compacted, resyncing", "prefix", prefix)
 				rev = 0
 			} else if err != nil && ctx.Err() == nil {
+				s.failed("watch", err)
 				log.Warn("watch: stream broken, resuming", "prefix", prefix, "fromRevision", rev+1, "error", err.Error())
 				if !sleep(ctx, delay) {
 					return

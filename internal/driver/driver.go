@@ -5,9 +5,11 @@ package driver
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
@@ -92,6 +94,20 @@ func New(cfg Config, store *datastore.Store, addrs Addresses, links Links, dp Da
 func (d *Driver) Run(ctx context.Context) {
 	go d.runEndpointCollector(ctx)
 	d.networks.run(ctx)
+}
+
+// callTimeout bounds the driver calls that wait only on etcd and IPAM. The store bounds each request by the
+// same time, but a call may make several in turn, or queue for the IPAM writer, and Docker waits for it
+// holding its own locks: with etcd down such a call must fail within this time, not one timeout per
+// request. Join and DeleteEndpoint are not bound: they also wait for the dataplane agent, which may take
+// longer under load, and they stop at their first failed etcd request anyway.
+const callTimeout = 5 * time.Second
+
+// bound gives a driver call its deadline. A call still waiting when it passes is waiting on etcd, so the
+// deadline's cause (which the IPAM reports as its error) names etcd.
+func (d *Driver) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	cause := fmt.Errorf("no answer from etcd at %s within %s (%w)", strings.Join(d.store.Client().Endpoints(), ","), callTimeout, context.DeadlineExceeded)
+	return context.WithTimeoutCause(ctx, callTimeout, cause)
 }
 
 // Network returns the libnetwork NetworkDriver.

@@ -13,6 +13,9 @@ func TestCheckIDs(t *testing.T) {
 	}{
 		{id, id, ""},
 		{id[:12], id[:12], ""},
+		{"r1omwlb831hppr5yrfq4vtfl1", id, ""}, // a swarm network
+		{"r1omwlb831hppr5yrfq4vtfl1", "r1omwlb831hppr5yrfq4vtfl1", "malformed EndpointID"},
+		{strings.ToUpper(id), id, "malformed NetworkID"},
 		{"../" + id, id, `malformed NetworkID "../` + id[:61] + `... (67 bytes)"`},
 		{id, "a/b", `malformed EndpointID "a/b"`},
 		{id, "..", `malformed EndpointID ".."`},

@@ -45,6 +45,8 @@ func (i *IpamDriver) GetDefaultAddressSpaces(context.Context) (*libnetwork.Addre
 // RequestPool maps --subnet to the Calico pool with exactly that CIDR, or no --subnet to "any pool of the
 // family". Refused flags do not fail here: they travel to CreateNetwork so one error names them all.
 func (i *IpamDriver) RequestPool(ctx context.Context, r *libnetwork.RequestPoolRequest) (*libnetwork.RequestPoolResponse, error) {
+	ctx, cancel := i.d.bound(ctx)
+	defer cancel()
 	poolID, pool, gateway := poolIDAnyIPv4, anyPoolV4, anyPoolV4
 	if r.V6 {
 		poolID, pool, gateway = poolIDAnyIPv6, anyPoolV6, anyPoolV6
@@ -100,6 +102,8 @@ func (i *IpamDriver) ReleasePool(context.Context, *libnetwork.ReleasePoolRequest
 // RequestAddress assigns an address from the network's pool (or any enabled pool of the family), or the
 // --ip/--ip6 address asked for.
 func (i *IpamDriver) RequestAddress(ctx context.Context, r *libnetwork.RequestAddressRequest) (*libnetwork.RequestAddressResponse, error) {
+	ctx, cancel := i.d.bound(ctx)
+	defer cancel()
 	for k, v := range r.Options {
 		// Option values end up in IPAM attributes, which share one etcd value per block.
 		if len(k)+len(v) > maxOptionBytes {
@@ -168,6 +172,8 @@ func (i *IpamDriver) ReleaseAddress(ctx context.Context, r *libnetwork.ReleaseAd
 	if ip.IsUnspecified() {
 		return nil
 	}
+	ctx, cancel := i.d.bound(ctx)
+	defer cancel()
 	_, err = i.d.addrs.ReleaseIP(ctx, ip)
 	return err
 }

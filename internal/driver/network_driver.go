@@ -24,21 +24,25 @@ type NetworkDriver struct{ d *Driver }
 // Docker IDs are 64 hex characters; anything else is refused before it reaches a key or an interface name.
 var dockerIDRE = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
 
+// Network IDs may also be swarm's (25 base-36 characters, e.g. r1omwlb831hppr5yrfq4vtfl1) for a
+// --scope swarm network. They only ever name datastore keys, never interfaces.
+var networkIDRE = regexp.MustCompile(`^[0-9a-z]{12,64}$`)
+
 // checkIDs refuses a request whose network ID, or endpoint ID when given, is not a Docker ID.
 func checkIDs(networkID string, endpointID ...string) error {
-	if !dockerIDRE.MatchString(networkID) {
-		return malformedID("NetworkID", networkID)
+	if !networkIDRE.MatchString(networkID) {
+		return malformedID("NetworkID", networkID, "lower-case letters and digits")
 	}
 	for _, id := range endpointID {
 		if !dockerIDRE.MatchString(id) {
-			return malformedID("EndpointID", id)
+			return malformedID("EndpointID", id, "lower-case hexadecimal characters")
 		}
 	}
 	return nil
 }
 
-func malformedID(field, id string) error {
-	return fmt.Errorf("malformed %s %q: Docker IDs are 12 to 64 lower-case hexadecimal characters", field, clip(id))
+func malformedID(field, id, alphabet string) error {
+	return fmt.Errorf("malformed %s %q: Docker IDs are 12 to 64 %s", field, clip(id), alphabet)
 }
 
 // clipLimit bounds how much of a caller's value an error message repeats.
@@ -64,6 +68,8 @@ func (n *NetworkDriver) CreateNetwork(ctx context.Context, r *libnetwork.CreateN
 		return err
 	}
 	d := n.d
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
 	if problems := d.checkNetworkOptions(r); len(problems) > 0 {
 		return refusal(problems)
 	}
@@ -95,6 +101,8 @@ func (n *NetworkDriver) DeleteNetwork(ctx context.Context, r *libnetwork.DeleteN
 		return err
 	}
 	d := n.d
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
 	rec, err := d.networks.get(ctx, r.NetworkID)
 	if err != nil {
 		d.log.Debug("DeleteNetwork of an unknown network", "network", short(r.NetworkID), "error", err.Error())
@@ -119,6 +127,8 @@ func (n *NetworkDriver) CreateEndpoint(ctx context.Context, r *libnetwork.Create
 		return nil, err
 	}
 	d := n.d
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
 	iface := r.Interface
 	if iface == nil {
 		iface = &libnetwork.EndpointInterface{}
@@ -198,10 +208,18 @@ func (n *NetworkDriver) DeleteEndpoint(ctx context.Context, r *libnetwork.Delete
 	if err != nil {
 		return err
 	}
-	if current, err := datastore.Get[*api.WorkloadEndpoint](ctx, d.store, wep.Namespace, wep.Name); err == nil {
-		if err := d.dataplane.EndpointDown(ctx, current); err != nil {
-			d.log.Warn("could not remove endpoint routes", "endpoint", short(r.EndpointID), "error", err.Error())
-		}
+	// Not bound (see callTimeout): EndpointDown waits its turn with the dataplane agent, which takes long
+	// under load, not on etcd. An etcd that does not answer fails the read, and the call, in one request
+	// timeout.
+	current, err := datastore.Get[*api.WorkloadEndpoint](ctx, d.store, wep.Namespace, wep.Name)
+	switch {
+	case errors.Is(err, datastore.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	}
+	if err := d.dataplane.EndpointDown(ctx, current); err != nil {
+		d.log.Warn("could not remove endpoint routes", "endpoint", short(r.EndpointID), "error", err.Error())
 	}
 	err = d.store.DeleteResource(ctx, api.KindOf(wep), wep.Namespace, wep.Name, "")
 	if errors.Is(err, datastore.ErrNotFound) {
@@ -333,14 +351,15 @@ func (d *Driver) poolRoutes(ctx context.Context, rec *networkRecord, hasV4, hasV
 	return out, nil
 }
 
-// Leave removes the host side of the endpoint. Docker moves the container end back afterwards; with the
-// pair already gone that move fails harmlessly.
+// Leave releases the container's per-sandbox gateway address.
 func (n *NetworkDriver) Leave(ctx context.Context, r *libnetwork.LeaveRequest) error {
 	if err := checkIDs(r.NetworkID, r.EndpointID); err != nil {
 		return err
 	}
+	// The veth stays until DeleteEndpoint: after Leave, Docker moves the container end back to the host,
+	// and with the pair gone it would keep a stale interface (docker stats then reports no traffic).
 	n.d.sandboxes.release(r.EndpointID)
-	return n.d.links.DeleteLink(hostInterface(r.EndpointID))
+	return nil
 }
 
 // hostInterface is Calico's host-side name: cali + the first 11 characters of the endpoint ID.

@@ -19,8 +19,8 @@ import (
 
 // The embedded etcd the tests share; each test loads the dump afresh.
 var (
-	etcdEndpoint string
-	testStore    *datastore.Store
+	etcdClient datastore.ClientConfig
+	testStore  *datastore.Store
 )
 
 func TestMain(m *testing.M) {
@@ -40,8 +40,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer emb.Close()
-	etcdEndpoint = emb.Endpoint
-	testStore, err = datastore.Connect(datastore.ClientConfig{Endpoints: []string{emb.Endpoint}})
+	etcdClient = emb.ClientConfig()
+	testStore, err = datastore.Connect(emb.ClientConfig())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -104,7 +104,10 @@ func rawValue(t *testing.T, key string) string {
 // calicoctlRun runs our calicoctl in-process against the test etcd.
 func calicoctlRun(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	t.Setenv("ETCD_ENDPOINTS", etcdEndpoint)
+	t.Setenv("ETCD_ENDPOINTS", etcdClient.Endpoints[0])
+	t.Setenv("ETCD_CA_CERT_FILE", etcdClient.CACertFile)
+	t.Setenv("ETCD_CERT_FILE", etcdClient.CertFile)
+	t.Setenv("ETCD_KEY_FILE", etcdClient.Key)
 	var out, errOut bytes.Buffer
 	cmd := calicoctl.NewRootCommand("test", strings.NewReader(stdin), &out, &errOut)
 	cmd.SetArgs(args)

@@ -70,13 +70,13 @@ func (m *IPAM) do(ctx context.Context, o *op) error {
 		return o.err
 	}
 	if m.queue.submit(o) {
-		m.queue.drain(true)
+		go m.queue.drain()
 	}
 	select {
 	case <-o.done:
 	case <-ctx.Done():
 		if o.abandon() {
-			return ctx.Err()
+			return context.Cause(ctx) // the driver's deadline says which dependency did not answer
 		}
 	}
 	return o.err
@@ -96,7 +96,7 @@ type queue struct {
 	running bool
 }
 
-// submit queues o and reports whether the caller must become the writer (none is running).
+// submit queues o and reports whether the caller must start the writer (none is running).
 func (q *queue) submit(o *op) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -108,21 +108,16 @@ func (q *queue) submit(o *op) bool {
 	return true
 }
 
-// drain runs rounds until the queue is empty. A caller that found no writer runs the first round itself
-// (its own request is in it, so a lone request costs no goroutine hand-off) and leaves any backlog to a
-// new writer goroutine.
-func (q *queue) drain(caller bool) {
-	for first := true; ; first = false {
+// drain runs rounds until the queue is empty. It runs in a goroutine of its own, never a caller's: a round
+// waits for etcd as long as its requests allow, and each caller must be free to stop waiting when its own
+// context ends.
+func (q *queue) drain() {
+	for {
 		q.mu.Lock()
 		n := min(len(q.pending), maxBatch)
-		switch {
-		case n == 0:
+		if n == 0 {
 			q.running = false
 			q.mu.Unlock()
-			return
-		case caller && !first:
-			q.mu.Unlock()
-			go q.drain(false)
 			return
 		}
 		batch := q.pending[:n:n]
@@ -224,6 +219,6 @@ func (m *IPAM) settle(o *op) {
 	}
 	m.log.Info("releasing address of an abandoned request", "ip", o.addr.String(), "handle", o.handle)
 	if m.queue.submit(&op{kind: opRelease, ctx: context.Background(), ip: o.addr, handle: o.handle, done: make(chan struct{})}) {
-		go m.queue.drain(false)
+		go m.queue.drain()
 	}
 }

@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -105,4 +106,23 @@ func TestEtcdRestart(t *testing.T) {
 	assertConsistent(t, s)
 	releaseEverything(t, ipams[0], got.held, got.uncertain)
 	assertEmptied(t, s)
+}
+
+// A batched request returns when its context ends, with the context's cause, even though the round
+// serving it still waits on an etcd that does not answer: the caller never runs the round itself.
+func TestRequestBoundedWhileEtcdSilent(t *testing.T) {
+	silent, err := datastore.Connect(datastore.ClientConfig{Endpoints: []string{"http://127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	m := newIPAM(silent, "node", false)
+	cause := errors.New("etcd is down")
+	ctx, cancel := context.WithTimeoutCause(bg, 200*time.Millisecond, cause)
+	defer cancel()
+	began := time.Now()
+	_, _, err = m.AutoAssign(ctx, Request{Family: 4, Handle: "h"})
+	if took := time.Since(began); !errors.Is(err, cause) || took > 2*time.Second {
+		t.Errorf("AutoAssign with etcd silent: %v after %v, want %q within 2 s", err, took, cause)
+	}
 }

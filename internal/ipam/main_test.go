@@ -34,7 +34,7 @@ func runWithEtcd(m *testing.M) int {
 		return 1
 	}
 	defer emb.Close()
-	testStore, err = datastore.Connect(datastore.ClientConfig{Endpoints: []string{emb.Endpoint}})
+	testStore, err = datastore.Connect(emb.ClientConfig())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

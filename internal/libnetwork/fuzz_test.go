@@ -26,14 +26,14 @@ var (
 )
 
 func FuzzDecodeNetworkDriver(f *testing.F) {
-	h := NewNetworkHandler(fakeNetwork{&recorder{}}, nil)
+	h := NewNetworkHandler(fakeNetwork{&recorder{}}, nil, nil)
 	f.Fuzz(func(t *testing.T, method uint8, body []byte) {
 		checkFuzzReply(t, h, "/NetworkDriver."+fuzzNetworkMethods[int(method)%len(fuzzNetworkMethods)], body)
 	})
 }
 
 func FuzzDecodeIpamDriver(f *testing.F) {
-	h := NewIpamHandler(fakeIpam{&recorder{}}, nil)
+	h := NewIpamHandler(fakeIpam{&recorder{}}, nil, nil)
 	f.Fuzz(func(t *testing.T, method uint8, body []byte) {
 		checkFuzzReply(t, h, "/IpamDriver."+fuzzIpamMethods[int(method)%len(fuzzIpamMethods)], body)
 	})

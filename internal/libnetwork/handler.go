@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"time"
 )
 
 const (
@@ -33,11 +34,19 @@ type method struct {
 	allowGet bool // for `nc`/curl health checks of GetCapabilities
 }
 
+// Observer is told how every call to a known method ended (metrics): ok is
+// false for any error reply, whether the driver failed or the request was
+// refused. Calls to unknown paths are not observed, so method names stay a
+// small fixed set.
+type Observer func(subsystem, method string, elapsed time.Duration, ok bool)
+
 // handler serves one plugin subsystem; NetworkDriver and IpamDriver differ
 // only in their routing tables.
 type handler struct {
-	methods map[string]method // keyed by URL path
-	log     *slog.Logger
+	subsystem string
+	methods   map[string]method // keyed by URL path
+	log       *slog.Logger
+	observe   Observer
 }
 
 // errorResponse is how Docker expects failures to be reported; it reads Err
@@ -59,8 +68,9 @@ func (e malformedError) Error() string { return e.err.Error() }
 
 // NewNetworkHandler serves the NetworkDriver protocol for d. The optional
 // calls Calico does not use are answered with an empty success unless d
-// implements NetworkAllocator or GatewayAllocChecker. A nil log discards.
-func NewNetworkHandler(d NetworkDriver, log *slog.Logger) http.Handler {
+// implements NetworkAllocator or GatewayAllocChecker. A nil log discards; a
+// nil observe observes nothing.
+func NewNetworkHandler(d NetworkDriver, log *slog.Logger, observe Observer) http.Handler {
 	allocate := constant[AllocateNetworkRequest](&AllocateNetworkResponse{Options: map[string]string{}})
 	free := constant[FreeNetworkRequest](&struct{}{})
 	if a, ok := d.(NetworkAllocator); ok {
@@ -71,7 +81,7 @@ func NewNetworkHandler(d NetworkDriver, log *slog.Logger) http.Handler {
 	if g, ok := d.(GatewayAllocChecker); ok {
 		gwCheck = withRequest(g.GwAllocCheck)
 	}
-	return newHandler("NetworkDriver", log, map[string]call{
+	return newHandler(networkSubsystem, log, observe, map[string]call{
 		"GetCapabilities":             withoutRequest(d.GetCapabilities),
 		"CreateNetwork":               withRequestOnly(d.CreateNetwork),
 		"DeleteNetwork":               withRequestOnly(d.DeleteNetwork),
@@ -90,9 +100,10 @@ func NewNetworkHandler(d NetworkDriver, log *slog.Logger) http.Handler {
 	})
 }
 
-// NewIpamHandler serves the IpamDriver protocol for d. A nil log discards.
-func NewIpamHandler(d IpamDriver, log *slog.Logger) http.Handler {
-	return newHandler("IpamDriver", log, map[string]call{
+// NewIpamHandler serves the IpamDriver protocol for d. A nil log discards; a
+// nil observe observes nothing.
+func NewIpamHandler(d IpamDriver, log *slog.Logger, observe Observer) http.Handler {
+	return newHandler(ipamSubsystem, log, observe, map[string]call{
 		"GetCapabilities":         withoutRequest(d.GetCapabilities),
 		"GetDefaultAddressSpaces": withoutRequest(d.GetDefaultAddressSpaces),
 		"RequestPool":             withRequest(d.RequestPool),
@@ -104,20 +115,31 @@ func NewIpamHandler(d IpamDriver, log *slog.Logger) http.Handler {
 
 // newHandler routes /<subsystem>.<name> to calls and adds the activation
 // handshake, which announces exactly this subsystem.
-func newHandler(subsystem string, log *slog.Logger, calls map[string]call) *handler {
+func newHandler(subsystem string, log *slog.Logger, observe Observer, calls map[string]call) *handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	activate := &activateResponse{Implements: []string{subsystem}}
-	h := &handler{log: log, methods: map[string]method{
-		"/Plugin.Activate": {name: "Activate", call: withoutRequest(func(context.Context) (*activateResponse, error) {
-			return activate, nil
-		})},
+	if observe == nil {
+		observe = func(string, string, time.Duration, bool) {}
+	}
+	h := &handler{subsystem: subsystem, log: log, observe: observe, methods: map[string]method{
+		activatePath: activation(subsystem),
 	}}
 	for name, c := range calls {
 		h.methods["/"+subsystem+"."+name] = method{name: name, call: c, allowGet: name == "GetCapabilities"}
 	}
 	return h
+}
+
+// activatePath is the handshake Docker sends before any other call.
+const activatePath = "/Plugin.Activate"
+
+// activation answers the handshake, announcing the given subsystems.
+func activation(subsystems ...string) method {
+	activate := &activateResponse{Implements: subsystems}
+	return method{name: "Activate", call: withoutRequest(func(context.Context) (*activateResponse, error) {
+		return activate, nil
+	})}
 }
 
 // withRequest adapts a driver method with a request and a response.
@@ -177,6 +199,17 @@ func decode(body []byte, v any) error {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	m, ok := h.methods[r.URL.Path]
+	status := h.serve(w, r, m, ok)
+	if ok {
+		h.observe(h.subsystem, m.name, time.Since(start), status == http.StatusOK)
+	}
+}
+
+// serve answers one request for m (known says whether the path routes to
+// it) and returns the HTTP status sent.
+func (h *handler) serve(w http.ResponseWriter, r *http.Request, m method, known bool) int {
 	ctx := r.Context()
 	logName := strings.TrimPrefix(r.URL.Path, "/")
 	body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBytes))
@@ -184,39 +217,32 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.DebugContext(ctx, "plugin request", "method", logName, "http", r.Method, "body", string(body))
 	}
 
-	m, ok := h.methods[r.URL.Path]
 	switch {
-	case !ok:
-		h.fail(w, r, http.StatusNotFound, "unknown method "+r.URL.Path)
-		return
+	case !known:
+		return h.fail(w, r, http.StatusNotFound, "unknown method "+r.URL.Path)
 	case r.Method != http.MethodPost && (r.Method != http.MethodGet || !m.allowGet):
 		w.Header().Set("Allow", allowed(m))
-		h.fail(w, r, http.StatusMethodNotAllowed, fmt.Sprintf("%s does not accept HTTP %s", m.name, r.Method))
-		return
+		return h.fail(w, r, http.StatusMethodNotAllowed, fmt.Sprintf("%s does not accept HTTP %s", m.name, r.Method))
 	case readErr != nil:
 		if _, ok := errors.AsType[*http.MaxBytesError](readErr); ok {
-			h.fail(w, r, http.StatusRequestEntityTooLarge,
+			return h.fail(w, r, http.StatusRequestEntityTooLarge,
 				fmt.Sprintf("%s request body exceeds %d bytes", m.name, maxRequestBytes))
-		} else {
-			h.fail(w, r, http.StatusBadRequest, fmt.Sprintf("reading %s request: %v", m.name, readErr))
 		}
-		return
+		return h.fail(w, r, http.StatusBadRequest, fmt.Sprintf("reading %s request: %v", m.name, readErr))
 	}
 
 	resp, err := h.invoke(ctx, m, body)
 	if err == nil {
 		var out []byte
 		if out, err = json.Marshal(resp); err == nil {
-			h.send(w, r, http.StatusOK, out)
-			return
+			return h.send(w, r, http.StatusOK, out)
 		}
 		err = fmt.Errorf("encoding %s response: %w", m.name, err)
 	}
 	if bad, ok := errors.AsType[malformedError](err); ok {
-		h.fail(w, r, http.StatusBadRequest, fmt.Sprintf("malformed %s request: %v", m.name, bad.err))
-		return
+		return h.fail(w, r, http.StatusBadRequest, fmt.Sprintf("malformed %s request: %v", m.name, bad.err))
 	}
-	h.fail(w, r, http.StatusInternalServerError, err.Error())
+	return h.fail(w, r, http.StatusInternalServerError, err.Error())
 }
 
 // invoke runs one call, turning a panic into an error so that a driver bug
@@ -238,15 +264,16 @@ func allowed(m method) string {
 	return "POST"
 }
 
-// fail logs and sends an error reply.
-func (h *handler) fail(w http.ResponseWriter, r *http.Request, status int, msg string) {
+// fail logs and sends an error reply; it returns status.
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, status int, msg string) int {
 	h.log.WarnContext(r.Context(), "plugin request failed",
 		"method", strings.TrimPrefix(r.URL.Path, "/"), "status", status, "error", msg)
 	out, _ := json.Marshal(errorResponse{Err: msg}) // cannot fail for a string field
-	h.send(w, r, status, out)
+	return h.send(w, r, status, out)
 }
 
-func (h *handler) send(w http.ResponseWriter, r *http.Request, status int, body []byte) {
+// send writes a reply; it returns status.
+func (h *handler) send(w http.ResponseWriter, r *http.Request, status int, body []byte) int {
 	ctx := r.Context()
 	if h.log.Enabled(ctx, slog.LevelDebug) {
 		h.log.DebugContext(ctx, "plugin response",
@@ -256,4 +283,5 @@ func (h *handler) send(w http.ResponseWriter, r *http.Request, status int, body 
 	w.WriteHeader(status)
 	// A write error means Docker hung up; there is nobody left to tell.
 	_, _ = w.Write(body)
+	return status
 }

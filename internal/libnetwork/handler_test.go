@@ -44,8 +44,8 @@ func TestActivate(t *testing.T) {
 		h    http.Handler
 		want string
 	}{
-		{"network", NewNetworkHandler(fakeNetwork{&recorder{}}, nil), `{"Implements":["NetworkDriver"]}`},
-		{"ipam", NewIpamHandler(fakeIpam{&recorder{}}, nil), `{"Implements":["IpamDriver"]}`},
+		{"network", NewNetworkHandler(fakeNetwork{&recorder{}}, nil, nil), `{"Implements":["NetworkDriver"]}`},
+		{"ipam", NewIpamHandler(fakeIpam{&recorder{}}, nil, nil), `{"Implements":["IpamDriver"]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startServer(t, tc.h)
@@ -61,8 +61,8 @@ func TestActivate(t *testing.T) {
 }
 
 func TestGetCapabilities(t *testing.T) {
-	netSrv := startServer(t, NewNetworkHandler(fakeNetwork{&recorder{}}, nil))
-	ipamSrv := startServer(t, NewIpamHandler(fakeIpam{&recorder{}}, nil))
+	netSrv := startServer(t, NewNetworkHandler(fakeNetwork{&recorder{}}, nil, nil))
+	ipamSrv := startServer(t, NewIpamHandler(fakeIpam{&recorder{}}, nil, nil))
 	const (
 		wantNet  = `{"Scope":"global","ConnectivityScope":"global"}`
 		wantIpam = `{"RequiresMACAddress":false,"RequiresRequestReplay":true}`
@@ -90,7 +90,7 @@ func TestGetCapabilities(t *testing.T) {
 // TestHealthCheckLikeNetcat replays the README's
 // `echo -e "GET /NetworkDriver.GetCapabilities HTTP/1.0\r\n\r\n" | nc -U sock`.
 func TestHealthCheckLikeNetcat(t *testing.T) {
-	s := startServer(t, NewNetworkHandler(fakeNetwork{&recorder{}}, nil))
+	s := startServer(t, NewNetworkHandler(fakeNetwork{&recorder{}}, nil, nil))
 	conn, err := net.Dial("unix", s.sock)
 	if err != nil {
 		t.Fatal(err)
@@ -114,8 +114,8 @@ func TestHealthCheckLikeNetcat(t *testing.T) {
 // Docker v28+) and checks what the driver receives and what Docker gets back.
 func TestRequestDecoding(t *testing.T) {
 	nrec, irec := &recorder{}, &recorder{}
-	netSrv := startServer(t, NewNetworkHandler(fullNetwork{fakeNetwork{nrec}}, nil))
-	ipamSrv := startServer(t, NewIpamHandler(fakeIpam{irec}, nil))
+	netSrv := startServer(t, NewNetworkHandler(fullNetwork{fakeNetwork{nrec}}, nil, nil))
+	ipamSrv := startServer(t, NewIpamHandler(fakeIpam{irec}, nil, nil))
 	sandboxOpts := map[string]any{
 		"com.docker.network.endpoint.exposedports": []any{},
 		"com.docker.network.portmap":               []any{},
@@ -278,7 +278,7 @@ func TestRequestDecoding(t *testing.T) {
 
 func TestOptionalMethodsAnsweredByServer(t *testing.T) {
 	rec := &recorder{}
-	s := startServer(t, NewNetworkHandler(fakeNetwork{rec}, nil))
+	s := startServer(t, NewNetworkHandler(fakeNetwork{rec}, nil, nil))
 	for _, tc := range []struct{ path, body, want string }{
 		{"/NetworkDriver.AllocateNetwork", `{"NetworkID":"n","Options":{},"IPv4Data":[],"IPv6Data":[]}`, `{"Options":{}}`},
 		{"/NetworkDriver.FreeNetwork", `{"NetworkID":"n"}`, `{}`},
@@ -304,8 +304,8 @@ func TestOptionalMethodsAnsweredByServer(t *testing.T) {
 
 func TestErrorMapping(t *testing.T) {
 	nrec, irec := &recorder{}, &recorder{}
-	netSrv := startServer(t, NewNetworkHandler(fakeNetwork{nrec}, nil))
-	ipamSrv := startServer(t, NewIpamHandler(fakeIpam{irec}, nil))
+	netSrv := startServer(t, NewNetworkHandler(fakeNetwork{nrec}, nil, nil))
+	ipamSrv := startServer(t, NewIpamHandler(fakeIpam{irec}, nil, nil))
 
 	t.Run("driver error", func(t *testing.T) {
 		nrec.failWith(errors.New("pool exhausted"))
@@ -371,7 +371,7 @@ func TestErrorMapping(t *testing.T) {
 
 func TestPanicRecovery(t *testing.T) {
 	rec := &recorder{}
-	s := startServer(t, NewNetworkHandler(fakeNetwork{rec}, nil))
+	s := startServer(t, NewNetworkHandler(fakeNetwork{rec}, nil, nil))
 	rec.panicOnce("boom")
 	status, _, body := s.do(t, "POST", "/NetworkDriver.Join", `{"NetworkID":"n","EndpointID":"e"}`)
 	if status != http.StatusInternalServerError || body != `{"Err":"internal error in Join: boom"}` {
@@ -384,7 +384,7 @@ func TestPanicRecovery(t *testing.T) {
 
 func TestRequestContextCancelledOnDisconnect(t *testing.T) {
 	rec := &recorder{}
-	s := startServer(t, NewNetworkHandler(fakeNetwork{rec}, nil))
+	s := startServer(t, NewNetworkHandler(fakeNetwork{rec}, nil, nil))
 	entered, ctxErr := make(chan struct{}), make(chan error, 1)
 	rec.onCall(func(ctx context.Context) {
 		close(entered)
@@ -412,7 +412,7 @@ func TestLogging(t *testing.T) {
 		if fail {
 			rec.failWith(errors.New("nope"))
 		}
-		h := NewIpamHandler(fakeIpam{rec}, log)
+		h := NewIpamHandler(fakeIpam{rec}, log, nil)
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/IpamDriver.ReleasePool", strings.NewReader(`{"PoolID":"p1"}`)))
 		return strings.Split(strings.TrimSpace(buf.String()), "\n")
 	}
@@ -430,5 +430,44 @@ func TestLogging(t *testing.T) {
 	if len(lines) != 1 || !strings.Contains(lines[0], "level=WARN") ||
 		!strings.Contains(lines[0], "method=IpamDriver.ReleasePool") || !strings.Contains(lines[0], "error=nope") {
 		t.Errorf("info log for a failed request = %q, want one WARN line with method and error", lines)
+	}
+}
+
+func TestObserver(t *testing.T) {
+	type observation struct {
+		subsystem, method string
+		ok                bool
+	}
+	var seen []observation
+	observe := func(subsystem, method string, elapsed time.Duration, ok bool) {
+		if elapsed <= 0 {
+			t.Errorf("%s.%s observed with elapsed %v", subsystem, method, elapsed)
+		}
+		seen = append(seen, observation{subsystem, method, ok})
+	}
+	rec := &recorder{}
+	netH := NewNetworkHandler(fakeNetwork{rec}, nil, observe)
+	ipamH := NewIpamHandler(fakeIpam{rec}, nil, observe)
+	serve := func(h http.Handler, method, path, body string) {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, path, strings.NewReader(body)))
+	}
+
+	serve(netH, "POST", "/Plugin.Activate", "")
+	serve(netH, "POST", "/NetworkDriver.Leave", ids(`{"NetworkID":"<nid>","EndpointID":"<eid>"}`))
+	serve(netH, "POST", "/NetworkDriver.Join", `{"NetworkID": 7}`) // malformed
+	serve(netH, "GET", "/NetworkDriver.Leave", "")                 // wrong HTTP method
+	serve(netH, "POST", "/NetworkDriver.NoSuchMethod", "")         // unknown: not observed
+	rec.failWith(errors.New("etcd down"))
+	serve(ipamH, "POST", "/IpamDriver.RequestAddress", `{"PoolID":"p"}`)
+
+	want := []observation{
+		{"NetworkDriver", "Activate", true},
+		{"NetworkDriver", "Leave", true},
+		{"NetworkDriver", "Join", false},
+		{"NetworkDriver", "Leave", false},
+		{"IpamDriver", "RequestAddress", false},
+	}
+	if !reflect.DeepEqual(seen, want) {
+		t.Errorf("observed %+v, want %+v", seen, want)
 	}
 }

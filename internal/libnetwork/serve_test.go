@@ -101,7 +101,7 @@ func (s *testServer) do(t *testing.T, method, path, body string) (int, string, s
 }
 
 func TestServeSocketLifecycle(t *testing.T) {
-	s := startServer(t, NewNetworkHandler(fakeNetwork{&recorder{}}, nil))
+	s := startServer(t, NewNetworkHandler(fakeNetwork{&recorder{}}, nil, nil))
 	if status, _, body := s.do(t, "POST", "/Plugin.Activate", ""); status != http.StatusOK {
 		t.Fatalf("Activate: %d %s", status, body)
 	}
@@ -131,7 +131,7 @@ func TestServeReplacesStaleSocket(t *testing.T) {
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	l.Close()
 
-	s := startServerAt(t, sock, NewIpamHandler(fakeIpam{&recorder{}}, nil))
+	s := startServerAt(t, sock, NewIpamHandler(fakeIpam{&recorder{}}, nil, nil))
 	if status, _, body := s.do(t, "POST", "/Plugin.Activate", ""); status != http.StatusOK || body != `{"Implements":["IpamDriver"]}` {
 		t.Fatalf("Activate on replaced socket: %d %s", status, body)
 	}
@@ -167,7 +167,7 @@ func TestListenRefusesLiveSocketAndNonSocket(t *testing.T) {
 
 func TestServeFinishesInFlightCallsOnShutdown(t *testing.T) {
 	rec := &recorder{}
-	s := startServer(t, NewNetworkHandler(fakeNetwork{rec}, nil))
+	s := startServer(t, NewNetworkHandler(fakeNetwork{rec}, nil, nil))
 	entered, release := make(chan struct{}), make(chan struct{})
 	ctxErr := make(chan error, 1)
 	rec.onCall(func(ctx context.Context) {

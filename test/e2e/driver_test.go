@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/projectcalico/calico-libnetwork/internal/datastore"
 	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
 )
 
@@ -318,7 +319,7 @@ func (e *env) applyYAML(doc string) {
 // etcdKeys lists the keys under prefix in the plugin's datastore.
 func (e *env) etcdKeys(prefix string) []string {
 	e.t.Helper()
-	out, err := exec.Command("etcdctl", "--endpoints", e.etcdEndpoint(), "get", "--prefix", "--keys-only", prefix).CombinedOutput()
+	out, err := e.etcdctlCmd("get", "--prefix", "--keys-only", prefix).CombinedOutput()
 	if err != nil {
 		e.t.Fatalf("etcdctl: %v\n%s", err, out)
 	}
@@ -331,10 +332,19 @@ func (e *env) etcdKeys(prefix string) []string {
 	return keys
 }
 
-func (e *env) etcdEndpoint() string {
-	out, err := exec.Command("cat", e.plugin.DataDir()+"/etcd-endpoint").Output()
-	if err != nil {
-		e.t.Fatalf("reading the embedded etcd endpoint: %v", err)
+// etcdctlCmd is etcdctl against the plugin's datastore: ETCD_ENDPOINTS when the test gave one, else the
+// embedded etcd with the client certificate the daemon generated for it.
+func (e *env) etcdctlCmd(args ...string) *exec.Cmd {
+	e.t.Helper()
+	for _, kv := range e.plugin.Env() {
+		if v, ok := strings.CutPrefix(kv, "ETCD_ENDPOINTS="); ok && v != "" {
+			return exec.Command("etcdctl", append([]string{"--endpoints", v}, args...)...)
+		}
 	}
-	return strings.TrimSpace(string(out))
+	cfg, err := datastore.EmbeddedClientConfig(e.plugin.DataDir())
+	if err != nil {
+		e.t.Fatalf("finding the embedded etcd: %v", err)
+	}
+	flags := []string{"--endpoints", cfg.Endpoints[0], "--cacert", cfg.CACertFile, "--cert", cfg.CertFile, "--key", cfg.Key}
+	return exec.Command("etcdctl", append(flags, args...)...)
 }

@@ -5,7 +5,6 @@ package e2e
 // one answered. Behaviour that is the same on both is tested elsewhere, without version checks.
 
 import (
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -194,15 +193,9 @@ func TestEngineIPv6Only(t *testing.T) {
 // consistent: `docker stats` still reports its traffic, and Docker 28+ (which names an interface with the
 // lowest free number per prefix; 20.10 counts up) can give a later network the freed name.
 //
-// Known plugin bug, so skipped unless E2E_KNOWN_BUGS=1: NetworkDriver.Leave deletes the veth before Docker
-// moves the container end out of the sandbox, so Docker keeps a stale interface: on every engine `docker
-// stats` then shows 0B network I/O and dockerd logs "failed to retrieve the statistics for caliN ... Link
-// not found" every second, and the freed name is never reused. Deleting the veth in DeleteEndpoint only
-// (it already does) fixes it; TestProtocolDockerSequence asserts the current Leave.
+// The plugin keeps the veth until DeleteEndpoint for this: were it gone at Leave, Docker would keep a stale
+// interface, `docker stats` would show 0B and the freed name would never be reused.
 func TestEngineDisconnectKeepsDockerConsistent(t *testing.T) {
-	if os.Getenv("E2E_KNOWN_BUGS") != "1" {
-		t.Skip("known plugin bug (Leave deletes the veth before Docker moves it out); E2E_KNOWN_BUGS=1 runs it")
-	}
 	e := start(t, nil)
 	eng := harness.Engine(t)
 	red, blue := e.twoColourPools()

@@ -62,10 +62,10 @@ func (e *env) expectPing(from, ip string, want bool) {
 	})
 }
 
-// etcdctl runs etcdctl against the plugin's embedded etcd.
+// etcdctl runs etcdctl against the plugin's datastore.
 func (e *env) etcdctl(args ...string) {
 	e.t.Helper()
-	out, err := exec.Command("etcdctl", append([]string{"--endpoints", e.etcdEndpoint()}, args...)...).CombinedOutput()
+	out, err := e.etcdctlCmd(args...).CombinedOutput()
 	if err != nil {
 		e.t.Fatalf("etcdctl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}

@@ -17,7 +17,7 @@ func embeddedStore(t *testing.T) *datastore.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(emb.Close)
-	store, err := datastore.Connect(datastore.ClientConfig{Endpoints: []string{emb.Endpoint}})
+	store, err := datastore.Connect(emb.ClientConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

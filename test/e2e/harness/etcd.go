@@ -1,13 +1,18 @@
 package harness
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/projectcalico/calico-libnetwork/internal/datastore"
 )
 
 const (
@@ -21,6 +26,8 @@ type Etcd struct {
 	t                  testing.TB
 	dir                string
 	clientURL, peerURL string
+	tlsArgs            []string
+	health             *http.Client
 	logs               syncBuffer
 
 	cmd  *exec.Cmd
@@ -31,10 +38,41 @@ type Etcd struct {
 // stops the server when the test ends.
 func StartEtcd(t testing.TB) *Etcd {
 	t.Helper()
+	return startEtcd(t, newEtcd(t, "http"))
+}
+
+// StartEtcdTLS is StartEtcd for a server that speaks TLS to clients with pki's server certificate and
+// admits only clients with a certificate signed by pki's CA.
+func StartEtcdTLS(t testing.TB, pki datastore.PKIFiles) *Etcd {
+	t.Helper()
+	e := newEtcd(t, "https")
+	e.tlsArgs = []string{"--cert-file", pki.ServerCert, "--key-file", pki.ServerKey,
+		"--client-cert-auth", "--trusted-ca-file", pki.CACert}
+	cert, err := tls.LoadX509KeyPair(pki.ClientCert, pki.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := os.ReadFile(pki.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca)
+	e.health.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}}}
+	return startEtcd(t, e)
+}
+
+func newEtcd(t testing.TB, scheme string) *Etcd {
+	t.Helper()
 	if _, err := exec.LookPath(etcdBin); err != nil {
 		t.Skipf("skipping: %s not found (install etcd-server: scripts/install-deps.sh)", etcdBin)
 	}
-	e := &Etcd{t: t, dir: t.TempDir(), clientURL: "http://" + freeLoopbackPort(t), peerURL: "http://" + freeLoopbackPort(t)}
+	return &Etcd{t: t, dir: t.TempDir(), clientURL: scheme + "://" + freeLoopbackPort(t), peerURL: "http://" + freeLoopbackPort(t),
+		health: &http.Client{Timeout: time.Second}}
+}
+
+func startEtcd(t testing.TB, e *Etcd) *Etcd {
+	t.Helper()
 	t.Cleanup(func() {
 		e.Stop()
 		if t.Failed() {
@@ -55,6 +93,7 @@ func (e *Etcd) Start() {
 		"--listen-client-urls", e.clientURL, "--advertise-client-urls", e.clientURL,
 		"--listen-peer-urls", e.peerURL, "--initial-advertise-peer-urls", e.peerURL,
 		"--initial-cluster", "e2e="+e.peerURL)
+	cmd.Args = append(cmd.Args, e.tlsArgs...)
 	cmd.Stdout, cmd.Stderr = &e.logs, &e.logs
 	if err := StartTied(cmd); err != nil {
 		e.t.Fatalf("starting etcd: %v", err)
@@ -84,8 +123,7 @@ func (e *Etcd) Start() {
 }
 
 func (e *Etcd) healthy() error {
-	c := &http.Client{Timeout: time.Second}
-	resp, err := c.Get(e.clientURL + "/health")
+	resp, err := e.health.Get(e.clientURL + "/health")
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,49 @@
+package metrics
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// healthTimeout bounds the datastore read of one health check: a probe wants a quick answer, and etcd
+// answers a healthy cluster's read in milliseconds.
+const healthTimeout = 2 * time.Second
+
+// healthReport is /healthz's body: each check's outcome, "ok" or what is wrong.
+type healthReport struct {
+	Status    string `json:"status"` // "ok" or "unhealthy"
+	Datastore string `json:"datastore"`
+	Dataplane string `json:"dataplane"`
+}
+
+// health answers 200 when etcd answers a read and the dataplane agent has completed its first sync (or the
+// dataplane is disabled), 503 otherwise.
+type health struct{ src Sources }
+
+func (h health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rep := healthReport{Status: "ok", Datastore: "ok", Dataplane: "ok"}
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	if err := h.src.Store.Ping(ctx); err != nil {
+		rep.Status, rep.Datastore = "unhealthy", err.Error()
+	}
+	if h.src.DataplaneSynced == nil {
+		rep.Dataplane = "disabled (CALICO_DATAPLANE=none)"
+	} else {
+		select {
+		case <-h.src.DataplaneSynced:
+		default:
+			rep.Status, rep.Dataplane = "unhealthy", "not yet synced with the datastore"
+		}
+	}
+	status := http.StatusOK
+	if rep.Status != "ok" {
+		status = http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	// A write error means the prober hung up; there is nobody left to tell.
+	_ = json.NewEncoder(w).Encode(rep)
+}

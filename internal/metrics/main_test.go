@@ -1,0 +1,102 @@
+package metrics
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+	"github.com/projectcalico/calico-libnetwork/internal/ipam"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+const testNode = "node1"
+
+// testStore talks to the embedded etcd this package's tests share; tests clear what they wrote.
+var testStore *datastore.Store
+
+func TestMain(m *testing.M) {
+	os.Exit(runWithEtcd(m))
+}
+
+func runWithEtcd(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "metrics-test-etcd")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	emb, err := datastore.StartEmbedded(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer emb.Close()
+	testStore, err = datastore.Connect(emb.ClientConfig())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer testStore.Close()
+	return m.Run()
+}
+
+// sources are the shared datastore's, for a dataplane that has synced.
+func sources(t *testing.T) Sources {
+	t.Helper()
+	t.Cleanup(func() {
+		if _, err := testStore.Client().Delete(context.Background(), "/calico/", clientv3.WithPrefix()); err != nil {
+			t.Error(err)
+		}
+	})
+	synced := make(chan struct{})
+	close(synced)
+	return Sources{Node: testNode, Store: testStore, IPAM: ipam.New(testStore, ipam.Options{Node: testNode}), DataplaneSynced: synced}
+}
+
+// scrape fetches /metrics and returns each sample's value by its series, as written in the text format
+// (`name{label="value",...}`, labels sorted by name).
+func scrape(t *testing.T, h http.Handler) map[string]float64 {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("/metrics answered %d: %s", rec.Code, rec.Body)
+	}
+	samples := map[string]float64{}
+	sc := bufio.NewScanner(rec.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("sample %q: %v", line, err)
+		}
+		samples[line[:i]] = v
+	}
+	return samples
+}
+
+// want checks samples against expected values.
+func want(t *testing.T, samples map[string]float64, expected map[string]float64) {
+	t.Helper()
+	for series, v := range expected {
+		got, ok := samples[series]
+		switch {
+		case !ok:
+			t.Errorf("no series %s", series)
+		case got != v:
+			t.Errorf("%s = %v, want %v", series, got, v)
+		}
+	}
+}
