@@ -84,7 +84,7 @@ type Driver struct {
 func New(cfg Config, store *datastore.Store, addrs Addresses, links Links, dp Dataplane, dockerAPI DockerAPI, log *slog.Logger) *Driver {
 	d := &Driver{cfg: cfg, store: store, addrs: addrs, links: links, dataplane: dp, docker: dockerAPI, log: log,
 		sandboxes: newSandboxes(), rejected: newRejections()}
-	d.networks = newNetworks(store, dockerAPI, log)
+	d.networks = newNetworks(store, cfg.Node, dockerAPI, log)
 	d.labels = newLabeller(d)
 	return d
 }

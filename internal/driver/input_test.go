@@ -3,6 +3,8 @@ package driver
 import (
 	"strings"
 	"testing"
+
+	"github.com/projectcalico/calico-libnetwork/internal/libnetwork"
 )
 
 func TestCheckIDs(t *testing.T) {
@@ -64,5 +66,33 @@ func TestValidLabel(t *testing.T) {
 		if got := validLabel(tc.key, tc.value); got != tc.ok {
 			t.Errorf("validLabel(%.20q, %.20q) = %v, want %v", tc.key, tc.value, got, tc.ok)
 		}
+	}
+}
+
+// A swarm network without calico IPAM gets told how swarm networks get it; a local one, the flag.
+func TestForeignIPAMReason(t *testing.T) {
+	d := &Driver{rejected: newRejections()}
+	foreign := []libnetwork.IPAMData{{AddressSpace: "GlobalDefault", Pool: "10.0.1.0/24", Gateway: "10.0.1.1/24"}}
+	for _, tc := range []struct{ id, want string }{
+		{strings.Repeat("0123456789abcdef", 4), "needs --ipam-driver calico-ipam"},
+		{"r1omwlb831hppr5yrfq4vtfl1", "--config-from"},
+	} {
+		problems := d.checkNetworkOptions(&libnetwork.CreateNetworkRequest{NetworkID: tc.id, IPv4Data: foreign})
+		if len(problems) != 1 || problems[0].flag != "--ipam-driver" || !strings.Contains(problems[0].reason, tc.want) {
+			t.Errorf("network %.12s: problems %v, want one --ipam-driver problem saying %q", tc.id, problems, tc.want)
+		}
+	}
+}
+
+// A swarm network has the same ID on every node, so each node keeps its own record of it.
+func TestNetworkRecordKeys(t *testing.T) {
+	local := strings.Repeat("0123456789abcdef", 4)
+	a, b := &networks{node: "host-a"}, &networks{node: "host-b"}
+	if a.key(local) != b.key(local) || a.key(local) != networkPrefix+local {
+		t.Errorf("local network keys %q, %q; want both %q", a.key(local), b.key(local), networkPrefix+local)
+	}
+	const swarm = "r1omwlb831hppr5yrfq4vtfl1"
+	if a.key(swarm) == b.key(swarm) || !strings.HasPrefix(a.key(swarm), networkPrefix+swarm+"/") {
+		t.Errorf("swarm network keys %q, %q; want one per node under %s", a.key(swarm), b.key(swarm), networkPrefix+swarm+"/")
 	}
 }

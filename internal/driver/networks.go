@@ -31,6 +31,7 @@ type networkRecord struct {
 // networks caches network records and learns their names from Docker in the background.
 type networks struct {
 	store  *datastore.Store
+	node   string
 	docker DockerAPI
 	log    *slog.Logger
 
@@ -39,9 +40,19 @@ type networks struct {
 	named map[string]chan struct{} // closed when the network's name becomes known
 }
 
-func newNetworks(store *datastore.Store, dockerAPI DockerAPI, log *slog.Logger) *networks {
-	return &networks{store: store, docker: dockerAPI, log: log, byID: map[string]*networkRecord{},
+func newNetworks(store *datastore.Store, node string, dockerAPI DockerAPI, log *slog.Logger) *networks {
+	return &networks{store: store, node: node, docker: dockerAPI, log: log, byID: map[string]*networkRecord{},
 		named: map[string]chan struct{}{}}
+}
+
+// key is where a network's record lives. A local network's ID is unique to its host, but a swarm
+// network's is the same on every node that runs its tasks, and each node creates and deletes its own copy
+// of the network: its record is kept per node, so that one node dropping it leaves the others' alone.
+func (n *networks) key(id string) string {
+	if dockerIDRE.MatchString(id) {
+		return networkPrefix + id
+	}
+	return networkPrefix + id + "/" + n.node
 }
 
 // get returns a network's record from the cache or the datastore.
@@ -52,7 +63,7 @@ func (n *networks) get(ctx context.Context, id string) (*networkRecord, error) {
 	if ok {
 		return rec, nil
 	}
-	kv, err := n.store.Get(ctx, networkPrefix+id)
+	kv, err := n.store.Get(ctx, n.key(id))
 	if errors.Is(err, datastore.ErrNotFound) {
 		return nil, fmt.Errorf("network %s is not a Calico network known to this host (was it created with -d calico before the datastore was reset?)", short(id))
 	}
@@ -97,14 +108,14 @@ func (n *networks) create(ctx context.Context, rec *networkRecord) error {
 
 func (n *networks) put(ctx context.Context, id string, data []byte) error {
 	for {
-		kv, err := n.store.Get(ctx, networkPrefix+id)
+		kv, err := n.store.Get(ctx, n.key(id))
 		var rev int64
 		if err == nil {
 			rev = kv.Revision
 		} else if !errors.Is(err, datastore.ErrNotFound) {
 			return err
 		}
-		_, err = n.store.Txn(ctx, datastore.Put(networkPrefix+id, data, rev))
+		_, err = n.store.Txn(ctx, datastore.Put(n.key(id), data, rev))
 		if !errors.Is(err, datastore.ErrConflict) && !errors.Is(err, datastore.ErrExists) {
 			return err
 		}
@@ -116,15 +127,16 @@ func (n *networks) remove(ctx context.Context, id string) error {
 	n.mu.Lock()
 	delete(n.byID, id)
 	n.mu.Unlock()
-	err := n.store.DeleteKey(ctx, networkPrefix+id, 0)
+	err := n.store.DeleteKey(ctx, n.key(id), 0)
 	if errors.Is(err, datastore.ErrNotFound) {
 		return nil
 	}
 	return err
 }
 
-// others reports whether any other network record (on any host) carries this name: the profile of a
-// network name is shared by all hosts and must outlive any one of their networks.
+// others reports whether any other network record (on any host, including other nodes' records of the
+// same swarm network) carries this name: the profile of a network name is shared by all hosts and must
+// outlive any one of their networks.
 func (n *networks) others(ctx context.Context, name, exceptID string) (bool, error) {
 	kvs, _, err := n.store.List(ctx, networkPrefix)
 	if err != nil {
@@ -132,7 +144,7 @@ func (n *networks) others(ctx context.Context, name, exceptID string) (bool, err
 	}
 	for _, kv := range kvs {
 		var rec networkRecord
-		if json.Unmarshal(kv.Value, &rec) == nil && rec.Name == name && rec.ID != exceptID {
+		if json.Unmarshal(kv.Value, &rec) == nil && rec.Name == name && kv.Key != n.key(exceptID) {
 			return true, nil
 		}
 	}

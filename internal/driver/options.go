@@ -104,6 +104,13 @@ func (r *rejections) take(gateway string) (problems []flagProblem, ours bool) {
 	return rej.problems, ok
 }
 
+// swarmIPAMReason explains the refusal of a --scope swarm network (its ID is swarm's, not a local hex one)
+// without calico IPAM: swarm's allocator leaves a local-scope driver's networks to each node and hands
+// them no IPAM settings, so --ipam-driver and --subnet on such a network are lost, and only a --config-only
+// network on each node can carry them.
+const swarmIPAMReason = "swarm drops it for this driver; create a --config-only network with --ipam-driver on every node " +
+	"and the swarm network with --config-from it"
+
 // checkNetworkOptions returns the problems with a CreateNetwork request's options and pools.
 func (d *Driver) checkNetworkOptions(req *libnetwork.CreateNetworkRequest) []flagProblem {
 	var problems []flagProblem
@@ -131,7 +138,12 @@ func (d *Driver) checkNetworkOptions(req *libnetwork.CreateNetworkRequest) []fla
 	}
 	for _, data := range append(append([]libnetwork.IPAMData{}, req.IPv4Data...), req.IPv6Data...) {
 		if data.AddressSpace != addressSpace {
-			problems = append(problems, flagProblem{"--ipam-driver", "the calico driver needs --ipam-driver calico-ipam"})
+			reason := "the calico driver needs --ipam-driver calico-ipam"
+			if !dockerIDRE.MatchString(req.NetworkID) {
+				// Swarm gives a driver of local scope no IPAM of its own choosing: see swarmIPAMReason.
+				reason = swarmIPAMReason
+			}
+			problems = append(problems, flagProblem{"--ipam-driver", reason})
 			continue
 		}
 		ipamProblems, ours := d.rejected.take(data.Gateway)

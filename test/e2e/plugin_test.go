@@ -27,45 +27,10 @@ func TestManagedPlugin(t *testing.T) {
 	harness.RequireRoot(t)
 	harness.RequireDocker(t)
 	harness.EnsureTestImage(t)
-	root, err := harness.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	work := t.TempDir()
 	prefix := harness.UniqueName(t, "e2emp")
-	image := "calico-test/" + prefix + ":latest"
-	ref := "calico-test/" + prefix + "-plugin:latest"
 	legacySocket := filepath.Join("/run/docker/plugins", "calico.sock")
 	_, legacyErr := os.Lstat(legacySocket)
-
-	// The image's binaries must be static whatever HARNESS_RACE asked of the harness's.
-	binDir := filepath.Join(work, "bin")
-	for _, cmd := range []string{"calico-libnetwork", "calicoctl"} {
-		build := exec.Command("go", "build", "-o", filepath.Join(binDir, cmd), "./cmd/"+cmd)
-		build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
-		mustRun(t, build)
-	}
-	mustRun(t, exec.Command("bash", filepath.Join(root, "packaging", "image-rootfs.sh"), binDir, filepath.Join(work, "image", "rootfs")))
-	t.Cleanup(func() { cleanupDocker(t, "image", "rm", "-f", image) })
-	harness.Docker(t, "build", "-q", "-f", filepath.Join(root, "Dockerfile"), "-t", image, filepath.Join(work, "image"))
-
-	pack := exec.Command("bash", filepath.Join(root, "packaging", "plugin.sh"), image, ref, filepath.Join(work, "plugin"))
-	pack.Env = append(os.Environ(), "DOCKER="+harness.DockerBin)
-	t.Cleanup(func() {
-		// Disabling first makes sure the daemon stopped; rm -f alone would also do it.
-		if _, err := harness.DockerErr("plugin", "inspect", ref); err == nil {
-			cleanupDocker(t, "plugin", "disable", "-f", ref)
-			cleanupDocker(t, "plugin", "rm", "-f", ref)
-		}
-	})
-	mustRun(t, pack)
-
-	dataDir := filepath.Join(work, "data")
-	if err := os.Mkdir(dataDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	harness.Docker(t, "plugin", "set", ref, "data.source="+dataDir, "NODENAME=e2e-managed", "CALICO_DEBUG=true")
-	harness.Docker(t, "plugin", "enable", ref)
+	ref, dataDir := installManagedPlugin(t, prefix, "e2e-managed")
 	// Docker names the network and IPAM drivers after the full plugin reference.
 	harness.CleanupDocker(t, prefix)
 	network := prefix + "-net"
@@ -146,6 +111,51 @@ func TestManagedPlugin(t *testing.T) {
 	if _, err := os.Stat(filepath.Join("/run/docker/plugins", id)); err == nil {
 		t.Errorf("socket directory /run/docker/plugins/%s left after the plugin was removed", id)
 	}
+}
+
+// installManagedPlugin packages the daemon as `make plugin` does (static binaries, packaging/image-rootfs.sh,
+// the Dockerfile, packaging/plugin.sh) under the reference calico-test/<prefix>-plugin:latest, gives it a
+// data directory of the test's (its own embedded etcd) and node name, and enables it. Cleanup removes the
+// plugin and its image. It returns the plugin reference and the data directory.
+func installManagedPlugin(t *testing.T, prefix, node string) (ref, dataDir string) {
+	t.Helper()
+	root, err := harness.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	image := "calico-test/" + prefix + ":latest"
+	ref = "calico-test/" + prefix + "-plugin:latest"
+
+	// The image's binaries must be static whatever HARNESS_RACE asked of the harness's.
+	binDir := filepath.Join(work, "bin")
+	for _, cmd := range []string{"calico-libnetwork", "calicoctl"} {
+		build := exec.Command("go", "build", "-o", filepath.Join(binDir, cmd), "./cmd/"+cmd)
+		build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
+		mustRun(t, build)
+	}
+	mustRun(t, exec.Command("bash", filepath.Join(root, "packaging", "image-rootfs.sh"), binDir, filepath.Join(work, "image", "rootfs")))
+	t.Cleanup(func() { cleanupDocker(t, "image", "rm", "-f", image) })
+	harness.Docker(t, "build", "-q", "-f", filepath.Join(root, "Dockerfile"), "-t", image, filepath.Join(work, "image"))
+
+	pack := exec.Command("bash", filepath.Join(root, "packaging", "plugin.sh"), image, ref, filepath.Join(work, "plugin"))
+	pack.Env = append(os.Environ(), "DOCKER="+harness.DockerBin)
+	t.Cleanup(func() {
+		// Disabling first makes sure the daemon stopped; rm -f alone would also do it.
+		if _, err := harness.DockerErr("plugin", "inspect", ref); err == nil {
+			cleanupDocker(t, "plugin", "disable", "-f", ref)
+			cleanupDocker(t, "plugin", "rm", "-f", ref)
+		}
+	})
+	mustRun(t, pack)
+
+	dataDir = filepath.Join(work, "data")
+	if err := os.Mkdir(dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	harness.Docker(t, "plugin", "set", ref, "data.source="+dataDir, "NODENAME="+node, "CALICO_DEBUG=true")
+	harness.Docker(t, "plugin", "enable", ref)
+	return ref, dataDir
 }
 
 // mustRun runs cmd and returns its trimmed stdout, failing the test with its output on error.

@@ -69,6 +69,7 @@ func RestartDockerd(t testing.TB) {
 	fmt.Fprintf(logf, "=== %s harness.RestartDockerd: %s\n", time.Now().Format(time.RFC3339), strings.Join(argv, " "))
 	cmd := &exec.Cmd{Path: exe, Args: argv, Env: env, Dir: dir, Stdout: logf, Stderr: logf}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	closeInheritedOnExec()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("RestartDockerd: start %s: %v", exe, err)
 	}
@@ -81,6 +82,18 @@ func RestartDockerd(t testing.TB) {
 }
 
 // mustRead returns the file's content or fails the test.
+// closeInheritedOnExec keeps descriptors this process inherited away from the daemons it starts: run as
+// `flock LOCK go test ...`, the tests inherit flock's open lock, and a restarted dockerd, which outlives
+// them, would otherwise hold the lock for good.
+func closeInheritedOnExec() {
+	entries, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}
+
 func mustRead(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
