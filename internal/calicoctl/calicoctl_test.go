@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,43 +17,20 @@ import (
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+	"github.com/projectcalico/calico-libnetwork/internal/datastore/datastoretest"
 )
 
 var update = flag.Bool("update", false, "rewrite the testdata/*.golden files from the current output")
 
 // The embedded etcd shared by all tests, and a client for setting up and inspecting its contents.
 var (
-	etcdClient  datastore.ClientConfig
-	etcdDataDir string
-	testStore   *datastore.Store
+	testEtcd  *datastoretest.Etcd
+	testStore *datastore.Store
 )
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "calicoctl-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	emb, err := datastore.StartEmbedded(dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting embedded etcd:", err)
-		return 1
-	}
-	defer emb.Close()
-	etcdClient, etcdDataDir = emb.ClientConfig(), dir
-	testStore, err = datastore.Connect(emb.ClientConfig())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer testStore.Close()
-	return m.Run()
+	os.Exit(datastoretest.Main(m, func(e *datastoretest.Etcd) { testEtcd, testStore = e, e.Store }))
 }
 
 // harness runs calicoctl command lines in-process against a clean datastore and records a transcript
@@ -77,12 +52,6 @@ func newHarness(t *testing.T, env map[string]string) *harness {
 		t.Fatalf("wiping the datastore: %v", err)
 	}
 	return &harness{t: t, env: env, timeout: 5 * time.Second}
-}
-
-// endpointEnv names the embedded etcd and its client certificate explicitly, as for an external cluster.
-func endpointEnv() map[string]string {
-	return map[string]string{"ETCD_ENDPOINTS": etcdClient.Endpoints[0], "ETCD_CA_CERT_FILE": etcdClient.CACertFile,
-		"ETCD_CERT_FILE": etcdClient.CertFile, "ETCD_KEY_FILE": etcdClient.Key}
 }
 
 // run executes one command line and returns its raw stdout, stderr and exit status.
@@ -141,7 +110,7 @@ var normalisers = []struct {
 }
 
 func normalise(s string) string {
-	s = strings.ReplaceAll(s, etcdDataDir, "<datadir>")
+	s = strings.ReplaceAll(s, testEtcd.Dir, "<datadir>")
 	for _, n := range normalisers {
 		s = n.re.ReplaceAllString(s, n.repl)
 	}
@@ -206,7 +175,7 @@ func metaOf(t *testing.T, js string) (rv, uid string) {
 }
 
 func TestResourceLifecycle(t *testing.T) {
-	h := newHarness(t, endpointEnv())
+	h := newHarness(t, testEtcd.Env())
 	h.expect(0, "", "create", "-f", "testdata/resources.yaml")
 	h.expect(1, "", "create", "-f", "testdata/resources.yaml")
 	h.expect(0, "", "create", "--skip-exists", "-f", "testdata/resources.yaml")
@@ -274,7 +243,7 @@ spec:
 }
 
 func TestDecodingAndValidation(t *testing.T) {
-	h := newHarness(t, endpointEnv())
+	h := newHarness(t, testEtcd.Env())
 	h.expect(1, "", "create", "-f", "testdata/unknown-field.yaml")
 	h.expect(1, "apiVersion: projectcalico.org/v3\nkind: Profile\nmetadata:\n  name: p\nspec:\n  ingress:\n  - action: Allow\n    source:\n      selectr: all()\n", "apply", "-f", "-")
 	h.expect(1, "apiVersion: projectcalico.org/v1\nkind: IPPool\nmetadata:\n  name: old\nspec:\n  cidr: 10.0.0.0/8\n", "create", "-f", "-")
@@ -299,7 +268,7 @@ func TestDecodingAndValidation(t *testing.T) {
 }
 
 func TestWorkloadEndpointsAndNodes(t *testing.T) {
-	h := newHarness(t, endpointEnv())
+	h := newHarness(t, testEtcd.Env())
 	h.expect(0, "", "create", "-f", "testdata/endpoints.yaml")
 	h.expect(0, "", "get", "workloadendpoints")
 	h.expect(0, "", "get", "weps", "-A")
@@ -315,7 +284,7 @@ func TestWorkloadEndpointsAndNodes(t *testing.T) {
 
 func TestDatastoreDiscoveryAndVersion(t *testing.T) {
 	// No ETCD_ENDPOINTS: the endpoint file the embedded etcd wrote under CALICO_DATA_DIR is used.
-	h := newHarness(t, map[string]string{"CALICO_DATA_DIR": etcdDataDir})
+	h := newHarness(t, map[string]string{"CALICO_DATA_DIR": testEtcd.Dir})
 	h.expect(0, "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: found-by-file\nspec:\n  cidr: 10.80.0.0/16\n", "create", "-f", "-")
 	h.expect(0, "", "get", "ippools", "--allow-version-mismatch")
 	h.expect(0, "", "version")

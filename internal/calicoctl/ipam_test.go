@@ -9,7 +9,7 @@ import (
 )
 
 func TestIPAMCommands(t *testing.T) {
-	h := newHarness(t, endpointEnv())
+	h := newHarness(t, testEtcd.Env())
 	h.expect(0, `apiVersion: projectcalico.org/v3
 kind: IPPool
 metadata:
@@ -95,7 +95,7 @@ spec:
 
 // Deleting a pool that still holds allocations is refused unless --force, which releases them.
 func TestDeletePoolWithAllocations(t *testing.T) {
-	h := newHarness(t, endpointEnv())
+	h := newHarness(t, testEtcd.Env())
 	h.expect(0, "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: busy}\nspec: {cidr: 10.77.0.0/16}\n", "apply", "-f", "-")
 	if _, err := ipam.New(testStore, ipam.Options{Node: "host-1"}).AssignIP(context.Background(), netip.MustParseAddr("10.77.0.9"), "h1", nil); err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 // Deleting a node takes its endpoints, addresses, blocks and affinities with it; addresses other nodes
 // hold in its blocks survive in a block without affinity.
 func TestDeleteNodeCascade(t *testing.T) {
-	h := newHarness(t, endpointEnv())
+	h := newHarness(t, testEtcd.Env())
 	h.expect(0, `apiVersion: projectcalico.org/v3
 kind: IPPool
 metadata:

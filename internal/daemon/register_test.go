@@ -2,25 +2,16 @@ package daemon
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+	"github.com/projectcalico/calico-libnetwork/internal/datastore/datastoretest"
 )
 
 func TestCreateDefaultFelixConfiguration(t *testing.T) {
-	emb, err := datastore.StartEmbedded(t.TempDir(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Close()
-	store, err := datastore.Connect(emb.ClientConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := datastoretest.Start(t).Store
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -15,39 +13,17 @@ import (
 
 	"github.com/projectcalico/calico-libnetwork/internal/calicoctl"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+	"github.com/projectcalico/calico-libnetwork/internal/datastore/datastoretest"
 )
 
 // The embedded etcd the tests share; each test loads the dump afresh.
 var (
-	etcdClient datastore.ClientConfig
-	testStore  *datastore.Store
+	testEtcd  *datastoretest.Etcd
+	testStore *datastore.Store
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "interop-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	emb, err := datastore.StartEmbedded(dir, slog.New(slog.DiscardHandler))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting embedded etcd:", err)
-		return 1
-	}
-	defer emb.Close()
-	etcdClient = emb.ClientConfig()
-	testStore, err = datastore.Connect(emb.ClientConfig())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer testStore.Close()
-	return m.Run()
+	os.Exit(datastoretest.Main(m, func(e *datastoretest.Etcd) { testEtcd, testStore = e, e.Store }))
 }
 
 // dumpEntry is one key of testdata/etcd-dump.json: what `etcdctl get --prefix /calico/` shows on a cluster
@@ -104,10 +80,9 @@ func rawValue(t *testing.T, key string) string {
 // calicoctlRun runs our calicoctl in-process against the test etcd.
 func calicoctlRun(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	t.Setenv("ETCD_ENDPOINTS", etcdClient.Endpoints[0])
-	t.Setenv("ETCD_CA_CERT_FILE", etcdClient.CACertFile)
-	t.Setenv("ETCD_CERT_FILE", etcdClient.CertFile)
-	t.Setenv("ETCD_KEY_FILE", etcdClient.Key)
+	for k, v := range testEtcd.Env() {
+		t.Setenv(k, v)
+	}
 	var out, errOut bytes.Buffer
 	cmd := calicoctl.NewRootCommand("test", strings.NewReader(stdin), &out, &errOut)
 	cmd.SetArgs(args)

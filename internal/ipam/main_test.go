@@ -3,44 +3,22 @@ package ipam
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"testing"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/projectcalico/calico-libnetwork/internal/datastore/datastoretest"
 )
 
 // testStore talks to the embedded etcd this package's tests share; tests clear what they wrote.
 var testStore *datastore.Store
 
 func TestMain(m *testing.M) {
-	os.Exit(runWithEtcd(m))
-}
-
-func runWithEtcd(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "ipam-test-etcd")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	emb, err := datastore.StartEmbedded(dir, slog.New(slog.DiscardHandler))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer emb.Close()
-	testStore, err = datastore.Connect(emb.ClientConfig())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer testStore.Close()
-	return m.Run()
+	os.Exit(datastoretest.Main(m, func(e *datastoretest.Etcd) { testStore = e.Store }))
 }
 
 // reset empties the datastore of everything IPAM tests write.

@@ -3,8 +3,6 @@ package metrics
 import (
 	"bufio"
 	"context"
-	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,9 +10,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/projectcalico/calico-libnetwork/internal/datastore"
-	"github.com/projectcalico/calico-libnetwork/internal/ipam"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+	"github.com/projectcalico/calico-libnetwork/internal/datastore/datastoretest"
+	"github.com/projectcalico/calico-libnetwork/internal/ipam"
 )
 
 const testNode = "node1"
@@ -23,29 +23,7 @@ const testNode = "node1"
 var testStore *datastore.Store
 
 func TestMain(m *testing.M) {
-	os.Exit(runWithEtcd(m))
-}
-
-func runWithEtcd(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "metrics-test-etcd")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	emb, err := datastore.StartEmbedded(dir, slog.New(slog.DiscardHandler))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer emb.Close()
-	testStore, err = datastore.Connect(emb.ClientConfig())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer testStore.Close()
-	return m.Run()
+	os.Exit(datastoretest.Main(m, func(e *datastoretest.Etcd) { testStore = e.Store }))
 }
 
 // sources are the shared datastore's, for a dataplane that has synced.

@@ -15,17 +15,7 @@ import (
 // twoColourPools creates pools and networks "red" (10.221.0.0/16) and "blue" (10.222.0.0/16).
 func (e *env) twoColourPools() (red, blue string) {
 	e.t.Helper()
-	e.applyYAML(`apiVersion: projectcalico.org/v3
-kind: IPPool
-metadata: {name: e2e-eng-red}
-spec: {cidr: 10.221.0.0/16}
----
-apiVersion: projectcalico.org/v3
-kind: IPPool
-metadata: {name: e2e-eng-blue}
-spec: {cidr: 10.222.0.0/16}
-`)
-	return e.network("red", "--subnet", "10.221.0.0/16"), e.network("blue", "--subnet", "10.222.0.0/16")
+	return e.poolNetwork("e2e-eng-red", "red", "10.221.0.0/16"), e.poolNetwork("e2e-eng-blue", "blue", "10.222.0.0/16")
 }
 
 // ifaceWith returns the name of the container interface that carries ip.

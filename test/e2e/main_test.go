@@ -72,6 +72,13 @@ func (e *env) network(suffix string, flags ...string) string {
 	return name
 }
 
+// poolNetwork creates the Calico pool name for cidr and a network (named after suffix) of that pool alone.
+func (e *env) poolNetwork(pool, suffix, cidr string) string {
+	e.t.Helper()
+	e.applyYAML(fmt.Sprintf("apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: %s}\nspec: {cidr: %s}\n", pool, cidr))
+	return e.network(suffix, "--subnet", cidr)
+}
+
 // run starts a long-running container and returns its name.
 func (e *env) run(suffix string, flags ...string) string {
 	e.t.Helper()

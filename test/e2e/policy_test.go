@@ -75,17 +75,7 @@ func (e *env) etcdctl(args ...string) {
 // interface.
 func (e *env) twoPools() (netA, netB string) {
 	e.t.Helper()
-	e.applyYAML(`apiVersion: projectcalico.org/v3
-kind: IPPool
-metadata: {name: e2e-pol-a}
-spec: {cidr: 10.211.0.0/16}
----
-apiVersion: projectcalico.org/v3
-kind: IPPool
-metadata: {name: e2e-pol-b}
-spec: {cidr: 10.212.0.0/16}
-`)
-	return e.network("a", "--subnet", "10.211.0.0/16"), e.network("b", "--subnet", "10.212.0.0/16")
+	return e.poolNetwork("e2e-pol-a", "a", "10.211.0.0/16"), e.poolNetwork("e2e-pol-b", "b", "10.212.0.0/16")
 }
 
 // Two Calico networks are isolated in both directions by their profiles; a container on both reaches

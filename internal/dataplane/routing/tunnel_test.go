@@ -7,23 +7,9 @@ import (
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+	"github.com/projectcalico/calico-libnetwork/internal/datastore/datastoretest"
 	"github.com/projectcalico/calico-libnetwork/internal/ipam"
 )
-
-func embeddedStore(t *testing.T) *datastore.Store {
-	t.Helper()
-	emb, err := datastore.StartEmbedded(t.TempDir(), quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Close)
-	store, err := datastore.Connect(emb.ClientConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	return store
-}
 
 // storedView reads the nodes and pools the tunnel allocator decides from.
 func storedView(t *testing.T, store *datastore.Store, self string) view {
@@ -49,7 +35,7 @@ func storedView(t *testing.T, store *datastore.Store, self string) view {
 
 func TestTunnelAddress(t *testing.T) {
 	ctx := context.Background()
-	store := embeddedStore(t)
+	store := datastoretest.Start(t).Store
 	node := testNode("a", "198.18.0.11/24", "", "")
 	node.Labels = map[string]string{"zone": "east"}
 	pool := testPool("198.19.0.0/16", api.EncapNever)
