@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -259,10 +260,16 @@ func (r *reader) listenAddr(name string) string {
 	if !ok {
 		return ""
 	}
+	if path, ok := strings.CutPrefix(v, "unix:"); ok {
+		if !filepath.IsAbs(path) {
+			r.fail(n, v, "a unix socket must be an absolute path, such as unix:/run/calico/metrics.sock")
+		}
+		return v
+	}
 	host, port, err := net.SplitHostPort(v)
 	if p, perr := strconv.Atoi(port); err != nil || perr != nil || p <= 0 || p > 65535 ||
 		(host != "" && !hostNameRE.MatchString(host) && net.ParseIP(host) == nil) {
-		r.fail(n, v, "must be host:port with a port from 1 to 65535, such as 127.0.0.1:9091 (unset or empty: no metrics server)")
+		r.fail(n, v, "must be host:port with a port from 1 to 65535, such as 127.0.0.1:9091, or unix:/absolute/path.sock (unset or empty: no metrics server)")
 	}
 	return v
 }

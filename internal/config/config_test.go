@@ -206,6 +206,8 @@ func TestLoad(t *testing.T) {
 		{name: "metrics port too big", env: env{"CALICO_METRICS_ADDR": "127.0.0.1:70000"}, err: []string{"CALICO_METRICS_ADDR"}},
 		{name: "metrics named port", env: env{"CALICO_METRICS_ADDR": "127.0.0.1:http"}, err: []string{"CALICO_METRICS_ADDR"}},
 		{name: "metrics bad host", env: env{"CALICO_METRICS_ADDR": "my host:9091"}, err: []string{"CALICO_METRICS_ADDR", "my host:9091"}},
+		{name: "metrics unix socket", env: env{"CALICO_METRICS_ADDR": "unix:/run/calico/metrics.sock"}, check: func(c *Config) bool { return c.MetricsAddr == "unix:/run/calico/metrics.sock" }},
+		{name: "metrics relative unix socket", env: env{"CALICO_METRICS_ADDR": "unix:metrics.sock"}, err: []string{"CALICO_METRICS_ADDR", "absolute path"}},
 		{name: "metrics URL", env: env{"CALICO_METRICS_ADDR": "http://127.0.0.1:9091"}, err: []string{"CALICO_METRICS_ADDR"}},
 
 		// Enumerations and strings.

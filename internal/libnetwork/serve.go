@@ -33,26 +33,27 @@ func Serve(ctx context.Context, socketPath string, h http.Handler) error {
 	return ServeListener(ctx, l, h)
 }
 
-// Listen creates the plugin socket, so that a caller can make it appear
-// before slow start-up work: Docker retries a missing socket for only ~15 s
-// but waits on a listening one. It creates the parent directory, replaces a
+// Listen creates a unix socket that only root and its group reach (mode
+// 0660): a plugin socket, which a caller can make appear before slow
+// start-up work (Docker retries a missing socket for only ~15 s
+// but waits on a listening one). It creates the parent directory, replaces a
 // stale socket left by a crashed run, and refuses to replace anything else,
 // including a socket another process still serves. Closing the returned
 // listener removes the socket file.
 func Listen(socketPath string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(socketPath), 0o755); err != nil {
-		return nil, fmt.Errorf("creating plugin socket directory: %w", err)
+		return nil, fmt.Errorf("creating the folder of socket %s: %w", socketPath, err)
 	}
 	if err := removeStaleSocket(socketPath); err != nil {
 		return nil, err
 	}
 	l, err := net.Listen("unix", socketPath)
 	if err != nil {
-		return nil, fmt.Errorf("listening on plugin socket: %w", err)
+		return nil, fmt.Errorf("listening on socket %s: %w", socketPath, err)
 	}
 	if err := os.Chmod(socketPath, socketMode); err != nil {
 		l.Close()
-		return nil, fmt.Errorf("setting plugin socket mode: %w", err)
+		return nil, fmt.Errorf("setting the mode of socket %s: %w", socketPath, err)
 	}
 	return l, nil
 }
@@ -65,17 +66,17 @@ func removeStaleSocket(path string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("checking plugin socket: %w", err)
+		return fmt.Errorf("checking socket %s: %w", path, err)
 	}
 	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("plugin socket path %s exists and is not a socket", path)
+		return fmt.Errorf("socket path %s exists and is not a socket", path)
 	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
-		return fmt.Errorf("plugin socket %s is in use by another process", path)
+		return fmt.Errorf("socket %s is in use by another process", path)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("removing stale plugin socket: %w", err)
+		return fmt.Errorf("removing stale socket %s: %w", path, err)
 	}
 	return nil
 }

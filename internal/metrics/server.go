@@ -7,19 +7,23 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/projectcalico/calico-libnetwork/internal/libnetwork"
 )
 
-// Start listens on addr (CALICO_METRICS_ADDR) and serves h in the background until ctx ends. It returns once
-// listening, so that a bad or busy address stops start-up with a clear error; a later failure is only logged,
-// since metrics are not worth stopping the plugin for. An address reachable from other hosts is served with a
+// Start listens on addr (CALICO_METRICS_ADDR: host:port, or unix:/path for a socket only root and its
+// group reach, like the plugin's) and serves h in the background until ctx ends. It returns once listening,
+// so that a bad or busy address stops start-up with a clear error; a later failure is only logged, since
+// metrics are not worth stopping the plugin for. A TCP address reachable from other hosts is served with a
 // warning: the metrics name this node and its pools.
 func Start(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
-	l, err := net.Listen("tcp", addr)
+	l, err := listen(addr)
 	if err != nil {
 		return fmt.Errorf("CALICO_METRICS_ADDR: %w", err)
 	}
-	if ip := l.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
+	if tcp, ok := l.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 		log.Warn("metrics and health server reachable from other hosts; its metrics name this node and its pools: prefer a loopback address such as 127.0.0.1:9091",
 			"addr", l.Addr().String())
 	}
@@ -39,4 +43,11 @@ func Start(ctx context.Context, addr string, h http.Handler, log *slog.Logger) e
 	}()
 	log.Info("serving metrics and health", "addr", l.Addr().String(), "paths", "/metrics /healthz")
 	return nil
+}
+
+func listen(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		return libnetwork.Listen(path)
+	}
+	return net.Listen("tcp", addr)
 }
