@@ -3,16 +3,11 @@ package daemon
 import (
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/projectcalico/calico-libnetwork/internal/config"
-	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
-	"github.com/projectcalico/calico-libnetwork/internal/driver"
 )
 
 // Adjustments for running in a container, as a managed plugin does.
@@ -42,57 +37,12 @@ func makeSysctlsWritable(log *slog.Logger) error {
 	return nil
 }
 
-// hostRootLinks opens Docker's container namespace paths (sandbox keys) through the directory where the
-// host's root appears. A managed plugin has a mount namespace of its own, into which the namespace files
-// Docker creates later do not propagate (unless the host's mounts are shared); with the host's PIDs
-// (pidhost) and CAP_SYS_PTRACE it reaches them through /proc/<PID>/root of a host process.
-type hostRootLinks struct {
-	link.Ops
-	root string
-}
-
-func (h hostRootLinks) SandboxRoutes(sandboxKey string) ([]netip.Prefix, error) {
-	path, err := resolveUnder(h.root, sandboxKey)
-	if err != nil {
-		return nil, err
+// hostRoot is where the host's / appears to the daemon (CALICO_LIBNETWORK_HOST_ROOT), for link.Ops.
+func hostRoot(setting string) string {
+	if setting == config.HostRootParent {
+		// A managed plugin's parent is its containerd shim, on the host; it outlives the plugin process,
+		// so its PID stays valid.
+		return fmt.Sprintf("/proc/%d/root", os.Getppid())
 	}
-	return h.Ops.SandboxRoutes(path)
-}
-
-// resolveUnder returns the path of name as the process whose root is root sees it: the kernel would resolve
-// an absolute symbolic link met on the way (Docker's /var/run -> /run) from our own root instead.
-func resolveUnder(root, name string) (string, error) {
-	const maxLinks = 40 // as the kernel's limit
-	resolved, rest := "/", strings.Split(strings.TrimPrefix(filepath.Clean("/"+name), "/"), "/")
-	for links := 0; len(rest) > 0; {
-		next := filepath.Join(resolved, rest[0])
-		rest = rest[1:]
-		target, err := os.Readlink(filepath.Join(root, next))
-		if err != nil {
-			// Not a link (or missing: the caller's open reports that).
-			resolved = next
-			continue
-		}
-		if links++; links > maxLinks {
-			return "", fmt.Errorf("resolving %s under %s: too many symbolic links", name, root)
-		}
-		if !filepath.IsAbs(target) {
-			target = filepath.Join(resolved, target)
-		}
-		resolved = "/"
-		rest = append(strings.Split(strings.TrimPrefix(filepath.Clean(target), "/"), "/"), rest...)
-	}
-	return filepath.Join(root, resolved), nil
-}
-
-// links returns the kernel operations the driver uses, reading sandboxes under hostRoot when it is set.
-func links(hostRoot string) driver.Links {
-	switch hostRoot {
-	case "":
-		return link.Ops{}
-	case config.HostRootParent:
-		// The shim outlives the plugin process, so its PID stays valid.
-		hostRoot = fmt.Sprintf("/proc/%d/root", os.Getppid())
-	}
-	return hostRootLinks{root: hostRoot}
+	return setting
 }

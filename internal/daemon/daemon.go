@@ -15,6 +15,7 @@ import (
 
 	"github.com/projectcalico/calico-libnetwork/internal/config"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane"
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/routing"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
 	"github.com/projectcalico/calico-libnetwork/internal/docker"
@@ -69,7 +70,7 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 		Node: cfg.NodeName, IfPrefix: cfg.IfPrefix, MTU: cfg.VethMTU, CreateProfiles: cfg.CreateProfiles,
 		LabelEndpoints: cfg.LabelEndpoints, LabelPollTimeout: cfg.LabelPollTimeout,
 		GCGrace: cfg.IPAMGCGrace, GCInterval: collectInterval(cfg.IPAMGCGrace),
-	}, store, addrs, links(cfg.HostRoot), dp, dockerAPI, log)
+	}, store, addrs, link.Ops{HostRoot: hostRoot(cfg.HostRoot)}, dp, dockerAPI, log)
 	go d.Run(ctx)
 	collector := &ipam.Collector{IPAM: addrs, Grace: cfg.IPAMGCGrace, Interval: collectInterval(cfg.IPAMGCGrace),
 		IsLive: d.AllocationLive, Log: log}

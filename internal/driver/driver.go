@@ -78,12 +78,16 @@ type Driver struct {
 	rejected  *rejections
 	labels    *labeller
 	live      liveAddresses
+	// etcdSilent is why a bounded call gave up: etcd did not answer within callTimeout.
+	etcdSilent error
 }
 
 // New wires a driver. docker may be nil (no label copying, names learnt only from the datastore).
 func New(cfg Config, store *datastore.Store, addrs Addresses, links Links, dp Dataplane, dockerAPI DockerAPI, log *slog.Logger) *Driver {
 	d := &Driver{cfg: cfg, store: store, addrs: addrs, links: links, dataplane: dp, docker: dockerAPI, log: log,
-		sandboxes: newSandboxes(), rejected: newRejections()}
+		sandboxes: newSandboxes(), rejected: newRejections(),
+		etcdSilent: fmt.Errorf("no answer from etcd at %s within %s (%w)", strings.Join(store.Client().Endpoints(), ","),
+			callTimeout, context.DeadlineExceeded)}
 	d.networks = newNetworks(store, cfg.Node, dockerAPI, log)
 	d.labels = newLabeller(d)
 	return d
@@ -106,8 +110,7 @@ const callTimeout = 5 * time.Second
 // bound gives a driver call its deadline. A call still waiting when it passes is waiting on etcd, so the
 // deadline's cause (which the IPAM reports as its error) names etcd.
 func (d *Driver) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	cause := fmt.Errorf("no answer from etcd at %s within %s (%w)", strings.Join(d.store.Client().Endpoints(), ","), callTimeout, context.DeadlineExceeded)
-	return context.WithTimeoutCause(ctx, callTimeout, cause)
+	return context.WithTimeoutCause(ctx, callTimeout, d.etcdSilent)
 }
 
 // Network returns the libnetwork NetworkDriver.

@@ -42,7 +42,11 @@ func SandboxRoutes(sandboxKey string) ([]netip.Prefix, error) {
 }
 
 // Ops exposes this package's functions as a value, for callers that take them behind an interface.
-type Ops struct{}
+type Ops struct {
+	// HostRoot, when set, is where the host's / appears to this process (a managed plugin reaches Docker's
+	// sandbox keys through a host process's /proc/<PID>/root): sandbox paths are opened under it.
+	HostRoot string
+}
 
 // CreateVeth calls CreateVeth.
 func (Ops) CreateVeth(v Veth, peerMAC net.HardwareAddr) (net.HardwareAddr, error) {
@@ -55,5 +59,14 @@ func (Ops) LinkLocalIPv6(name string) (net.IP, error) { return LinkLocalIPv6(nam
 // DeleteLink calls DeleteLink.
 func (Ops) DeleteLink(name string) error { return DeleteLink(name) }
 
-// SandboxRoutes calls SandboxRoutes.
-func (Ops) SandboxRoutes(sandboxKey string) ([]netip.Prefix, error) { return SandboxRoutes(sandboxKey) }
+// SandboxRoutes calls SandboxRoutes, for the path under HostRoot.
+func (o Ops) SandboxRoutes(sandboxKey string) ([]netip.Prefix, error) {
+	if o.HostRoot == "" {
+		return SandboxRoutes(sandboxKey)
+	}
+	path, err := resolveUnder(o.HostRoot, sandboxKey)
+	if err != nil {
+		return nil, err
+	}
+	return SandboxRoutes(path)
+}
