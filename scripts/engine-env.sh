@@ -8,7 +8,9 @@
 #   ENGINE_VERSION  moby/moby/v2 module version of dockerd   (v2.0.0-beta.24, API 1.5x, Docker 29 line)
 #   RUNC_VERSION    opencontainers/runc module version        (v1.5.2)
 #   ENGINE_CACHE    cache root                                (/var/cache/calico-ci/engine)
-#   ENGINE_STATE    data-root/exec-root parent of the engine  (/var/lib/calico-ci/engine, /run/calico-ci/engine)
+#   ENGINE_DATA_ROOT, ENGINE_EXEC_ROOT  the engine's --data-root and --exec-root
+#                   (/var/lib/calico-ci/engine/<version>, /run/calico-ci/engine); test-e2e.sh empties
+#                   both before each run, so they must be the tests' alone
 
 ENGINE_VERSION=${ENGINE_VERSION:-v2.0.0-beta.24}
 RUNC_VERSION=${RUNC_VERSION:-v1.5.2}
@@ -23,7 +25,8 @@ ENGINE_DIR=$ENGINE_CACHE/dockerd-$ENGINE_VERSION+runc-$RUNC_VERSION
 ENGINE_DOCKERD=$ENGINE_DIR/dockerd
 ENGINE_RUNC=$ENGINE_DIR/runc
 
-# Where the current engine keeps its state: never Debian's /var/lib/docker or /var/run/docker.
+# Where the current engine keeps its state: never Debian's /var/lib/docker or /var/run/docker, which
+# fresh_engine_state in test-e2e.sh would empty.
 ENGINE_DATA_ROOT=${ENGINE_DATA_ROOT:-/var/lib/calico-ci/engine/$ENGINE_VERSION}
 ENGINE_EXEC_ROOT=${ENGINE_EXEC_ROOT:-/run/calico-ci/engine}
 

@@ -7,7 +7,8 @@
 #                   once by scripts/build-engine.sh. It runs in Debian's dockerd's place: Debian's is
 #                   stopped, the current engine serves /var/run/docker.sock and writes /var/run/docker.pid
 #                   (so the plugin, the tests and harness.RestartDockerd find it where they always look)
-#                   but keeps its state in its own --data-root and --exec-root. The tests use the newer
+#                   but keeps its state in its own --data-root and --exec-root (emptied at each start: a
+#                   run never inherits what a killed one left). The tests use the newer
 #                   client (/usr/local/bin/docker). Afterwards, even on failure or Ctrl-C, the current
 #                   engine is stopped, the firewall is put back as it was, and Debian's dockerd is
 #                   started again with the command line it had.
@@ -139,6 +140,25 @@ stop_leftover_current_engine() {
   fi
 }
 
+# fresh_engine_state: the current engine's data and exec roots hold nothing but the tests' objects; each
+# run starts from empty ones, so nothing a killed run left (an enabled test plugin, which would be a second
+# calico-libnetwork on the host; containers; networks whose plugin has gone) comes back with the engine.
+# Whatever is still mounted under them (a killed engine's container file systems, network namespaces) is
+# unmounted first, deepest first, and rm stays on their file system.
+fresh_engine_state() {
+  local root mnt
+  for root in "$ENGINE_DATA_ROOT" "$ENGINE_EXEC_ROOT"; do
+    case "$(realpath -m "$root")" in
+      / | /var | /var/lib | /run | /tmp | /var/lib/docker | /var/run/docker | /run/docker)
+        die "refusing to empty $root as the current engine's state: set ENGINE_DATA_ROOT/ENGINE_EXEC_ROOT to folders of the tests' own" ;;
+    esac
+    while read -r mnt; do
+      umount -l "$mnt" || die "cannot unmount $mnt, left by an earlier run"
+    done < <(findmnt -rn -o TARGET | grep -E "^$root(/|\$)" | sort -r)
+    rm -rf --one-file-system "$root"
+  done
+}
+
 # ---- firewall snapshot ----------------------------------------------------------------------------
 # The current engine rewrites Docker's iptables chains its own way (and ip6tables, which 20.10 leaves
 # alone); Debian's dockerd expects its own layout back. Save both before, restore after.
@@ -238,6 +258,7 @@ use_current() {
     die "a dockerd not started through $PIDFILE still answers on $SOCKET; stop it first"
   fi
 
+  fresh_engine_state
   mkdir -p "$ENGINE_DATA_ROOT" "$ENGINE_EXEC_ROOT" /run/docker/plugins
   local runtime_args=(--add-runtime "newrunc=$ENGINE_RUNC" --default-runtime newrunc)
   start_detached "the current engine" "$ENGINE_DOCKERD" \
@@ -257,7 +278,7 @@ case "$ENGINE" in
   external) export HARNESS_DOCKER=${HARNESS_DOCKER:-$DEBIAN_DOCKER} ;;
 esac
 
-# The image is per engine; the current engine's --data-root keeps it between runs.
+# The image is per engine: the current engine, starting from an empty data root, imports it each run.
 bash scripts/test-image.sh
 
 version=$("$HARNESS_DOCKER" version --format '{{.Server.Version}} (API {{.Server.APIVersion}})' 2>&1) ||

@@ -37,6 +37,14 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 	if err := makeSysctlsWritable(log); err != nil {
 		return err
 	}
+	if cfg.Dataplane == config.DataplaneLinux {
+		// First, so a second daemon on the host fails at once, before it touches the datastore.
+		claim, err := dataplane.Claim()
+		if err != nil {
+			return err
+		}
+		defer claim.Close()
+	}
 	// Counted whether or not CALICO_METRICS_ADDR serves them: it costs next to nothing.
 	stats := metrics.New()
 	store, closeStore, err := openDatastore(ctx, cfg, stats.EtcdError, log)

@@ -216,3 +216,28 @@ func TestInvalidContainerLabels(t *testing.T) {
 		t.Errorf("want a warning for each of the 2 invalid labels:\n%s", logs)
 	}
 }
+
+// A second daemon on the host (say the managed plugin installed while the systemd unit still runs) would
+// fight the first over the firewall and routes: it refuses to start, naming the first, and the first goes
+// on serving containers.
+func TestSecondDaemonRefused(t *testing.T) {
+	e := start(t, nil)
+	second := exec.Command(bins.Plugin)
+	second.Env = append(e.plugin.Env(), "CALICO_LIBNETWORK_PLUGIN_DIR="+t.TempDir(), "CALICO_DATA_DIR="+t.TempDir())
+	var out strings.Builder
+	second.Stdout, second.Stderr = &out, &out
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stillRunning := time.AfterFunc(30*time.Second, func() { second.Process.Kill() })
+	err := second.Wait()
+	if !stillRunning.Stop() {
+		t.Fatalf("a second daemon was still running after 30 s:\n%s", out.String())
+	}
+	if err == nil || !strings.Contains(out.String(), "already programs this host's dataplane") || !strings.Contains(out.String(), bins.Plugin) {
+		t.Errorf("second daemon: %v, want a refusal naming the first (%s):\n%s", err, bins.Plugin, out.String())
+	}
+	net := e.network("net")
+	a, b := e.run("a", "--net", net), e.run("b", "--net", net)
+	e.mustPing(a, e.containerIP(b, net, false))
+}

@@ -26,6 +26,14 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
+		removed, err := harness.RemoveLeftovers("e2e")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "removing what an earlier run left:", err)
+			os.Exit(1)
+		}
+		for _, r := range removed {
+			fmt.Fprintln(os.Stderr, "e2e: removed leftover", r)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

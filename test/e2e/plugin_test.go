@@ -124,8 +124,8 @@ func installManagedPlugin(t *testing.T, prefix, node string) (ref, dataDir strin
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	image := "calico-test/" + prefix + ":latest"
-	ref = "calico-test/" + prefix + "-plugin:latest"
+	image := harness.TestPluginPrefix + prefix + ":latest"
+	ref = harness.TestPluginPrefix + prefix + "-plugin:latest"
 
 	// The image's binaries must be static whatever HARNESS_RACE asked of the harness's.
 	binDir := filepath.Join(work, "bin")

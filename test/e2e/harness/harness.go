@@ -218,6 +218,42 @@ func removeDockerObjects(t testing.TB, prefix string) {
 	}
 }
 
+// TestPluginPrefix starts the names of the managed plugins (and their images) the tests install.
+const TestPluginPrefix = "calico-test/"
+
+// RemoveLeftovers removes, from the dockerd under test, what an interrupted earlier run may have left
+// that would disturb this one: test plugins, an enabled one being a second calico-libnetwork on the host
+// (the daemon under test would refuse to start), and containers named prefix*. It returns a line per
+// object removed; it does nothing when no dockerd answers.
+func RemoveLeftovers(prefix string) (removed []string, err error) {
+	if pingDocker() != nil {
+		return nil, nil
+	}
+	plugins, err := DockerErr("plugin", "ls", "--format", "{{.Name}}")
+	if err != nil {
+		return nil, err
+	}
+	for _, ref := range withPrefix(plugins, TestPluginPrefix) {
+		if _, err := DockerErr("plugin", "rm", "-f", ref); err != nil {
+			return removed, err
+		}
+		removed = append(removed, "plugin "+ref)
+	}
+	containers, err := DockerErr("ps", "-a", "--format", "{{.Names}}")
+	if err != nil {
+		return removed, err
+	}
+	if names := withPrefix(containers, prefix); len(names) > 0 {
+		if _, err := DockerErr(append([]string{"rm", "-f", "-v"}, names...)...); err != nil {
+			return removed, err
+		}
+		for _, n := range names {
+			removed = append(removed, "container "+n)
+		}
+	}
+	return removed, nil
+}
+
 // withPrefix returns the lines of out that start with prefix.
 func withPrefix(out, prefix string) []string {
 	var names []string
