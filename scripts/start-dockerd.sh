@@ -3,10 +3,11 @@
 # Uses /usr/bin/docker, the client that matches Debian's dockerd.
 # Usage: bash scripts/start-dockerd.sh
 set -euo pipefail
+# shellcheck source=scripts/dockerd-wait.sh
+. "$(dirname "$0")/dockerd-wait.sh"
 
 DOCKER=/usr/bin/docker
 LOG=/var/log/calico-test-dockerd.log
-WAIT=60
 
 mkdir -p /run/docker/plugins
 
@@ -32,19 +33,5 @@ echo "=== $(date -Is) start-dockerd.sh: $DOCKERD" >>"$LOG"
 setsid "$DOCKERD" </dev/null >>"$LOG" 2>&1 &
 pid=$!
 
-for ((i = 0; i < WAIT * 2; i++)); do
-  if "$DOCKER" info >/dev/null 2>&1; then
-    echo "start-dockerd: dockerd (pid $pid) ready after $((i / 2))s"
-    exit 0
-  fi
-  if ! kill -0 "$pid" 2>/dev/null; then
-    echo "start-dockerd: dockerd exited; last log lines:" >&2
-    tail -n 30 "$LOG" >&2
-    exit 1
-  fi
-  sleep 0.5
-done
-
-echo "start-dockerd: dockerd did not answer within ${WAIT}s; last log lines:" >&2
-tail -n 30 "$LOG" >&2
-exit 1
+wait_dockerd start-dockerd "$DOCKER" "$pid" dockerd "$LOG"
+echo "start-dockerd: dockerd (pid $pid) ready after ${SECONDS}s"

@@ -27,6 +27,8 @@ cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 # shellcheck source=scripts/engine-env.sh
 . scripts/engine-env.sh
+# shellcheck source=scripts/dockerd-wait.sh
+. scripts/dockerd-wait.sh
 
 ENGINE=${ENGINE:-debian}
 GOTEST_TIMEOUT=${GOTEST_TIMEOUT:-25m}
@@ -99,24 +101,8 @@ stop_pid() {
   sleep 1
 }
 
-# wait_ready CLIENT PID NAME: wait until CLIENT gets an answer from the daemon on $SOCKET.
-wait_ready() {
-  local client=$1 pid=$2 name=$3 i
-  for ((i = 0; i < WAIT * 2; i++)); do
-    if "$client" info >/dev/null 2>&1; then
-      return 0
-    fi
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "test-e2e[$ENGINE]: $name exited; last lines of $DOCKERD_LOG:" >&2
-      tail -n 30 "$DOCKERD_LOG" >&2
-      return 1
-    fi
-    sleep 0.5
-  done
-  echo "test-e2e[$ENGINE]: $name did not answer within ${WAIT}s; last lines of $DOCKERD_LOG:" >&2
-  tail -n 30 "$DOCKERD_LOG" >&2
-  return 1
-}
+# wait_ready CLIENT PID NAME: wait until CLIENT gets an answer from the dockerd PID runs.
+wait_ready() { wait_dockerd "test-e2e[$ENGINE]" "$1" "$2" "$3" "$DOCKERD_LOG"; }
 
 # start_detached NAME ARGV...: start a dockerd in its own session, logging to $DOCKERD_LOG; sets $started_pid.
 start_detached() {

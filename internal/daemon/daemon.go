@@ -74,10 +74,15 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 	if err != nil {
 		return err
 	}
+	ipamDriver := driver.DefaultIPAMDriver
+	if cfg.PluginSocket != "" {
+		// Docker names a managed plugin's drivers after the plugin, which the plugin is never told.
+		ipamDriver = "with this plugin's name, as given to -d"
+	}
 	d := driver.New(driver.Config{
 		Node: cfg.NodeName, IfPrefix: cfg.IfPrefix, MTU: cfg.VethMTU, CreateProfiles: cfg.CreateProfiles,
 		LabelEndpoints: cfg.LabelEndpoints, LabelPollTimeout: cfg.LabelPollTimeout,
-		GCGrace: cfg.IPAMGCGrace, GCInterval: collectInterval(cfg.IPAMGCGrace),
+		GCGrace: cfg.IPAMGCGrace, GCInterval: collectInterval(cfg.IPAMGCGrace), IPAMDriver: ipamDriver,
 	}, store, addrs, link.Ops{HostRoot: hostRoot(cfg.HostRoot)}, dp, dockerAPI, log)
 	go d.Run(ctx)
 	collector := &ipam.Collector{IPAM: addrs, Grace: cfg.IPAMGCGrace, Interval: collectInterval(cfg.IPAMGCGrace),

@@ -30,7 +30,13 @@ type Config struct {
 	// GCGrace is how long Docker must not have had an endpoint of this host before it is deleted, and
 	// GCInterval how often that is checked (0: never).
 	GCGrace, GCInterval time.Duration
+	// IPAMDriver says what users give --ipam-driver for this plugin, for error hints: "calico-ipam" (the
+	// default) when the daemon serves the two sockets; a managed plugin's drivers take the plugin's name.
+	IPAMDriver string
 }
+
+// DefaultIPAMDriver is the IPAM driver's name when the daemon serves the two sockets.
+const DefaultIPAMDriver = "calico-ipam"
 
 // Addresses is the IPAM the driver allocates from.
 type Addresses interface {
@@ -84,6 +90,9 @@ type Driver struct {
 
 // New wires a driver. docker may be nil (no label copying, names learnt only from the datastore).
 func New(cfg Config, store *datastore.Store, addrs Addresses, links Links, dp Dataplane, dockerAPI DockerAPI, log *slog.Logger) *Driver {
+	if cfg.IPAMDriver == "" {
+		cfg.IPAMDriver = DefaultIPAMDriver
+	}
 	d := &Driver{cfg: cfg, store: store, addrs: addrs, links: links, dataplane: dp, docker: dockerAPI, log: log,
 		sandboxes: newSandboxes(), rejected: newRejections(),
 		etcdSilent: fmt.Errorf("no answer from etcd at %s within %s (%w)", strings.Join(store.Client().Endpoints(), ","),

@@ -71,7 +71,7 @@ func TestValidLabel(t *testing.T) {
 
 // A swarm network without calico IPAM gets told how swarm networks get it; a local one, the flag.
 func TestForeignIPAMReason(t *testing.T) {
-	d := &Driver{rejected: newRejections()}
+	d := &Driver{cfg: Config{IPAMDriver: DefaultIPAMDriver}, rejected: newRejections()}
 	foreign := []libnetwork.IPAMData{{AddressSpace: "GlobalDefault", Pool: "10.0.1.0/24", Gateway: "10.0.1.1/24"}}
 	for _, tc := range []struct{ id, want string }{
 		{strings.Repeat("0123456789abcdef", 4), "needs --ipam-driver calico-ipam"},

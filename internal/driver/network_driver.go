@@ -160,7 +160,7 @@ func (n *NetworkDriver) CreateEndpoint(ctx context.Context, r *libnetwork.Create
 		wep.Spec.IPNetworks = append(wep.Spec.IPNetworks, netip.PrefixFrom(p.Addr(), p.Addr().BitLen()).String())
 	}
 	if len(addrs) == 0 {
-		return nil, errors.New("endpoint has no address: is the network using --ipam-driver calico-ipam?")
+		return nil, fmt.Errorf("endpoint has no address: is the network using --ipam-driver %s?", d.cfg.IPAMDriver)
 	}
 	rec, err := d.networks.get(ctx, r.NetworkID)
 	if err != nil {

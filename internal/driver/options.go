@@ -138,7 +138,7 @@ func (d *Driver) checkNetworkOptions(req *libnetwork.CreateNetworkRequest) []fla
 	}
 	for _, data := range append(append([]libnetwork.IPAMData{}, req.IPv4Data...), req.IPv6Data...) {
 		if data.AddressSpace != addressSpace {
-			reason := "the calico driver needs --ipam-driver calico-ipam"
+			reason := "the calico driver needs --ipam-driver " + d.cfg.IPAMDriver
 			if !dockerIDRE.MatchString(req.NetworkID) {
 				// Swarm gives a driver of local scope no IPAM of its own choosing: see swarmIPAMReason.
 				reason = swarmIPAMReason

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os/exec"
@@ -222,22 +223,28 @@ func TestInvalidContainerLabels(t *testing.T) {
 // on serving containers.
 func TestSecondDaemonRefused(t *testing.T) {
 	e := start(t, nil)
-	second := exec.Command(bins.Plugin)
-	second.Env = append(e.plugin.Env(), "CALICO_LIBNETWORK_PLUGIN_DIR="+t.TempDir(), "CALICO_DATA_DIR="+t.TempDir())
-	var out strings.Builder
-	second.Stdout, second.Stderr = &out, &out
-	if err := second.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stillRunning := time.AfterFunc(30*time.Second, func() { second.Process.Kill() })
-	err := second.Wait()
-	if !stillRunning.Stop() {
-		t.Fatalf("a second daemon was still running after 30 s:\n%s", out.String())
-	}
-	if err == nil || !strings.Contains(out.String(), "already programs this host's dataplane") || !strings.Contains(out.String(), bins.Plugin) {
-		t.Errorf("second daemon: %v, want a refusal naming the first (%s):\n%s", err, bins.Plugin, out.String())
+	if out := mustRefuseSecondDaemon(t, e.plugin.Env()); !strings.Contains(out, bins.Plugin) {
+		t.Errorf("the refusal does not name the first daemon (%s):\n%s", bins.Plugin, out)
 	}
 	net := e.network("net")
 	a, b := e.run("a", "--net", net), e.run("b", "--net", net)
 	e.mustPing(a, e.containerIP(b, net, false))
+}
+
+// mustRefuseSecondDaemon runs another daemon, with env and sockets and a datastore of its own, while one
+// programs the host's dataplane; it must exit at once saying so. It returns the daemon's output.
+func mustRefuseSecondDaemon(t *testing.T, env []string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	second := exec.CommandContext(ctx, bins.Plugin)
+	second.Env = append(env, "CALICO_LIBNETWORK_PLUGIN_DIR="+t.TempDir(), "CALICO_DATA_DIR="+t.TempDir())
+	out, err := second.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("a second daemon was still running after 30 s:\n%s", out)
+	}
+	if err == nil || !strings.Contains(string(out), "already programs this host's dataplane") {
+		t.Fatalf("second daemon: %v, want a refusal:\n%s", err, out)
+	}
+	return string(out)
 }

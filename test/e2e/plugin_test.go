@@ -38,6 +38,16 @@ func TestManagedPlugin(t *testing.T) {
 	if got := harness.Docker(t, "network", "inspect", "-f", "{{.Driver}} {{.IPAM.Driver}}", network); got != ref+" "+ref {
 		t.Fatalf("network drivers = %q, want %q twice", got, ref)
 	}
+	_, err := harness.DockerErr("network", "create", "-d", ref, prefix+"-noipam")
+	if want := "--ipam-driver with this plugin's name"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a network without the plugin's IPAM: %v; want an error saying %q", err, want)
+	}
+
+	// The plugin programs the host's dataplane: a daemon started beside it, as by a forgotten systemd
+	// unit, refuses to, naming the plugin's process.
+	if out := mustRefuseSecondDaemon(t, os.Environ()); !strings.Contains(out, ": /usr/bin/calico-libnetwork)") {
+		t.Errorf("the refusal does not name the plugin's process (/usr/bin/calico-libnetwork, pid on the host):\n%s", out)
+	}
 
 	pool := netip.MustParsePrefix("192.168.0.0/16") // the default pool
 	addrs := map[string]string{}

@@ -20,28 +20,11 @@ import (
 type proc struct {
 	name string
 	args []string
-	logs lockedBuffer
+	logs harness.SyncBuffer
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // start runs the process (again, after stop).

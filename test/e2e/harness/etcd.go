@@ -28,7 +28,7 @@ type Etcd struct {
 	clientURL, peerURL string
 	tlsArgs            []string
 	health             *http.Client
-	logs               syncBuffer
+	logs               SyncBuffer
 
 	cmd  *exec.Cmd
 	done chan struct{}

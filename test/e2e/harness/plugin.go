@@ -95,7 +95,7 @@ type Plugin struct {
 	env       []string
 	dataDir   string
 	pluginDir string
-	logs      syncBuffer
+	logs      SyncBuffer
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
