@@ -271,11 +271,11 @@ version=$("$HARNESS_DOCKER" version --format '{{.Server.Version}} (API {{.Server
   die "cannot ask the engine its version: $version"
 log "ENGINE=$ENGINE: $(server_version "$HARNESS_DOCKER")"
 [ "$ENGINE" != current ] || log "engine binaries: $ENGINE_DOCKERD ($ENGINE_VERSION), $ENGINE_RUNC ($RUNC_VERSION)"
-# Networks left by killed runs cost every dockerd start about 15 s each (Docker retries the absent plugin),
-# and the dockerd-restart tests pay that too.
+# Calico networks left by earlier runs cost every dockerd start about 15 s each (Docker retries the absent
+# plugin). The e2e package removes its own (e2e*) once its first plugin is up; others are named here.
 stale=$("$HARNESS_DOCKER" network ls --filter driver=calico --format '{{.Name}}' 2>/dev/null | tr '\n' ' ')
 if [ -n "$stale" ]; then
-  log "warning: calico networks left from earlier runs slow every dockerd start: $stale"
+  log "note: calico networks left from earlier runs slow every dockerd start: $stale"
 fi
 
 if [ -n "${E2E_PKGS:-}" ]; then

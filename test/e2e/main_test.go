@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
@@ -26,13 +27,13 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		removed, err := harness.RemoveLeftovers("e2e")
+		removed, err := harness.RemoveLeftoverPlugins()
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "removing what an earlier run left:", err)
+			fmt.Fprintln(os.Stderr, "removing test plugins an earlier run left:", err)
 			os.Exit(1)
 		}
-		for _, r := range removed {
-			fmt.Fprintln(os.Stderr, "e2e: removed leftover", r)
+		for _, ref := range removed {
+			fmt.Fprintln(os.Stderr, "e2e: removed the plugin an earlier run left:", ref)
 		}
 	}
 	code := m.Run()
@@ -47,6 +48,10 @@ type env struct {
 	prefix string
 }
 
+// leftovers removes once per run, with the first test's plugin up, the containers and networks that
+// earlier runs left (see harness.RemoveDockerObjects).
+var leftovers sync.Once
+
 // start runs a fresh plugin (new datastore) and removes the test's Docker objects afterwards.
 func start(t *testing.T, vars map[string]string) *env {
 	t.Helper()
@@ -60,6 +65,7 @@ func start(t *testing.T, vars map[string]string) *env {
 		vars["NODENAME"] = "e2e-node"
 	}
 	p := harness.StartPlugin(t, bins, vars)
+	leftovers.Do(func() { harness.RemoveDockerObjects(t, "e2e") })
 	prefix := harness.UniqueName(t, "e2e")
 	harness.CleanupDocker(t, prefix)
 	return &env{t: t, plugin: p, prefix: prefix}
