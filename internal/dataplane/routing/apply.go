@@ -8,7 +8,7 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
 )
 
-// The device name Felix uses, and its VNI and port unless FelixConfiguration default sets vxlanVNI, vxlanPort.
+// The device name Felix uses, and its VNI and port unless FelixConfiguration (node.<name> or default) sets vxlanVNI, vxlanPort.
 const (
 	VXLANDevice = "vxlan.calico"
 	VXLANVNI    = 4096

@@ -66,7 +66,7 @@ type view struct {
 	nodes  map[string]*api.Node
 	pools  []*api.IPPool
 	blocks []*ipam.Block
-	felix  api.FelixConfigurationSpec // of FelixConfiguration default; zero when there is none
+	felix  api.FelixConfigurationSpec // VXLAN settings of FelixConfiguration default, overridden by node.<self>; zero when none
 }
 
 // Routes is what node self routes given this datastore content, one route a line as route.String renders

@@ -3,7 +3,7 @@
 // when the pool's vxlanMode is Never (or CrossSubnet within this host's subnet), otherwise through the
 // vxlan.calico device with permanent ARP and FDB entries for every remote tunnel endpoint. It also
 // allocates this host's VXLAN tunnel address, which is calico/node's job upstream. The device's VNI, port
-// and MTU are FelixConfiguration default's vxlanVNI, vxlanPort and vxlanMTU when set.
+// and MTU are the vxlanVNI, vxlanPort and vxlanMTU of FelixConfiguration node.<name>, else default, when set.
 //
 // It is level-triggered: every change of a Node, IPAM block, IP pool or FelixConfiguration recomputes the
 // whole wanted state and converges the kernel to it, removing our stale routes (protocol 80, not on
@@ -132,12 +132,26 @@ func (r *Reconciler) snapshot() (view, bool) {
 	}
 	v.pools = slices.Collect(maps.Values(r.pools.items))
 	v.blocks = slices.Collect(maps.Values(r.blocks.items))
-	// An invalid configuration (calicoctl refuses one; another writer may not) leaves Calico's defaults.
-	felixKey := datastore.ResourceKey(api.KindOf(&api.FelixConfiguration{}), "", "default")
-	if fc := r.felix.items[felixKey]; fc != nil && api.Validate(fc) == nil {
-		v.felix = fc.Spec
+	// As Felix: this node's FelixConfiguration node.<name> overrides default field by field. An invalid one
+	// (calicoctl refuses it; another writer may not) counts as none.
+	for _, name := range []string{"default", "node." + r.cfg.Node} {
+		fc := r.felix.items[datastore.ResourceKey(api.KindOf(&api.FelixConfiguration{}), "", name)]
+		if fc != nil && api.Validate(fc) == nil {
+			overrideVXLAN(&v.felix, fc.Spec)
+		}
 	}
 	return v, true
+}
+
+// overrideVXLAN sets the VXLAN settings routing uses in dst to those src sets.
+func overrideVXLAN(dst *api.FelixConfigurationSpec, src api.FelixConfigurationSpec) {
+	for _, f := range []struct{ dst, src **int }{
+		{&dst.VXLANVNI, &src.VXLANVNI}, {&dst.VXLANPort, &src.VXLANPort}, {&dst.VXLANMTU, &src.VXLANMTU},
+	} {
+		if *f.src != nil {
+			*f.dst = *f.src
+		}
+	}
 }
 
 // kernelLoop reconciles on every kick and every ResyncInterval; failures are retried soon after.

@@ -25,15 +25,20 @@ func TestSnapshot(t *testing.T) {
 			Value: []byte(`{"kind":"FelixConfiguration","apiVersion":"projectcalico.org/v3","metadata":{"name":"` + name + `"},"spec":` + spec + `}`)}
 	}
 	r.felix.apply(datastore.Event{Type: datastore.EventResync, Snapshot: []datastore.KV{
-		felixKV("default", `{"vxlanVNI":4097}`), felixKV("node.a", `{"vxlanVNI":4098}`)}})
+		felixKV("default", `{"vxlanVNI":4097,"vxlanPort":8472}`), felixKV("node.a", `{"vxlanVNI":4098}`),
+		felixKV("node.b", `{"vxlanMTU":1300}`)}})
 	if _, ok := r.snapshot(); ok {
 		t.Fatal("snapshot before the blocks were listed")
 	}
 	r.blocks.apply(datastore.Event{Type: datastore.EventResync, Snapshot: []datastore.KV{blockKV("198.19.0.0/26", "b")}})
 	r.nodes.apply(datastore.Event{Type: datastore.EventPut, KV: nodeKV("b", "198.18.0.12/24")})
 	v, ok := r.snapshot()
-	if !ok || len(v.nodes) != 2 || v.nodes["b"] == nil || len(v.blocks) != 1 || v.felix.VXLANVNI == nil || *v.felix.VXLANVNI != 4097 {
+	if !ok || len(v.nodes) != 2 || v.nodes["b"] == nil || len(v.blocks) != 1 {
 		t.Fatalf("snapshot %+v, %v", v, ok)
+	}
+	// This node's configuration overrides default field by field; another node's does not apply.
+	if f := v.felix; f.VXLANVNI == nil || *f.VXLANVNI != 4098 || f.VXLANPort == nil || *f.VXLANPort != 8472 || f.VXLANMTU != nil {
+		t.Errorf("Felix settings %+v, want VNI 4098 (node.a), port 8472 (default), no MTU", f)
 	}
 	if got := describe(v.compute()); got != "198.19.0.0/26 via 198.18.0.12" {
 		t.Errorf("routes %q", got)
@@ -41,7 +46,8 @@ func TestSnapshot(t *testing.T) {
 
 	// An invalid FelixConfiguration counts as none: Calico's defaults apply.
 	r.felix.apply(datastore.Event{Type: datastore.EventPut, KV: felixKV("default", `{"vxlanVNI":0}`)})
-	if v, _ := r.snapshot(); v.felix.VXLANVNI != nil {
+	r.felix.apply(datastore.Event{Type: datastore.EventDelete, KV: datastore.KV{Key: felixKV("node.a", "").Key}})
+	if v, _ := r.snapshot(); v.felix.VXLANVNI != nil || v.felix.VXLANPort != nil {
 		t.Errorf("invalid FelixConfiguration used: %+v", v.felix)
 	}
 
