@@ -33,6 +33,20 @@ type Embedded struct {
 // Every local user can connect to a loopback port, so etcd serves TLS and admits only clients with a
 // certificate from the CA in dataDir/etcd-pki (see LoadOrCreatePKI), whose keys only root can read.
 func StartEmbedded(dataDir string, log *slog.Logger) (*Embedded, error) {
+	return startEmbedded(dataDir, raftLogLimits{singleMemberSnapshotCount, singleMemberCatchUpEntries}, log)
+}
+
+// raftLogLimits bounds the raft log etcd holds in memory: the entries since its last snapshot (a snapshot
+// every snapshotCount writes) plus catchUpEntries kept after one for slow followers. Entries are whole
+// write requests, IPAM blocks and endpoints included.
+type raftLogLimits struct{ snapshotCount, catchUpEntries uint64 }
+
+// The daemon's raft log limits: a single member has no follower to keep entries for. etcd's defaults
+// (10,000 and 5,000) let a busy host's daemon grow by tens of MiB before the first snapshot
+// (docs/benchmarks.md, "Memory over repeated soaks").
+const singleMemberSnapshotCount, singleMemberCatchUpEntries = 1000, 100
+
+func startEmbedded(dataDir string, raftLog raftLogLimits, log *slog.Logger) (*Embedded, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("CALICO_DATA_DIR: cannot create %s: %w", dataDir, err)
 	}
@@ -63,6 +77,7 @@ func StartEmbedded(dataDir string, log *slog.Logger) (*Embedded, error) {
 	cfg.StrictReconfigCheck = false
 	// Keep the database small on long-running hosts: compact history older than an hour.
 	cfg.AutoCompactionMode, cfg.AutoCompactionRetention = "periodic", "1h"
+	cfg.SnapshotCount, cfg.SnapshotCatchUpEntries = raftLog.snapshotCount, raftLog.catchUpEntries
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("embedded etcd in %s: %w", cfg.Dir, err)

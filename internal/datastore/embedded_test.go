@@ -2,12 +2,17 @@ package datastore
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"go.etcd.io/etcd/server/v3/etcdserver"
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 )
@@ -157,4 +162,48 @@ func TestStartEmbeddedBadDir(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "CALICO_DATA_DIR") {
 		t.Errorf("error %v does not name CALICO_DATA_DIR", err)
 	}
+}
+
+// How much the process's heap grows over b.N writes of 2 KB values to the embedded etcd, with the raft log
+// limits the daemon uses and with etcd's defaults: etcd keeps the log since its last snapshot in memory.
+// go test -run '^$' -bench EmbeddedWriteMemory -benchtime 6000x ./internal/datastore
+func BenchmarkEmbeddedWriteMemory(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		limits raftLogLimits
+	}{
+		{"daemon", raftLogLimits{singleMemberSnapshotCount, singleMemberCatchUpEntries}},
+		{"etcd-defaults", raftLogLimits{etcdserver.DefaultSnapshotCount, etcdserver.DefaultSnapshotCatchUpEntries}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			e, err := startEmbedded(b.TempDir(), bc.limits, quietLog())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			s, err := Connect(e.ClientConfig())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			value := strings.Repeat("x", 2048)
+			before := heapInUse()
+			i := 0
+			for b.Loop() {
+				if _, err := s.Client().Put(context.Background(), fmt.Sprintf("/bench/%d", i%64), value); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.ReportMetric(float64(heapInUse()-before)/(1<<20), "heap-growth-MiB")
+		})
+	}
+}
+
+// heapInUse is the heap in use after a collection.
+func heapInUse() int64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapInuse)
 }
