@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ const (
 // folder, that the test can take down and bring back (same data, same ports) under a running plugin.
 type Etcd struct {
 	t                  testing.TB
-	dir                string
+	dir, scheme        string
 	clientURL, peerURL string
 	tlsArgs            []string
 	health             *http.Client
@@ -67,7 +68,7 @@ func newEtcd(t testing.TB, scheme string) *Etcd {
 	if _, err := exec.LookPath(etcdBin); err != nil {
 		t.Skipf("skipping: %s not found (install etcd-server: scripts/install-deps.sh)", etcdBin)
 	}
-	return &Etcd{t: t, dir: t.TempDir(), clientURL: scheme + "://" + freeLoopbackPort(t), peerURL: "http://" + freeLoopbackPort(t),
+	return &Etcd{t: t, dir: t.TempDir(), scheme: scheme, clientURL: scheme + "://" + freeLoopbackPort(t), peerURL: "http://" + freeLoopbackPort(t),
 		health: &http.Client{Timeout: time.Second}}
 }
 
@@ -79,9 +80,24 @@ func startEtcd(t testing.TB, e *Etcd) *Etcd {
 			t.Logf("etcd output:\n%s", e.logs.String())
 		}
 	})
-	e.Start()
-	return e
+	// The ports were free when picked, but another process may bind one before etcd does: pick again.
+	for attempt := 1; ; attempt++ {
+		err := e.start()
+		if err == nil {
+			return e
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			t.Fatal(err)
+		}
+		e.clientURL, e.peerURL = e.scheme+"://"+freeLoopbackPort(t), "http://"+freeLoopbackPort(t)
+		if err := os.RemoveAll(e.dir); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
+
+// errPortTaken: etcd found one of its ports in use at start.
+var errPortTaken = errors.New("etcd's port was taken")
 
 // Endpoint is the client URL, for ETCD_ENDPOINTS.
 func (e *Etcd) Endpoint() string { return e.clientURL }
@@ -89,6 +105,12 @@ func (e *Etcd) Endpoint() string { return e.clientURL }
 // Start (re)starts the server on its data and ports and waits until it answers.
 func (e *Etcd) Start() {
 	e.t.Helper()
+	if err := e.start(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *Etcd) start() error {
 	cmd := exec.Command(etcdBin, "--name", "e2e", "--data-dir", e.dir,
 		"--listen-client-urls", e.clientURL, "--advertise-client-urls", e.clientURL,
 		"--listen-peer-urls", e.peerURL, "--initial-advertise-peer-urls", e.peerURL,
@@ -96,7 +118,7 @@ func (e *Etcd) Start() {
 	cmd.Args = append(cmd.Args, e.tlsArgs...)
 	cmd.Stdout, cmd.Stderr = &e.logs, &e.logs
 	if err := StartTied(cmd); err != nil {
-		e.t.Fatalf("starting etcd: %v", err)
+		return fmt.Errorf("starting etcd: %w", err)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -108,15 +130,19 @@ func (e *Etcd) Start() {
 	for {
 		err := e.healthy()
 		if err == nil {
-			return
+			return nil
 		}
 		select {
 		case <-done:
-			e.t.Fatalf("etcd exited at start:\n%s", e.logs.String())
+			e.cmd = nil
+			if strings.Contains(e.logs.String(), "address already in use") {
+				return fmt.Errorf("%w:\n%s", errPortTaken, e.logs.String())
+			}
+			return fmt.Errorf("etcd exited at start:\n%s", e.logs.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("etcd not healthy after %v: %v", etcdReadyTimeout, err)
+			return fmt.Errorf("etcd not healthy after %v: %v", etcdReadyTimeout, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
