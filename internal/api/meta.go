@@ -13,10 +13,12 @@ const (
 	APIVersion = Group + "/v3"
 )
 
-// Labels Calico forces onto every workload endpoint.
+// Labels Calico forces onto every workload endpoint, and the service account label that Calico's
+// Kubernetes CNI adds.
 const (
-	LabelNamespace    = "projectcalico.org/namespace"
-	LabelOrchestrator = "projectcalico.org/orchestrator"
+	LabelNamespace      = "projectcalico.org/namespace"
+	LabelOrchestrator   = "projectcalico.org/orchestrator"
+	LabelServiceAccount = "projectcalico.org/serviceaccount"
 )
 
 // TypeMeta is the kind and apiVersion of a stored object.

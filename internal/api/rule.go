@@ -43,15 +43,22 @@ type RuleMetadata struct {
 
 // EntityRule matches the source or destination of a packet.
 type EntityRule struct {
-	Nets              []string        `json:"nets,omitempty"`
-	NotNets           []string        `json:"notNets,omitempty"`
-	Selector          string          `json:"selector,omitempty"`
-	NotSelector       string          `json:"notSelector,omitempty"`
-	NamespaceSelector string          `json:"namespaceSelector,omitempty"`
-	Ports             []Port          `json:"ports,omitempty"`
-	NotPorts          []Port          `json:"notPorts,omitempty"`
-	ServiceAccounts   json.RawMessage `json:"serviceAccounts,omitempty"`
-	Services          json.RawMessage `json:"services,omitempty"`
+	Nets              []string             `json:"nets,omitempty"`
+	NotNets           []string             `json:"notNets,omitempty"`
+	Selector          string               `json:"selector,omitempty"`
+	NotSelector       string               `json:"notSelector,omitempty"`
+	NamespaceSelector string               `json:"namespaceSelector,omitempty"`
+	Ports             []Port               `json:"ports,omitempty"`
+	NotPorts          []Port               `json:"notPorts,omitempty"`
+	ServiceAccounts   *ServiceAccountMatch `json:"serviceAccounts,omitempty"`
+	Services          json.RawMessage      `json:"services,omitempty"`
+}
+
+// ServiceAccountMatch selects endpoints by their service account: one of Names (if any) and matching
+// Selector (if any), which applies to the service account's labels.
+type ServiceAccountMatch struct {
+	Names    []string `json:"names,omitempty"`
+	Selector string   `json:"selector,omitempty"`
 }
 
 // Protocol is a protocol name (TCP, UDP, ICMP, ICMPv6, SCTP, UDPLite) or number 1-255; it keeps the

@@ -213,6 +213,8 @@ func (v *validator) workloadEndpoint(r *WorkloadEndpoint) {
 
 func (v *validator) policy(s *PolicySpec) {
 	v.selector("spec.selector", s.Selector)
+	v.selector("spec.namespaceSelector", s.NamespaceSelector)
+	v.selector("spec.serviceAccountSelector", s.ServiceAccountSelector)
 	for _, t := range s.Types {
 		v.check("spec.types", t == PolicyTypeIngress || t == PolicyTypeEgress, fmt.Sprintf("%q must be Ingress or Egress", t))
 	}
@@ -248,6 +250,10 @@ func (v *validator) rules(field string, rules []Rule) {
 			side, e := se.side, se.e
 			v.selector(f+side+".selector", e.Selector)
 			v.selector(f+side+".notSelector", e.NotSelector)
+			v.selector(f+side+".namespaceSelector", e.NamespaceSelector)
+			if e.ServiceAccounts != nil {
+				v.selector(f+side+".serviceAccounts.selector", e.ServiceAccounts.Selector)
+			}
 			for _, n := range append(slices.Clone(e.Nets), e.NotNets...) {
 				_, err := netip.ParsePrefix(n)
 				if err != nil {

@@ -62,7 +62,7 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 	var dataplaneSynced <-chan struct{} // nil: no dataplane to wait for
 	if cfg.Dataplane == config.DataplaneLinux {
 		agent := dataplane.New(dataplane.Config{Node: cfg.NodeName, EndpointToHost: cfg.EndpointToHost,
-			ObserveConvergence: stats.ObserveConvergence}, store, log)
+			ObserveConvergence: stats.ObserveConvergence, ObserveUnenforced: stats.ObserveUnenforced}, store, log)
 		if err := agent.Start(); err != nil {
 			return fmt.Errorf("preparing the host dataplane (set CALICO_DATAPLANE=none if calico/node programs this host): %w", err)
 		}

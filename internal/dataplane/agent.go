@@ -48,6 +48,9 @@ type Config struct {
 	// ObserveConvergence, if set, is told how long each batch of datastore changes took from reaching the
 	// agent to being in the kernel (metrics). A pass that fails is not observed: the next resync retries it.
 	ObserveConvergence func(time.Duration)
+	// ObserveUnenforced, if set, is told after each pass how many policy and profile rules are enforced
+	// failing closed because they match something this dataplane cannot enforce (metrics).
+	ObserveUnenforced func(int)
 }
 
 // Agent programs the host dataplane. Its EndpointUp/EndpointDown let Join act at once; Run converges.
@@ -78,6 +81,9 @@ func New(cfg Config, store *datastore.Store, log *slog.Logger) *Agent {
 	}
 	if cfg.StaleInterfaceGrace == 0 {
 		cfg.StaleInterfaceGrace = 30 * time.Second
+	}
+	if cfg.ObserveUnenforced == nil {
+		cfg.ObserveUnenforced = func(int) {}
 	}
 	if cfg.ObserveConvergence == nil {
 		cfg.ObserveConvergence = func(time.Duration) {}
@@ -208,12 +214,13 @@ func (a *Agent) apply() error {
 	return a.applied(errors.Join(errs...))
 }
 
-// takeChanges takes the index's changes, logging what policy cannot be enforced.
+// takeChanges takes the index's changes, logging and counting what policy cannot be enforced.
 func (a *Agent) takeChanges() policy.Changes {
 	ch := a.idx.TakeChanges()
 	for _, w := range ch.Warnings {
 		a.log.Warn("policy not fully enforced", "reason", w)
 	}
+	a.cfg.ObserveUnenforced(a.idx.Unenforced())
 	return ch
 }
 

@@ -277,10 +277,10 @@ func TestDumpPolicyPlan(t *testing.T) {
 			set = rules[0].Src.Set
 		}
 		members, ok := x.Set(set)
-		if !ok || !slices.Contains(members, webIP) {
+		if !ok || !slices.Contains(members, policy.Member{Addr: webIP}) {
 			t.Errorf("%s: set %q = %v, want it to hold %s", tc.id, set, members, webIP)
 		}
-		if tc.id.Kind == policy.KindProfile && !slices.Contains(members, netip.MustParseAddr("192.168.0.130")) {
+		if tc.id.Kind == policy.KindProfile && !slices.Contains(members, policy.Member{Addr: netip.MustParseAddr("192.168.0.130")}) {
 			t.Errorf("%s: set %v lacks the local endpoint", tc.id, members)
 		}
 	}

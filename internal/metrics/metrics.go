@@ -1,9 +1,9 @@
 // Package metrics serves the daemon's Prometheus metrics and health check over HTTP (CALICO_METRICS_ADDR).
 //
 // The collectors live in a registry of each daemon's own. Other packages report through small hooks that know
-// nothing of Prometheus (libnetwork.Observer, dataplane.Config.ObserveConvergence, datastore.ClientConfig.OnError);
-// the daemon connects them to the methods here. What the datastore holds (pool usage, local endpoints) is read
-// at scrape time, so it is never stale and costs nothing between scrapes.
+// nothing of Prometheus (libnetwork.Observer, dataplane.Config.ObserveConvergence and ObserveUnenforced,
+// datastore.ClientConfig.OnError); the daemon connects them to the methods here. What the datastore holds (pool
+// usage, local endpoints) is read at scrape time, so it is never stale and costs nothing between scrapes.
 package metrics
 
 import (
@@ -33,6 +33,7 @@ type Metrics struct {
 	requests    *prometheus.CounterVec
 	durations   *prometheus.HistogramVec
 	convergence prometheus.Histogram
+	unenforced  prometheus.Gauge
 	etcdErrors  *prometheus.CounterVec
 }
 
@@ -54,12 +55,17 @@ func New() *Metrics {
 			Help:    "How long the dataplane agent took from receiving a batch of datastore changes to having them in the kernel.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12), // 5 ms (the batching delay) to about 10 s
 		}),
+		unenforced: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "policy_rules_unenforced",
+			Help: "Policy and profile rules with a match this dataplane cannot enforce (HTTP, services), enforced " +
+				"failing closed: an Allow or Log left out, a Deny or Pass denying everything else it matches.",
+		}),
 		etcdErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "etcd_errors_total",
 			Help: "Datastore operations etcd failed (no answer in time, connection lost, ...), by operation.",
 		}, []string{"op"}),
 	}
-	m.registry.MustRegister(m.requests, m.durations, m.convergence, m.etcdErrors,
+	m.registry.MustRegister(m.requests, m.durations, m.convergence, m.unenforced, m.etcdErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -76,6 +82,9 @@ func (m *Metrics) ObserveRequest(subsystem, method string, elapsed time.Duration
 
 // ObserveConvergence records one dataplane pass (dataplane.Config.ObserveConvergence).
 func (m *Metrics) ObserveConvergence(d time.Duration) { m.convergence.Observe(d.Seconds()) }
+
+// ObserveUnenforced records how many rules fail closed (dataplane.Config.ObserveUnenforced).
+func (m *Metrics) ObserveUnenforced(n int) { m.unenforced.Set(float64(n)) }
 
 // EtcdError counts a failed datastore operation (datastore.ClientConfig.OnError).
 func (m *Metrics) EtcdError(op string) { m.etcdErrors.WithLabelValues(op).Inc() }

@@ -10,16 +10,16 @@ import (
 
 // endpoint is a workload endpoint of any node.
 type endpoint struct {
-	key      string
-	local    bool // on this node, with an interface
-	iface    string
-	mac      string
-	addrs    []netip.Addr
-	own      map[string]string   // its own labels
-	profiles []string            // in the endpoint's order
-	labels   map[string]string   // effective: own, then profiles' labelsToApply
-	sets     map[string]struct{} // IP sets it is a member of
-	plans    [2]Plan             // local endpoints only
+	key          string
+	local        bool // on this node, with an interface
+	iface        string
+	mac          string
+	contribution                     // addresses and named ports
+	own          map[string]string   // its own labels
+	profiles     []string            // in the endpoint's order
+	labels       map[string]string   // effective: own, then profiles' labelsToApply
+	sets         map[string]struct{} // IP sets it is a member of
+	plans        [2]Plan             // local endpoints only
 }
 
 // SetEndpoint adds, updates or (with nil) removes a workload endpoint. Its labels are taken as stored;
@@ -36,22 +36,22 @@ func (x *Index) SetEndpoint(key string, wep *api.WorkloadEndpoint) {
 		ep = &endpoint{key: key, sets: map[string]struct{}{}}
 		x.endpoints[key] = ep
 	}
-	wasLocal, oldIface, oldMAC, oldAddrs := ep.local, ep.iface, ep.mac, ep.addrs
+	wasLocal, oldIface, oldMAC, old := ep.local, ep.iface, ep.mac, ep.contribution
 
 	x.indexProfiles(ep, wep.Spec.Profiles)
 	ep.profiles = slices.Clone(wep.Spec.Profiles)
 	ep.own = maps.Clone(wep.Labels)
 	ep.iface, ep.mac = wep.Spec.InterfaceName, wep.Spec.MAC
 	ep.local = wep.Spec.Node == x.node && ep.iface != ""
-	ep.addrs = nil
+	ep.contribution = contribution{ports: slices.Clone(wep.Spec.Ports)}
 	for _, n := range wep.Spec.IPNetworks {
 		if p, err := netip.ParsePrefix(n); err == nil {
 			ep.addrs = append(ep.addrs, p.Addr())
 		}
 	}
-	addrsChanged := !slices.Equal(oldAddrs, ep.addrs)
+	addrsChanged := !slices.Equal(old.addrs, ep.addrs)
 	ep.labels = x.effectiveLabels(ep)
-	x.updateMembership(ep, oldAddrs, addrsChanged)
+	x.updateMembership(ep, old)
 
 	if wasLocal && (!ep.local || oldIface != ep.iface) {
 		x.unlinkIface(ep, oldIface)
@@ -66,7 +66,7 @@ func (x *Index) SetEndpoint(key string, wep *api.WorkloadEndpoint) {
 
 func (x *Index) removeEndpoint(ep *endpoint) {
 	for id := range ep.sets {
-		x.removeMembers(id, ep.addrs)
+		x.removeMembers(id, x.sets[id].membersOf(ep.contribution))
 	}
 	x.indexProfiles(ep, nil)
 	if ep.local {
@@ -138,7 +138,7 @@ func (x *Index) effectiveLabels(ep *endpoint) map[string]string {
 func (x *Index) relabel(ep *endpoint) {
 	if labels := x.effectiveLabels(ep); !maps.Equal(labels, ep.labels) {
 		ep.labels = labels
-		x.updateMembership(ep, ep.addrs, false)
+		x.updateMembership(ep, ep.contribution)
 	}
 	if ep.local && x.replan(ep) {
 		x.changes.Interfaces[ep.iface] = struct{}{}

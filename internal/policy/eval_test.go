@@ -9,10 +9,10 @@ import (
 
 // packet is what the reference evaluator below matches rules against.
 type packet struct {
-	src, dst netip.Addr
-	proto    uint8
-	dport    uint16
-	icmpType uint8
+	src, dst     netip.Addr
+	proto        uint8
+	sport, dport uint16
+	icmpType     uint8
 }
 
 // verdict evaluates a packet against a plan the way the dataplane must: tiers in order (Allow and Deny
@@ -68,21 +68,28 @@ func (x *Index) matches(r Rule, pkt packet) bool {
 		(r.NotProtocol == 0 || r.NotProtocol != pkt.proto) &&
 		(r.ICMP == nil || r.ICMP.Type == pkt.icmpType) &&
 		(r.NotICMP == nil || r.NotICMP.Type != pkt.icmpType)
-	return ok && x.entityMatches(r.Src, pkt.src, 0) && x.entityMatches(r.Dst, pkt.dst, pkt.dport)
+	return ok && x.entityMatches(r.Src, pkt.src, pkt.proto, pkt.sport) && x.entityMatches(r.Dst, pkt.dst, pkt.proto, pkt.dport)
 }
 
-func (x *Index) entityMatches(e Entity, addr netip.Addr, port uint16) bool {
+// entityMatches is Calico's meaning of an entity: nets, selectors and, for ports, a numeric port or a
+// named port of the endpoint at that address (ports and named ports are alternatives; notPorts and
+// named notPorts must all miss).
+func (x *Index) entityMatches(e Entity, addr netip.Addr, proto uint8, port uint16) bool {
 	inNets := func(nets []netip.Prefix) bool {
 		return slices.ContainsFunc(nets, func(p netip.Prefix) bool { return p.Contains(addr) })
 	}
-	inSet := func(id string) bool {
+	inSet := func(id string, m Member) bool {
 		members, _ := x.Set(id)
-		return slices.Contains(members, addr)
+		return slices.Contains(members, m)
+	}
+	inNamed := func(ids []string) bool {
+		return slices.ContainsFunc(ids, func(id string) bool { return inSet(id, Member{Addr: addr, Proto: proto, Port: port}) })
 	}
 	inPorts := func(rs []PortRange) bool {
 		return slices.ContainsFunc(rs, func(r PortRange) bool { return port >= r.Min && port <= r.Max })
 	}
+	portOK := len(e.Ports)+len(e.NamedPorts) == 0 || inPorts(e.Ports) || inNamed(e.NamedPorts)
 	return (len(e.Nets) == 0 || inNets(e.Nets)) && !inNets(e.NotNets) &&
-		(e.Set == "" || inSet(e.Set)) && (e.NotSet == "" || !inSet(e.NotSet)) &&
-		(len(e.Ports) == 0 || inPorts(e.Ports)) && !inPorts(e.NotPorts)
+		(e.Set == "" || inSet(e.Set, Member{Addr: addr})) && (e.NotSet == "" || !inSet(e.NotSet, Member{Addr: addr})) &&
+		portOK && !inPorts(e.NotPorts) && !inNamed(e.NotNamedPorts)
 }

@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"maps"
-	"net/netip"
 	"slices"
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
@@ -11,17 +9,18 @@ import (
 // Index holds the policy model for one node and updates it incrementally. It is not safe for concurrent
 // use: one goroutine feeds it and renders from it.
 type Index struct {
-	node      string
-	endpoints map[string]*endpoint              // by datastore key, every node's
-	byProfile map[string]map[*endpoint]struct{} // profile name → endpoints naming it
-	byIface   map[string]map[*endpoint]struct{} // local endpoints by interface
-	profiles  map[string]*profileEntry          // by name
-	policies  map[policyKey]*policyEntry        // by namespace ("" = global) and name
-	tiers     map[string]api.TierSpec           // by name
-	sets      map[string]*ipSet                 // by selector unique ID
-	sorted    []*policyEntry                    // policies in evaluation order, when sortedOK
-	sortedOK  bool                              // false after a policy's placement or a tier changed
-	changes   Changes                           // since the last TakeChanges
+	node       string
+	endpoints  map[string]*endpoint              // by datastore key, every node's
+	byProfile  map[string]map[*endpoint]struct{} // profile name → endpoints naming it
+	byIface    map[string]map[*endpoint]struct{} // local endpoints by interface
+	profiles   map[string]*profileEntry          // by name
+	policies   map[policyKey]*policyEntry        // by namespace ("" = global) and name
+	tiers      map[string]api.TierSpec           // by name
+	sets       map[string]*ipSet                 // by selector unique ID
+	sorted     []*policyEntry                    // policies in evaluation order, when sortedOK
+	sortedOK   bool                              // false after a policy's placement or a tier changed
+	changes    Changes                           // since the last TakeChanges
+	unenforced int                               // rules enforced failing closed, of every policy and profile
 }
 
 // NewIndex returns an empty index for the node named node.
@@ -46,6 +45,10 @@ func (x *Index) TakeChanges() Changes {
 	return c
 }
 
+// Unenforced counts the rules, of every policy and profile, that match something this dataplane cannot
+// enforce and so are enforced failing closed (an Allow or Log left out, a Deny or Pass denying a superset).
+func (x *Index) Unenforced() int { return x.unenforced }
+
 // All lists every set, rule list and local interface as changed: what a renderer needs to write
 // everything, e.g. after a restart or when the kernel drifted.
 func (x *Index) All() Changes {
@@ -63,15 +66,6 @@ func (x *Index) All() Changes {
 		c.Interfaces[iface] = struct{}{}
 	}
 	return c
-}
-
-// Set returns the members of an IP set.
-func (x *Index) Set(id string) ([]netip.Addr, bool) {
-	s, ok := x.sets[id]
-	if !ok {
-		return nil, false
-	}
-	return slices.Collect(maps.Keys(s.members)), true
 }
 
 // RuleSet returns the rules of a policy or profile in one direction; ok is false when it does not exist

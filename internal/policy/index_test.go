@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
+	"github.com/projectcalico/calico-libnetwork/internal/selector"
 )
 
 const node = "host1"
@@ -280,7 +281,7 @@ func TestIncrementalChanges(t *testing.T) {
 
 func setID(t *testing.T, sel string) string {
 	t.Helper()
-	s, err := scopedSelector(sel, "")
+	s, err := selector.Parse(sel)
 	if err != nil {
 		t.Fatal(err)
 	}

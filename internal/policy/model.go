@@ -57,8 +57,8 @@ func (id RuleSetID) String() string {
 	return strings.Join(parts, "/")
 }
 
-// Rule is a Calico rule resolved for a dataplane: addresses parsed and merged, selectors replaced by
-// IP set IDs, named ports dropped. Zero values mean "no constraint".
+// Rule is a Calico rule resolved for a dataplane: addresses parsed and merged, selectors and named
+// ports replaced by IP set IDs. Zero values mean "no constraint".
 type Rule struct {
 	Action                string // api.ActionAllow, ActionDeny, ActionPass or ActionLog
 	IPVersion             int    // 4, 6 or 0 for both
@@ -74,16 +74,20 @@ type ICMPMatch struct {
 	HasCode bool
 }
 
-// Entity matches one end of a packet.
+// Entity matches one end of a packet. Ports and NamedPorts are alternatives: the packet's port must be
+// in Ports, or its address, protocol and port in one of the NamedPorts sets (whose members all match
+// the selector already, so that alternative needs no Set match). It must be in none of NotPorts and
+// NotNamedPorts.
 type Entity struct {
-	Nets, NotNets   []netip.Prefix // merged: none contains another
-	Set, NotSet     string         // IP set IDs of the selector and notSelector
-	Ports, NotPorts []PortRange    // merged, sorted, non-overlapping
+	Nets, NotNets             []netip.Prefix // merged: none contains another
+	Set, NotSet               string         // IP set IDs of the selector and notSelector
+	Ports, NotPorts           []PortRange    // merged, sorted, non-overlapping
+	NamedPorts, NotNamedPorts []string       // IDs of named-port sets
 }
 
 // HasAddresses reports whether the entity matches addresses, which belong to one IP family.
 func (e Entity) HasAddresses() bool {
-	return len(e.Nets)+len(e.NotNets) > 0 || e.Set != "" || e.NotSet != ""
+	return len(e.Nets)+len(e.NotNets)+len(e.NamedPorts)+len(e.NotNamedPorts) > 0 || e.Set != "" || e.NotSet != ""
 }
 
 // PortRange is an inclusive range of ports.

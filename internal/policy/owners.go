@@ -6,6 +6,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/selector"
@@ -13,10 +14,11 @@ import (
 
 // ruleOwner is what policies and profiles share: resolved rules per direction and the sets they use.
 type ruleOwner struct {
-	ids   [2]RuleSetID
-	has   [2]bool // a direction's rules exist (a policy's types may leave one out)
-	rules [2][]Rule
-	sets  []string // IDs acquired for the rules, one per use
+	ids        [2]RuleSetID
+	has        [2]bool // a direction's rules exist (a policy's types may leave one out)
+	rules      [2][]Rule
+	sets       []string // IDs acquired for the rules, one per use
+	unenforced [2]int   // rules enforced failing closed
 }
 
 func (o *ruleOwner) ruleSetIDs(fn func(RuleSetID)) {
@@ -34,26 +36,53 @@ func (x *Index) setRules(o *ruleOwner, has [2]bool, rules [2][]api.Rule, namespa
 	o.sets = nil
 	for _, d := range Directions {
 		var out []Rule
+		var warnings []string
 		if has[d] {
-			resolved, warnings := resolveRules(o.ids[d], rules[d], namespace)
-			x.changes.Warnings = append(x.changes.Warnings, warnings...)
+			var resolved []resolvedRule
+			resolved, warnings = resolveRules(o.ids[d], rules[d], namespace)
 			for _, rr := range resolved {
-				for i, set := range []*string{&rr.Src.Set, &rr.Src.NotSet, &rr.Dst.Set, &rr.Dst.NotSet} {
-					if sel := rr.sels[i]; sel != nil {
-						*set = x.acquireSet(sel)
-						o.sets = append(o.sets, *set)
-					}
-				}
+				o.acquireSets(x, &rr)
 				out = append(out, rr.Rule)
 			}
 		}
 		if has[d] != o.has[d] || !reflect.DeepEqual(out, o.rules[d]) {
 			x.changes.RuleSets[o.ids[d]] = struct{}{}
+			// Reported when what is enforced changes, so an unchanged policy is not logged again.
+			x.changes.Warnings = append(x.changes.Warnings, warnings...)
 		}
-		o.has[d], o.rules[d] = has[d], out
+		x.unenforced += len(warnings) - o.unenforced[d]
+		o.has[d], o.rules[d], o.unenforced[d] = has[d], out, len(warnings)
 	}
 	for _, id := range old {
 		x.releaseSet(id)
+	}
+}
+
+// acquireSets gives a resolved rule the IP sets of its selectors and named ports. A named port's set
+// holds only the endpoints the positive selector of its side matches (all endpoints without one), as
+// in Felix, so a named port needs no separate selector match.
+func (o *ruleOwner) acquireSets(x *Index, rr *resolvedRule) {
+	acquire := func(s *ipSet) string {
+		id := x.acquireSet(s)
+		o.sets = append(o.sets, id)
+		return id
+	}
+	for i, set := range []*string{&rr.Src.Set, &rr.Src.NotSet, &rr.Dst.Set, &rr.Dst.NotSet} {
+		if sel := rr.sels[i]; sel != nil {
+			*set = acquire(&ipSet{sel: sel})
+		}
+	}
+	for i, e := range []*Entity{&rr.Src, &rr.Dst} {
+		sel := rr.sels[2*i]
+		if sel == nil {
+			sel = selector.MustParse("all()")
+		}
+		for _, name := range rr.named[i].ports {
+			e.NamedPorts = append(e.NamedPorts, acquire(&ipSet{sel: sel, port: &portMatch{name, rr.Protocol}}))
+		}
+		for _, name := range rr.named[i].notPorts {
+			e.NotNamedPorts = append(e.NotNamedPorts, acquire(&ipSet{sel: sel, port: &portMatch{name, rr.Protocol}}))
+		}
 	}
 }
 
@@ -115,6 +144,15 @@ func (p *policyEntry) kind() string {
 		return KindGlobalPolicy
 	}
 	return KindPolicy
+}
+
+// tieBreak orders policies of equal order, as Felix's policy sorter does.
+func (p *policyEntry) tieBreak() string {
+	kind := "GlobalNetworkPolicy"
+	if p.key.namespace != "" {
+		kind = "NetworkPolicy"
+	}
+	return p.key.name + "/" + p.key.namespace + "/" + kind
 }
 
 // appliesTo reports whether the policy decides ep's traffic in any direction.
@@ -190,24 +228,60 @@ func (x *Index) place(e *policyEntry, spec *api.PolicySpec) {
 	}
 	e.types = [2]bool{slices.Contains(spec.Types, api.PolicyTypeIngress), slices.Contains(spec.Types, api.PolicyTypeEgress)}
 	e.sel = nil
-	id := e.ids[Ingress]
-	switch {
-	case spec.DoNotTrack || spec.PreDNAT:
-		// Felix applies these to host endpoints only.
-	case spec.NamespaceSelector != "" || spec.ServiceAccountSelector != "":
-		x.changes.Warnings = append(x.changes.Warnings, fmt.Sprintf(
-			"%s/%s applies to no endpoint: namespaceSelector and serviceAccountSelector are not supported", id.Kind, id.Name))
-	default:
-		sel, err := selector.Parse(spec.Selector)
-		if err == nil && e.key.namespace != "" {
-			sel, err = namespaceScoped(sel, e.key.namespace)
-		}
-		if err != nil {
-			x.changes.Warnings = append(x.changes.Warnings, fmt.Sprintf("%s/%s applies to no endpoint: %v", id.Kind, id.Name, err))
-			return
-		}
-		e.sel = sel
+	if spec.DoNotTrack || spec.PreDNAT {
+		return // Felix applies these to host endpoints only.
 	}
+	sel, err := policySelector(e.key.namespace, spec)
+	if err == nil {
+		e.sel, err = selector.Parse(sel)
+	}
+	if err != nil {
+		id := e.ids[Ingress]
+		x.changes.Warnings = append(x.changes.Warnings, fmt.Sprintf("%s/%s applies to no endpoint: %v", id.Kind, id.Name, err))
+	}
+}
+
+// policySelector is the selector of the endpoints a policy applies to, combined from its selector,
+// namespace, namespaceSelector and serviceAccountSelector exactly as Calico's datastore converter does
+// for Felix (including its textual all() substitutions).
+func policySelector(namespace string, spec *api.PolicySpec) (string, error) {
+	sel := spec.Selector
+	appendPrefixed := func(extra, prefix, hasLabel string) error {
+		if extra == "" {
+			return nil
+		}
+		prefixed, err := withLabelPrefix(extra, prefix)
+		if err != nil {
+			return err
+		}
+		if sel != "" {
+			sel = fmt.Sprintf("(%s) && %s", sel, prefixed)
+		} else {
+			sel = prefixed
+		}
+		if hasLabel != "" {
+			sel = strings.ReplaceAll(sel, "all()", "has("+hasLabel+")")
+		}
+		return nil
+	}
+	if namespace != "" {
+		if sel == "" {
+			sel = inNamespace(namespace)
+		} else {
+			sel = fmt.Sprintf("(%s) && %s", sel, inNamespace(namespace))
+		}
+		if err := appendPrefixed(spec.ServiceAccountSelector, serviceAccountLabelPrefix, ""); err != nil {
+			return "", fmt.Errorf("serviceAccountSelector: %w", err)
+		}
+		return sel, nil
+	}
+	if err := appendPrefixed(spec.NamespaceSelector, namespaceLabelPrefix, api.LabelNamespace); err != nil {
+		return "", fmt.Errorf("namespaceSelector: %w", err)
+	}
+	if err := appendPrefixed(spec.ServiceAccountSelector, serviceAccountLabelPrefix, api.LabelServiceAccount); err != nil {
+		return "", fmt.Errorf("serviceAccountSelector: %w", err)
+	}
+	return sel, nil
 }
 
 // SetTier adds, updates or (with nil) removes a tier; only its order and default action matter here.

@@ -38,7 +38,8 @@ func (x *Index) plan(ep *endpoint, d Direction) Plan {
 }
 
 // sortedPolicies returns every policy in Calico's evaluation order: by tier (order, unset last, then
-// name), then by policy order (unset last), then by name.
+// name), then by policy order (unset last), then as Felix breaks ties: by the text
+// "<name>/<namespace>/<kind>".
 func (x *Index) sortedPolicies() []*policyEntry {
 	if x.sortedOK {
 		return x.sorted
@@ -48,8 +49,7 @@ func (x *Index) sortedPolicies() []*policyEntry {
 			cmp.Compare(x.tierOrder(a.tier), x.tierOrder(b.tier)),
 			cmp.Compare(a.tier, b.tier),
 			cmp.Compare(a.order, b.order),
-			cmp.Compare(a.key.name, b.key.name),
-			cmp.Compare(a.key.namespace, b.key.namespace),
+			cmp.Compare(a.tieBreak(), b.tieBreak()),
 		)
 	})
 	x.sortedOK = true

@@ -8,6 +8,8 @@ type node interface {
 	eval(labels map[string]string) bool
 	// write appends the canonical form.
 	write(b *strings.Builder)
+	// prefixed returns a copy whose label names start with prefix.
+	prefixed(prefix string) node
 }
 
 // trueNode is all() or global(); both match every label set. Its value is
@@ -17,6 +19,8 @@ type trueNode string
 func (trueNode) eval(map[string]string) bool { return true }
 
 func (n trueNode) write(b *strings.Builder) { b.WriteString(string(n)) }
+
+func (n trueNode) prefixed(string) node { return n }
 
 // hasNode is has(label).
 type hasNode struct {
@@ -33,6 +37,8 @@ func (n *hasNode) write(b *strings.Builder) {
 	b.WriteString(n.label)
 	b.WriteByte(')')
 }
+
+func (n *hasNode) prefixed(prefix string) node { return &hasNode{label: prefix + n.label} }
 
 // cmpNode compares a label's value with a string: ==, !=, contains,
 // starts with or ends with.
@@ -63,6 +69,12 @@ func (n *cmpNode) write(b *strings.Builder) {
 	b.WriteString(opText[n.op])
 	b.WriteByte(' ')
 	writeQuoted(b, n.value)
+}
+
+func (n *cmpNode) prefixed(prefix string) node {
+	c := *n
+	c.label = prefix + n.label
+	return &c
 }
 
 // setNode is "label in {...}" or, when negated, "label not in {...}", which
@@ -100,6 +112,12 @@ func (n *setNode) write(b *strings.Builder) {
 	b.WriteByte('}')
 }
 
+func (n *setNode) prefixed(prefix string) node {
+	c := *n
+	c.label = prefix + n.label
+	return &c
+}
+
 // notNode is !kid.
 type notNode struct {
 	kid node
@@ -111,6 +129,8 @@ func (n *notNode) write(b *strings.Builder) {
 	b.WriteByte('!')
 	n.kid.write(b)
 }
+
+func (n *notNode) prefixed(prefix string) node { return &notNode{kid: n.kid.prefixed(prefix)} }
 
 // boolNode is a chain of two or more operands joined by && (or false) or ||
 // (or true), evaluated left to right with short-circuiting.
@@ -144,6 +164,14 @@ func (n *boolNode) write(b *strings.Builder) {
 		k.write(b)
 	}
 	b.WriteByte(')')
+}
+
+func (n *boolNode) prefixed(prefix string) node {
+	kids := make([]node, len(n.kids))
+	for i, k := range n.kids {
+		kids[i] = k.prefixed(prefix)
+	}
+	return &boolNode{kids: kids, or: n.or}
 }
 
 // writeQuoted quotes v with " unless it contains one, then with '. Strings

@@ -28,6 +28,11 @@ func Parse(s string) (*Selector, error) {
 	if err != nil {
 		return nil, err
 	}
+	return compiled(root), nil
+}
+
+// compiled wraps a parsed tree with its canonical form and unique ID.
+func compiled(root node) *Selector {
 	var b strings.Builder
 	root.write(&b)
 	text := b.String()
@@ -37,7 +42,13 @@ func Parse(s string) (*Selector, error) {
 		root: root,
 		text: text,
 		id:   "s:" + base64.RawURLEncoding.EncodeToString(sum[:]),
-	}, nil
+	}
+}
+
+// WithLabelPrefix returns the selector with prefix put before every label name, as Calico does to
+// match a namespace's or service account's labels, which endpoints inherit with a prefix.
+func (s *Selector) WithLabelPrefix(prefix string) *Selector {
+	return compiled(s.root.prefixed(prefix))
 }
 
 // MustParse is like Parse but panics on error; for tests and constants.

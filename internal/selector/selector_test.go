@@ -383,3 +383,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestWithLabelPrefix(t *testing.T) {
+	for in, want := range map[string]string{
+		`all()`:               `all()`,
+		`a == "x" && !has(b)`: `(pcns.a == "x" && !has(pcns.b))`,
+		`a in {"x"} || b not in {"y"} || c != "z"`:               `(pcns.a in {"x"} || pcns.b not in {"y"} || pcns.c != "z")`,
+		`a contains "x" && a starts with "y" && a ends with "z"`: `(pcns.a contains "x" && pcns.a starts with "y" && pcns.a ends with "z")`,
+	} {
+		orig := MustParse(in)
+		got := orig.WithLabelPrefix("pcns.")
+		if got.String() != want {
+			t.Errorf("%s: got %s, want %s", in, got, want)
+		}
+		if again := MustParse(got.String()); again.UniqueID() != got.UniqueID() {
+			t.Errorf("%s: prefixed selector's ID differs from its reparsed form", in)
+		}
+		if orig.String() != MustParse(in).String() {
+			t.Errorf("%s: the original changed", in)
+		}
+	}
+}

@@ -353,3 +353,44 @@ func TestApplyPolicyIncrementally(t *testing.T) {
 	}
 	expectReachable(t, w, true)
 }
+
+// A named-port set reads back from the kernel as written (so no drift is seen where there is none), and
+// an element deleted by hand is restored.
+func TestNamedPortSetDrift(t *testing.T) {
+	host, w := linktest.Routed(t, "cali")
+	f := newInNS(t, host)
+	if err := f.Ensure(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	idx := allowAll(t, f, w)
+	wep := &api.WorkloadEndpoint{Spec: api.WorkloadEndpointSpec{Node: "host", InterfaceName: w[1].HostIface,
+		IPNetworks: []string{w[1].IPv4.String() + "/32"}, Profiles: []string{"open"},
+		Ports: []api.EndpointPort{{Name: "http", Protocol: api.Protocol{Name: "TCP"}, Port: 8080}}}}
+	wep.Namespace = "libnetwork"
+	idx.SetEndpoint(w[1].HostIface, wep)
+	order := 1.0
+	tcp := api.Protocol{Name: "TCP"}
+	idx.SetPolicy("", "http", &api.PolicySpec{Order: &order, Selector: "all()", Types: []string{"Ingress"},
+		Ingress: []api.Rule{{Action: api.ActionAllow, Protocol: &tcp, Destination: api.EntityRule{Ports: []api.Port{{Name: "http"}}}}}})
+	if err := f.ApplyPolicy(idx, idx.TakeChanges()); err != nil {
+		t.Fatal(err)
+	}
+	rules, _ := idx.RuleSet(policy.RuleSetID{Kind: policy.KindGlobalPolicy, Name: "http", Dir: policy.Ingress})
+	set := setName(rules[0].Dst.NamedPorts[0], 4)
+	elem := w[1].IPv4.String() + " . tcp . 8080"
+	expectSet(t, host, set, elem)
+	before := mustExec(t, host, "nft", "-a", "-t", "list", "table", "inet", "calico")
+	for range 2 { // the first Ensure after a full write does not read the table; the second does
+		if err := f.Ensure(Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := mustExec(t, host, "nft", "-a", "-t", "list", "table", "inet", "calico"); after != before {
+		t.Errorf("a named-port set read back as drift: the table was rewritten\n%s\nwas:\n%s", after, before)
+	}
+	mustExec(t, host, "nft", "delete", "element", "inet", "calico", set, "{", w[1].IPv4.String(), ".", "tcp", ".", "8080", "}")
+	if err := f.Ensure(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	expectSet(t, host, set, elem)
+}

@@ -3,6 +3,7 @@ package firewall
 import (
 	"crypto/sha256"
 	"encoding/base32"
+	"fmt"
 	"regexp"
 	"strings"
 
@@ -27,14 +28,12 @@ func hash(s string, n int) string {
 	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:]))[:n]
 }
 
-// setName names the IP set of one family (4 or 6) of a selector's members: "s4-" followed by the
-// selector's unique ID (its base64url hash, name-safe already but sanitised anyway).
+// setName names the IP set of one family (4 or 6) of a policy set: "s4-" (a selector's addresses) or
+// "n4-" (a named port's address, protocol and port members) followed by the set's ID without its
+// "s:"/"n:" kind (a base64url hash, name-safe already but sanitised anyway).
 func setName(id string, family int) string {
-	prefix := "s4-"
-	if family == 6 {
-		prefix = "s6-"
-	}
-	name := prefix + unsafeChars.ReplaceAllString(strings.TrimPrefix(id, "s:"), "_")
+	kind, hashed, _ := strings.Cut(id, ":")
+	name := fmt.Sprintf("%s%d-%s", kind, family, unsafeChars.ReplaceAllString(hashed, "_"))
 	return name[:min(len(name), maxSetName)]
 }
 

@@ -46,20 +46,11 @@ func (f *Firewall) ApplyPolicy(idx *policy.Index, ch policy.Changes) error {
 	for id := range ch.Sets {
 		members, ok := idx.Set(id)
 		for _, family := range []int{4, 6} {
-			if !ok {
+			if ok {
+				put(setName(id, family), policySet(id, members, family))
+			} else {
 				put(setName(id, family), nil)
-				continue
 			}
-			o := &object{kind: setKind, spec: "{ type ipv4_addr; }", elems: map[string]string{}}
-			if family == 6 {
-				o.spec = "{ type ipv6_addr; }"
-			}
-			for _, a := range members {
-				if a.Is4() == (family == 4) {
-					o.elems[a.String()] = ""
-				}
-			}
-			put(setName(id, family), o)
 		}
 	}
 	for id := range ch.RuleSets {
@@ -73,6 +64,31 @@ func (f *Firewall) ApplyPolicy(idx *policy.Index, ch policy.Changes) error {
 		f.dispatch(idx, iface, put)
 	}
 	return f.commit(slices.Sorted(maps.Keys(touched)))
+}
+
+// policySet is the nftables set of one family of a policy set's members: addresses, or for a named-port
+// set address, protocol and port, the way render matches them.
+func policySet(id string, members []policy.Member, family int) *object {
+	addrType := "ipv4_addr"
+	if family == 6 {
+		addrType = "ipv6_addr"
+	}
+	named := policy.IsNamedPortSet(id)
+	o := &object{kind: setKind, spec: "{ type " + addrType + "; }", elems: map[string]string{}}
+	if named {
+		o.spec = "{ type " + addrType + " . inet_proto . inet_service; }"
+	}
+	for _, m := range members {
+		if m.Addr.Is4() != (family == 4) {
+			continue
+		}
+		if named {
+			o.elems[namedPortElem(m.Addr, m.Proto, m.Port)] = ""
+		} else {
+			o.elems[m.Addr.String()] = ""
+		}
+	}
+	return o
 }
 
 // dispatch points an interface's map elements at the plan chains of its endpoint (creating a plan chain

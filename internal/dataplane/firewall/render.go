@@ -3,6 +3,7 @@ package firewall
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
@@ -38,8 +39,9 @@ func renderPlan(p policy.Plan) []string {
 	return append(rules, "drop")
 }
 
-// renderRules writes a policy's or profile's rules. A rule that matches addresses becomes one nft rule
-// per IP family (each with that family's nets and sets), and none for a family it cannot match.
+// renderRules writes a policy's or profile's rules. A rule that matches addresses becomes nft rules per
+// IP family (each with that family's nets and sets), and none for a family it cannot match; a side with
+// named ports adds one nft rule per alternative (see entityMatches).
 func renderRules(rules []policy.Rule) []string {
 	var out []string
 	for _, r := range rules {
@@ -48,7 +50,7 @@ func renderRules(rules []policy.Rule) []string {
 			families = []int{4, 6}
 		}
 		for _, family := range families {
-			if m, ok := ruleMatches(r, family); ok {
+			for _, m := range ruleMatches(r, family) {
 				out = append(out, strings.Join(append(m, verdict(r.Action)), " "))
 			}
 		}
@@ -69,17 +71,19 @@ func verdict(action string) string {
 	}
 }
 
-// ruleMatches lists a rule's matches for one family (0: the rule matches no addresses); ok is false if
-// the rule cannot match packets of that family.
-func ruleMatches(r policy.Rule, family int) (m []string, ok bool) {
+// ruleMatches lists, for one family (0: the rule matches no addresses), the matches of the nft rules
+// that together match what the rule does: one, or one per combination of the sides' alternatives; none
+// if the rule cannot match packets of that family.
+func ruleMatches(r policy.Rule, family int) [][]string {
+	var m []string
 	if family != 0 {
 		if r.IPVersion != 0 && r.IPVersion != family {
-			return nil, false
+			return nil
 		}
 		m = append(m, fmt.Sprintf("meta nfproto ipv%d", family))
 	}
 	if (r.Protocol == 1 && family == 6) || (r.Protocol == 58 && family == 4) {
-		return nil, false
+		return nil
 	}
 	if r.Protocol != 0 {
 		m = append(m, fmt.Sprintf("meta l4proto %d", r.Protocol))
@@ -104,52 +108,79 @@ func ruleMatches(r policy.Rule, family int) (m []string, ok bool) {
 			m = append(m, fmt.Sprintf("%s type != %d", icmp, i.Type))
 		}
 	}
+	combined := [][]string{m}
 	for _, side := range []struct {
 		e          policy.Entity
 		addr, port string
 	}{{r.Src, "saddr", "sport"}, {r.Dst, "daddr", "dport"}} {
-		am, ok := addressMatches(side.e, family, side.addr)
-		if !ok {
-			return nil, false
+		alts := entityMatches(side.e, family, side.addr, side.port)
+		var next [][]string
+		for _, c := range combined {
+			for _, alt := range alts {
+				next = append(next, append(slices.Clone(c), alt...))
+			}
 		}
-		m = append(m, am...)
-		if len(side.e.Ports) > 0 {
-			m = append(m, "th "+side.port+" "+portSet(side.e.Ports))
-		}
-		if len(side.e.NotPorts) > 0 {
-			m = append(m, "th "+side.port+" != "+portSet(side.e.NotPorts))
-		}
+		combined = next
 	}
-	return m, true
+	return combined
 }
 
-// addressMatches renders nets and selectors of one side for one family.
-func addressMatches(e policy.Entity, family int, field string) ([]string, bool) {
-	if family == 0 {
-		return nil, true
+// entityMatches lists the alternative matches of one side of a rule for one family (none if it cannot
+// match that family). Numeric ports and each named-port set are alternatives; a named-port set holds
+// only endpoints the selector matches, so its alternative leaves the selector set out.
+func entityMatches(e policy.Entity, family int, addrField, portField string) [][]string {
+	var nets, negated []string
+	if family != 0 {
+		ip := ipKeyword(family)
+		inFamily := ofFamily(e.Nets, family)
+		if len(e.Nets) > 0 && len(inFamily) == 0 {
+			return nil
+		}
+		if len(inFamily) > 0 {
+			nets = append(nets, ip+addrField+" "+netSet(inFamily))
+		}
+		if notNets := ofFamily(e.NotNets, family); len(notNets) > 0 {
+			negated = append(negated, ip+addrField+" != "+netSet(notNets))
+		}
+		if e.NotSet != "" {
+			negated = append(negated, ip+addrField+" != @"+setName(e.NotSet, family))
+		}
 	}
-	ip := "ip "
-	if family == 6 {
-		ip = "ip6 "
+	if len(e.NotPorts) > 0 {
+		negated = append(negated, "th "+portField+" != "+portSet(e.NotPorts))
 	}
-	var m []string
-	nets := ofFamily(e.Nets, family)
-	if len(e.Nets) > 0 && len(nets) == 0 {
-		return nil, false
+	tuple := ipKeyword(family) + addrField + " . meta l4proto . th " + portField
+	for _, id := range e.NotNamedPorts {
+		negated = append(negated, tuple+" != @"+setName(id, family))
 	}
-	if len(nets) > 0 {
-		m = append(m, ip+field+" "+netSet(nets))
+	alternative := func(m ...string) []string {
+		return slices.Concat(nets, m, negated)
 	}
-	if notNets := ofFamily(e.NotNets, family); len(notNets) > 0 {
-		m = append(m, ip+field+" != "+netSet(notNets))
-	}
+	var bySelector []string
 	if e.Set != "" {
-		m = append(m, ip+field+" @"+setName(e.Set, family))
+		bySelector = append(bySelector, ipKeyword(family)+addrField+" @"+setName(e.Set, family))
 	}
-	if e.NotSet != "" {
-		m = append(m, ip+field+" != @"+setName(e.NotSet, family))
+	if len(e.Ports) > 0 {
+		bySelector = append(bySelector, "th "+portField+" "+portSet(e.Ports))
 	}
-	return m, true
+	if len(e.NamedPorts) == 0 {
+		return [][]string{alternative(bySelector...)}
+	}
+	var alts [][]string
+	if len(e.Ports) > 0 {
+		alts = append(alts, alternative(bySelector...))
+	}
+	for _, id := range e.NamedPorts {
+		alts = append(alts, alternative(tuple+" @"+setName(id, family)))
+	}
+	return alts
+}
+
+func ipKeyword(family int) string {
+	if family == 6 {
+		return "ip6 "
+	}
+	return "ip "
 }
 
 func ofFamily(nets []netip.Prefix, family int) []netip.Prefix {

@@ -42,6 +42,18 @@ func TestRenderRules(t *testing.T) {
 			[]string{"meta nfproto ipv6 meta l4proto 58 icmpv6 type 128 icmpv6 code 0 ip6 saddr @" + set6 + " drop"}},
 		{"notProtocol", policy.Rule{Action: api.ActionDeny, NotProtocol: 17},
 			[]string{"meta l4proto != 17 drop"}},
+		{"named ports are alternatives to numeric ones; the selector set goes with the numeric", policy.Rule{Action: api.ActionAllow, Protocol: 6,
+			Dst: policy.Entity{Set: "s:abc", Ports: []policy.PortRange{{Min: 80, Max: 80}}, NamedPorts: []string{"n:http"}, NotNamedPorts: []string{"n:admin"}}},
+			[]string{
+				"meta nfproto ipv4 meta l4proto 6 ip daddr @" + set4 + " th dport { 80 } ip daddr . meta l4proto . th dport != @n4-admin meta mark set meta mark | 0x10000 return",
+				"meta nfproto ipv4 meta l4proto 6 ip daddr . meta l4proto . th dport @n4-http ip daddr . meta l4proto . th dport != @n4-admin meta mark set meta mark | 0x10000 return",
+				"meta nfproto ipv6 meta l4proto 6 ip6 daddr @" + set6 + " th dport { 80 } ip6 daddr . meta l4proto . th dport != @n6-admin meta mark set meta mark | 0x10000 return",
+				"meta nfproto ipv6 meta l4proto 6 ip6 daddr . meta l4proto . th dport @n6-http ip6 daddr . meta l4proto . th dport != @n6-admin meta mark set meta mark | 0x10000 return"}},
+		{"named ports on both sides multiply", policy.Rule{Action: api.ActionDeny, Protocol: 17, IPVersion: 4,
+			Src: policy.Entity{NamedPorts: []string{"n:a", "n:b"}}, Dst: policy.Entity{NamedPorts: []string{"n:c"}}},
+			[]string{
+				"meta nfproto ipv4 meta l4proto 17 ip saddr . meta l4proto . th sport @n4-a ip daddr . meta l4proto . th dport @n4-c drop",
+				"meta nfproto ipv4 meta l4proto 17 ip saddr . meta l4proto . th sport @n4-b ip daddr . meta l4proto . th dport @n4-c drop"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := renderRules([]policy.Rule{tc.rule}); !slices.Equal(got, tc.want) {

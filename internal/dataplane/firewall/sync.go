@@ -192,8 +192,9 @@ func (f *Firewall) listKernel(list ...string) (map[string]kernelObject, error) {
 	return objs, nil
 }
 
-// kernelElem renders an element of nft's JSON the way this package writes it: an address, a prefix, or
-// a map's interface name and "goto <chain>". Anything else comes out as its JSON, which never matches.
+// kernelElem renders an element of nft's JSON the way this package writes it: an address, a prefix, a
+// named port's address . protocol . port, or a map's interface name and "goto <chain>". Anything else comes
+// out as its JSON, which never matches.
 func kernelElem(raw json.RawMessage) (key, value string) {
 	var pair []json.RawMessage
 	if json.Unmarshal(raw, &pair) == nil && len(pair) == 2 {
@@ -205,6 +206,20 @@ func kernelElem(raw json.RawMessage) (key, value string) {
 			return key, "goto " + v.Goto.Target
 		}
 		return key, string(pair[1])
+	}
+	var concat struct {
+		Concat []json.RawMessage `json:"concat"`
+	}
+	if json.Unmarshal(raw, &concat) == nil && len(concat.Concat) == 3 {
+		var a string
+		var port uint16
+		if json.Unmarshal(concat.Concat[0], &a) == nil && json.Unmarshal(concat.Concat[2], &port) == nil {
+			addr, err := netip.ParseAddr(a)
+			number, known := protocolNumber(concat.Concat[1])
+			if err == nil && known {
+				return namedPortElem(addr, number, port), ""
+			}
+		}
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
@@ -225,6 +240,23 @@ func kernelElem(raw json.RawMessage) (key, value string) {
 		}
 	}
 	return string(raw), ""
+}
+
+// namedPortElem renders a named-port set's element as this package writes it and kernelElem reads it.
+func namedPortElem(a netip.Addr, proto uint8, port uint16) string {
+	return fmt.Sprintf("%s . %d . %d", a, proto, port)
+}
+
+// protocolNumber reads an inet_proto as nft lists it: by name for the protocols with ports, else a number.
+func protocolNumber(raw json.RawMessage) (uint8, bool) {
+	var n uint8
+	if json.Unmarshal(raw, &n) == nil {
+		return n, true
+	}
+	var name string
+	_ = json.Unmarshal(raw, &name)
+	n, ok := map[string]uint8{"tcp": 6, "udp": 17, "sctp": 132, "udplite": 136}[name]
+	return n, ok
 }
 
 // elemKey renders a prefix as nft lists it: a single address without its length.
