@@ -29,6 +29,7 @@ type rig struct {
 	t     *testing.T
 	host  string
 	store *datastore.Store
+	etcd  datastore.ClientConfig
 	log   *slog.Logger
 	cfg   Config
 	wl    map[string]*workload
@@ -48,7 +49,8 @@ func newRig(t *testing.T, cfg Config) *rig {
 	emb, err := datastore.StartEmbedded(t.TempDir(), r.log)
 	linktest.Must(t, err)
 	t.Cleanup(emb.Close)
-	r.store, err = datastore.Connect(emb.ClientConfig())
+	r.etcd = emb.ClientConfig()
+	r.store, err = datastore.Connect(r.etcd)
 	linktest.Must(t, err)
 	t.Cleanup(func() { r.store.Close() })
 	cfg.Node, cfg.Netns = testNode, r.host
@@ -206,6 +208,12 @@ func (r *rig) settle() {
 // fails, since a loaded machine can make an allowed probe time out.
 func (r *rig) expectReach(names []string, want ...[]string) {
 	r.t.Helper()
+	r.expectReachWithin(names, 5*time.Second, want...)
+}
+
+// expectReachWithin is expectReach with paths that disagree probed again until the timeout.
+func (r *rig) expectReachWithin(names []string, timeout time.Duration, want ...[]string) {
+	r.t.Helper()
 	wanted := map[string]bool{}
 	for _, w := range want {
 		for _, p := range w {
@@ -222,7 +230,7 @@ func (r *rig) expectReach(names []string, want ...[]string) {
 			}
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(timeout)
 	for {
 		var wrong []string
 		var again []path

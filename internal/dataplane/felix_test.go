@@ -1,0 +1,241 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/projectcalico/calico-libnetwork/internal/api"
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/firewall"
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
+)
+
+// TestFelixParity is the differential check against upstream Felix: the same endpoints (Docker
+// containers and Kubernetes-style pods) and the same policies, enforced once by this dataplane and once
+// by calico-felix (the daemon with CALICO_DATAPLANE=none beside it), must give the same reachability
+// matrix. It runs when CALICO_FELIX names a calico-felix binary (see docs/felix-parity.md).
+func TestFelixParity(t *testing.T) {
+	felix := os.Getenv("CALICO_FELIX")
+	if felix == "" {
+		t.Skip("CALICO_FELIX is not set: no upstream calico-felix to compare policy enforcement with (docs/felix-parity.md)")
+	}
+	if _, err := exec.LookPath("ipset"); err != nil {
+		t.Skip("Felix in iptables mode needs ipset: apt-get install ipset")
+	}
+	r := newRig(t, Config{})
+	for _, o := range parityWorld(t) {
+		linktest.Must(t, r.store.Apply(context.Background(), o))
+	}
+	r.settle()
+	r.addWorkload("a1", 1, []string{"net-a"}, map[string]string{"role": "web"})
+	r.addWorkload("a2", 2, []string{"net-a"}, nil)
+	r.addWorkload("b1", 3, []string{"net-b"}, map[string]string{"role": "db"})
+	tcp := api.Protocol{Name: "TCP"}
+	udp := api.Protocol{Name: "UDP"}
+	r.addPod("p1", 1, "prod", "api", api.EndpointPort{Name: "http", Protocol: tcp, Port: probePort},
+		api.EndpointPort{Name: "dns", Protocol: udp, Port: probePort})
+	r.addPod("d1", 2, "dev", "default", api.EndpointPort{Name: "http", Protocol: tcp, Port: probePort + 1})
+	names := []string{"a1", "a2", "b1", "p1", "d1"}
+	for _, o := range parityPolicies(t) {
+		linktest.Must(t, r.store.Apply(context.Background(), o))
+	}
+	r.settle()
+
+	ours := r.matrix(names)
+	var open []string
+	for p, ok := range ours {
+		if ok {
+			open = append(open, p.String())
+		}
+	}
+	slices.Sort(open)
+	t.Logf("reachability with this dataplane, %d of %d paths open:\n%s", len(open), len(ours), strings.Join(open, "\n"))
+
+	// Hand the host to Felix, as an operator following the README would: our agent stops and its table
+	// goes; Felix programs the same namespace from the same datastore.
+	r.kill()
+	linktest.MustDo(t, r.host, func() { linktest.Must(t, firewall.New(workloadPrefix, r.log).Remove()) })
+	runFelix(t, felix, r)
+	r.expectReachWithin(names, 120*time.Second, open)
+	t.Logf("Felix (%s) gives the same matrix", felixVersion(felix))
+}
+
+// parityWorld is what the daemon and calico/node write at start, and the profiles of the scenario.
+func parityWorld(t *testing.T) []api.Object {
+	ready, order := true, 1000000.0
+	info := &api.ClusterInformation{Spec: api.ClusterInformationSpec{ClusterGUID: "parity", ClusterType: "libnetwork", DatastoreReady: &ready}}
+	info.Name = "default"
+	tier := &api.Tier{Spec: api.TierSpec{Order: &order, DefaultAction: "Deny"}}
+	tier.Name = "default"
+	node := &api.Node{}
+	node.Name = testNode
+	return []api.Object{info, tier, node, networkProfile("net-a"), networkProfile("net-b"),
+		allowAllProfile("kns.prod", map[string]string{"pcns.projectcalico.org/name": "prod", "pcns.team": "a"}),
+		allowAllProfile("kns.dev", map[string]string{"pcns.projectcalico.org/name": "dev", "pcns.team": "b"}),
+		allowAllProfile("ksa.prod.api", map[string]string{"pcsa.projectcalico.org/name": "api", "pcsa.role": "frontend"}),
+		allowAllProfile("ksa.dev.default", map[string]string{"pcsa.projectcalico.org/name": "default"})}
+}
+
+// parityPolicies uses every construct both dataplanes enforce exactly: tiers with Pass, orders and
+// their tie-break, selectors and notSelectors, namespaces (policy and rule namespaceSelector,
+// NetworkPolicy scoping), service accounts (names, selector, policy serviceAccountSelector), named
+// ports and notPorts mixed with numbers, nets, protocols, ICMP types, ipVersion, Deny, Pass and Log.
+func parityPolicies(t *testing.T) []api.Object {
+	tierOrder := 100.0
+	security := &api.Tier{Spec: api.TierSpec{Order: &tierOrder, DefaultAction: "Pass"}}
+	security.Name = "security"
+	quarantine := gnp("security.quarantine", 1, "all()", []string{"Ingress", "Egress"},
+		policyRules(t, `[{"action":"Deny","source":{"selector":"role == 'db'"},"protocol":"UDP"},{"action":"Log","protocol":"ICMPv6"}]`),
+		policyRules(t, `[{"action":"Deny","protocol":"ICMP","icmp":{"type":8},"destination":{"namespaceSelector":"team == 'b'"}}]`))
+	quarantine.Spec.Tier = "security"
+
+	toTeamA := gnp("to-team-a", 10, "", []string{"Ingress"}, policyRules(t,
+		`[{"action":"Allow","protocol":"TCP","source":{"namespaceSelector":"projectcalico.org/name == 'dev'"},"destination":{"ports":["http"]}},
+		  {"action":"Allow","protocol":"UDP","source":{"serviceAccounts":{"selector":"role == 'frontend'"}},"destination":{"ports":["dns",9]}},
+		  {"action":"Allow","source":{"selector":"has(net-a)","notSelector":"role == 'web'"}}]`), nil)
+	toTeamA.Spec.NamespaceSelector = "team == 'a'"
+	toDev := &api.NetworkPolicy{Spec: api.PolicySpec{Selector: "all()", Types: []string{"Ingress"}, Ingress: policyRules(t,
+		`[{"action":"Allow","protocol":"TCP","source":{"serviceAccounts":{"names":["api"]}},"destination":{"notPorts":["http"]}},
+		  {"action":"Allow","protocol":"ICMPv6","source":{"namespaceSelector":"all()"}},
+		  {"action":"Allow","protocol":"UDP","source":{"notSelector":"has(nothing)"}}]`)}}
+	toDev.Name, toDev.Namespace = "to-dev", "dev"
+	webFromPods := gnp("web-from-pods", 20, "role == 'web'", []string{"Ingress"}, policyRules(t,
+		`[{"action":"Deny","ipVersion":6,"source":{"serviceAccounts":{"names":["default"]}}},
+		  {"action":"Pass","source":{"nets":["10.65.1.0/24"]}}]`), nil)
+	// Equal order: "b-first" sorts before "b/" ("-" < "/"), so its Deny decides.
+	tieA := gnp("b", 30, "role == 'db'", []string{"Ingress"}, policyRules(t, `[{"action":"Allow"}]`), nil)
+	tieB := gnp("b-first", 30, "role == 'db'", []string{"Ingress"}, policyRules(t, `[{"action":"Deny","protocol":"TCP"}]`), nil)
+	egress := gnp("sa-egress", 40, "", []string{"Egress"}, nil, policyRules(t,
+		`[{"action":"Deny","protocol":"UDP","destination":{"nets":["10.65.0.0/24","fd00:65::/64"]}},{"action":"Pass"}]`))
+	egress.Spec.ServiceAccountSelector = "projectcalico.org/name == 'api'"
+	return []api.Object{security, quarantine, toTeamA, toDev, webFromPods, tieA, tieB, egress}
+}
+
+// matrix probes every ordered pair of the named workloads with every protocol. A probe can only fail
+// wrongly (a timeout on a loaded machine), so a path that fails is probed again, a few at a time, up to
+// four times in all.
+func (r *rig) matrix(names []string) map[path]bool {
+	var all []path
+	for _, from := range names {
+		for _, to := range names {
+			for _, kind := range protocols {
+				if from != to {
+					all = append(all, path{from, to, kind})
+				}
+			}
+		}
+	}
+	got := r.reach(all)
+	for range 3 {
+		var failed []path
+		for p, ok := range got {
+			if !ok {
+				failed = append(failed, p)
+			}
+		}
+		for chunk := range slices.Chunk(failed, 8) {
+			for p, ok := range r.reach(chunk) {
+				got[p] = ok
+			}
+		}
+	}
+	return got
+}
+
+// runFelix starts calico-felix in the rig's host namespace against the rig's etcd, reached through a
+// forwarder on the namespace's loopback, and stops it when the test ends.
+func runFelix(t *testing.T, felix string, r *rig) {
+	t.Helper()
+	cfg := r.etcd
+	endpoint := forwardLoopback(t, r.host, cfg.Endpoints[0])
+	linktest.Must(t, os.MkdirAll("/var/run/calico", 0o755))
+	cmd := exec.Command("ip", "netns", "exec", r.host, felix)
+	cmd.Env = append(os.Environ(),
+		"FELIX_DATASTORETYPE=etcdv3", "FELIX_ETCDENDPOINTS="+endpoint,
+		"FELIX_ETCDCAFILE="+cfg.CACertFile, "FELIX_ETCDCERTFILE="+cfg.CertFile, "FELIX_ETCDKEYFILE="+cfg.Key,
+		"FELIX_FELIXHOSTNAME="+testNode, "FELIX_LOGSEVERITYSCREEN=info", "FELIX_LOGSEVERITYSYS=none",
+		"FELIX_HEALTHENABLED=false", "FELIX_DEFAULTENDPOINTTOHOSTACTION=ACCEPT", "FELIX_USAGEREPORTINGENABLED=false",
+		"FELIX_IPTABLESBACKEND=NFT", "FELIX_PROMETHEUSMETRICSENABLED=false")
+	logFile, err := os.Create(t.TempDir() + "/felix.log")
+	linktest.Must(t, err)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	linktest.Must(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			if _, err := logFile.Seek(0, io.SeekStart); err == nil {
+				out, _ := io.ReadAll(logFile)
+				t.Logf("Felix's log (last 8 KiB):\n%s", out[max(0, len(out)-8192):])
+			}
+		}
+		logFile.Close()
+	})
+}
+
+// forwardLoopback makes target (https://127.0.0.1:port in this process's namespace) reachable at the same
+// address inside namespace ns, for a process run there, and returns that endpoint.
+func forwardLoopback(t *testing.T, ns, target string) string {
+	t.Helper()
+	hostPort := strings.TrimPrefix(target, "https://")
+	var l net.Listener
+	err := make(chan error, 1)
+	go func() {
+		// A listener belongs to the namespace it was created in; this thread is never unlocked, so it dies
+		// with the goroutine instead of returning to the pool inside ns.
+		runtime.LockOSThread()
+		h, e := netns.GetFromName(ns)
+		if e == nil {
+			e = netns.Set(h)
+			h.Close()
+		}
+		if e == nil {
+			l, e = net.Listen("tcp", hostPort)
+		}
+		err <- e
+	}()
+	linktest.Must(t, <-err)
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, e := l.Accept()
+			if e != nil {
+				return
+			}
+			go pipe(c, hostPort)
+		}
+	}()
+	return target
+}
+
+func pipe(c net.Conn, hostPort string) {
+	defer c.Close()
+	u, err := net.Dial("tcp", hostPort)
+	if err != nil {
+		return
+	}
+	defer u.Close()
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(u, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, u); done <- struct{}{} }()
+	<-done
+}
+
+func felixVersion(felix string) string {
+	out, err := exec.Command(felix, "--version").Output()
+	if err != nil {
+		return errors.Join(fmt.Errorf("calico-felix --version"), err).Error()
+	}
+	return strings.TrimSpace(string(out))
+}
