@@ -66,8 +66,9 @@ type Agent struct {
 	fw       *firewall.Firewall
 	idx      *policy.Index
 	view     *view
-	routed   map[string]routeState // what this agent routed, by interface
-	orphans  map[string]time.Time  // cali* interfaces without an endpoint, since when
+	routed   map[string]routeState   // what this agent routed, by interface
+	orphans  map[string]time.Time    // cali* interfaces without an endpoint, since when
+	released map[netip.Addr]struct{} // addresses given up whose conntrack entries are still to go
 	isSynced bool
 }
 
@@ -86,7 +87,7 @@ func New(cfg Config, store *datastore.Store, log *slog.Logger) *Agent {
 	return &Agent{cfg: cfg, store: store, log: log,
 		work: make(chan func()), stop: make(chan struct{}), done: make(chan struct{}), synced: make(chan struct{}),
 		fw: firewall.New(workloadPrefix, log), idx: idx, view: newView(idx, log),
-		routed: map[string]routeState{}, orphans: map[string]time.Time{}}
+		routed: map[string]routeState{}, orphans: map[string]time.Time{}, released: map[netip.Addr]struct{}{}}
 }
 
 // Start starts the worker and prepares the host (forwarding sysctls, the firewall's base chains)
@@ -130,17 +131,20 @@ func (a *Agent) EndpointUp(ctx context.Context, wep *api.WorkloadEndpoint) error
 }
 
 // EndpointDown removes an endpoint's routes (they vanish with the interface anyway; this is for the case
-// where the interface outlives the endpoint). The endpoint's policy goes when its deletion is watched.
+// where the interface outlives the endpoint), then its addresses' flows. The endpoint's policy goes when
+// its deletion is watched.
 func (a *Agent) EndpointDown(ctx context.Context, wep *api.WorkloadEndpoint) error {
 	return a.do(ctx, func() error {
 		var errs []error
+		var addrs []netip.Addr
 		for _, n := range wep.Spec.IPNetworks {
 			if p, err := netip.ParsePrefix(n); err == nil {
 				errs = append(errs, link.DeleteWorkloadRoute(wep.Spec.InterfaceName, p.Addr().AsSlice()))
+				addrs = append(addrs, p.Addr())
 			}
 		}
 		delete(a.routed, wep.Spec.InterfaceName)
-		return errors.Join(errs...)
+		return errors.Join(append(errs, a.release(addrs...))...)
 	})
 }
 
@@ -225,10 +229,10 @@ func (a *Agent) applied(err error) error {
 	return err
 }
 
-// resync converges everything from the view: firewall (repairing drift), pools, policy, routes, and
-// stale interfaces. The first complete one marks the agent synced.
+// resync converges everything from the view: firewall (repairing drift), pools, policy, routes, stale
+// interfaces, and released addresses' flows. The first complete one marks the agent synced.
 func (a *Agent) resync() error {
-	errs := []error{a.fw.Ensure(firewall.Options{EndpointToHostAction: a.cfg.EndpointToHost})}
+	errs := []error{a.fw.Ensure(firewall.Options{EndpointToHostAction: a.cfg.EndpointToHost}), a.deleteReleasedFlows()}
 	if !a.view.complete() {
 		return errors.Join(errs...)
 	}
