@@ -36,8 +36,10 @@ const batchDelay = 5 * time.Millisecond
 // Config is the agent's share of the daemon configuration.
 type Config struct {
 	Node           string
-	EndpointToHost string        // ACCEPT, DROP or RETURN
-	ResyncInterval time.Duration // full reconcile period (also re-inserts our jump after dockerd rewrites its chains); default 10 s
+	EndpointToHost string // ACCEPT, DROP or RETURN
+	// ResyncInterval is the full reconcile period (default 10 s); it also puts our iptables jump back in
+	// place after dockerd rewrites its chains.
+	ResyncInterval time.Duration
 	// StaleInterfaceGrace is how long a cali* interface may exist with no local endpoint before it is
 	// deleted (default 30 s): Join creates the interface only after the endpoint exists, so a short-lived
 	// orphan is a Join in progress or an endpoint the watch has not delivered yet.

@@ -171,9 +171,9 @@ type jumpPlan struct{ remove, insert int }
 
 // planJump places our one jump right after Docker's jump to DOCKER-USER (its last, should there be
 // several), or at the top while there is none: operators' DOCKER-USER rules then apply to workload
-// traffic before our chain accepts it, as they apply to Docker's bridges, and nothing else Docker
-// puts in FORWARD comes first. dockerd inserts its DOCKER-USER jump at the top whenever it starts, so
-// a jump in place stays in place; one a flushed FORWARD lost comes back below DOCKER-USER.
+// traffic before our chain accepts it, as they apply to Docker's bridges, and Docker's other rules
+// come after. dockerd inserts its DOCKER-USER jump at the top whenever it starts, so a jump in place
+// stays in place; one lost with a flushed FORWARD comes back below DOCKER-USER, not above it.
 func planJump(forward []string) jumpPlan {
 	var p jumpPlan
 	at, place, others := -1, 0, 0
