@@ -8,6 +8,9 @@ PACKAGES=(
   curl netcat-openbsd iputils-ping procps kmod
   # the race detector (go test -race) needs cgo: a C compiler and libc headers
   gcc libc6-dev
+  # upstream calico-felix, for TestFelixParity when its binary is cached: iptables mode execs ipset;
+  # the binary links libelf and libpcap
+  ipset libelf1 libpcap0.8
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -28,6 +28,13 @@ export PATH="$GOPATH_BIN:$PATH"
 # shellcheck source=scripts/engine-env.sh
 . scripts/engine-env.sh
 
+# Upstream calico-felix for TestFelixParity (internal/dataplane): the one named, else one built into the
+# cache (docs/felix-parity.md says how); without either the test says so in one line and skips.
+if [ -z "${CALICO_FELIX:-}" ] && [ -x /var/cache/calico-ci/upstream/current/calico-felix ]; then
+  export CALICO_FELIX=/var/cache/calico-ci/upstream/current/calico-felix
+fi
+echo "test.sh: upstream calico-felix for TestFelixParity: ${CALICO_FELIX:-none (the test skips)}"
+
 GOTEST_TIMEOUT=${GOTEST_TIMEOUT:-25m}
 FUZZTIME=${FUZZTIME:-5s}
 E2E_ENGINES=${E2E_ENGINES:-debian current}

@@ -36,8 +36,10 @@ const batchDelay = 5 * time.Millisecond
 // Config is the agent's share of the daemon configuration.
 type Config struct {
 	Node           string
-	EndpointToHost string        // ACCEPT, DROP or RETURN
-	ResyncInterval time.Duration // full reconcile period (also re-inserts our jump after dockerd rewrites its chains); default 10 s
+	EndpointToHost string // ACCEPT, DROP or RETURN
+	// ResyncInterval is the full reconcile period (default 10 s); it also puts our iptables jump back in
+	// place after dockerd rewrites its chains.
+	ResyncInterval time.Duration
 	// StaleInterfaceGrace is how long a cali* interface may exist with no local endpoint before it is
 	// deleted (default 30 s): Join creates the interface only after the endpoint exists, so a short-lived
 	// orphan is a Join in progress or an endpoint the watch has not delivered yet.
@@ -69,8 +71,9 @@ type Agent struct {
 	fw       *firewall.Firewall
 	idx      *policy.Index
 	view     *view
-	routed   map[string]routeState // what this agent routed, by interface
-	orphans  map[string]time.Time  // cali* interfaces without an endpoint, since when
+	routed   map[string]routeState   // what this agent routed, by interface
+	orphans  map[string]time.Time    // cali* interfaces without an endpoint, since when
+	released map[netip.Addr]struct{} // addresses given up whose conntrack entries are still to go
 	isSynced bool
 }
 
@@ -92,7 +95,7 @@ func New(cfg Config, store *datastore.Store, log *slog.Logger) *Agent {
 	return &Agent{cfg: cfg, store: store, log: log,
 		work: make(chan func()), stop: make(chan struct{}), done: make(chan struct{}), synced: make(chan struct{}),
 		fw: firewall.New(workloadPrefix, log), idx: idx, view: newView(idx, log),
-		routed: map[string]routeState{}, orphans: map[string]time.Time{}}
+		routed: map[string]routeState{}, orphans: map[string]time.Time{}, released: map[netip.Addr]struct{}{}}
 }
 
 // Start starts the worker and prepares the host (forwarding sysctls, the firewall's base chains)
@@ -136,17 +139,20 @@ func (a *Agent) EndpointUp(ctx context.Context, wep *api.WorkloadEndpoint) error
 }
 
 // EndpointDown removes an endpoint's routes (they vanish with the interface anyway; this is for the case
-// where the interface outlives the endpoint). The endpoint's policy goes when its deletion is watched.
+// where the interface outlives the endpoint), then its addresses' flows. The endpoint's policy goes when
+// its deletion is watched.
 func (a *Agent) EndpointDown(ctx context.Context, wep *api.WorkloadEndpoint) error {
 	return a.do(ctx, func() error {
 		var errs []error
+		var addrs []netip.Addr
 		for _, n := range wep.Spec.IPNetworks {
 			if p, err := netip.ParsePrefix(n); err == nil {
 				errs = append(errs, link.DeleteWorkloadRoute(wep.Spec.InterfaceName, p.Addr().AsSlice()))
+				addrs = append(addrs, p.Addr())
 			}
 		}
 		delete(a.routed, wep.Spec.InterfaceName)
-		return errors.Join(errs...)
+		return errors.Join(append(errs, a.release(addrs...))...)
 	})
 }
 
@@ -232,10 +238,10 @@ func (a *Agent) applied(err error) error {
 	return err
 }
 
-// resync converges everything from the view: firewall (repairing drift), pools, policy, routes, and
-// stale interfaces. The first complete one marks the agent synced.
+// resync converges everything from the view: firewall (repairing drift), pools, policy, routes, stale
+// interfaces, and released addresses' flows. The first complete one marks the agent synced.
 func (a *Agent) resync() error {
-	errs := []error{a.fw.Ensure(firewall.Options{EndpointToHostAction: a.cfg.EndpointToHost})}
+	errs := []error{a.fw.Ensure(firewall.Options{EndpointToHostAction: a.cfg.EndpointToHost}), a.deleteReleasedFlows()}
 	if !a.view.complete() {
 		return errors.Join(errs...)
 	}

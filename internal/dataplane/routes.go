@@ -39,11 +39,14 @@ func (a *Agent) routeInterface(iface string) error {
 	}
 	delete(a.routed, iface) // until all is done: a failure is retried
 	var errs []error
+	var released []netip.Addr
 	for _, addr := range have.addrs {
 		if !slices.Contains(want.addrs, addr) {
 			errs = append(errs, link.DeleteWorkloadRoute(iface, addr.AsSlice()))
+			released = append(released, addr)
 		}
 	}
+	errs = append(errs, a.release(released...))
 	if len(want.addrs) == 0 {
 		return errors.Join(errs...)
 	}
@@ -52,13 +55,21 @@ func (a *Agent) routeInterface(iface string) error {
 	}
 	mac, _ := net.ParseMAC(want.mac)
 	for _, addr := range want.addrs {
-		errs = append(errs, link.AddWorkloadRoute(iface, addr.AsSlice(), mac))
+		errs = append(errs, a.addRoute(iface, addr, mac))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	a.routed[iface] = want
 	return nil
+}
+
+// addRoute routes addr to iface, once the flows of its last release are gone.
+func (a *Agent) addRoute(iface string, addr netip.Addr, mac net.HardwareAddr) error {
+	if err := a.deleteFlows(addr); err != nil {
+		return err
+	}
+	return link.AddWorkloadRoute(iface, addr.AsSlice(), mac)
 }
 
 // reconcileRoutes converges every workload route with the local endpoints, whatever the agent believed
@@ -80,7 +91,7 @@ func (a *Agent) reconcileRoutes() error {
 		if addr = addr.Unmap(); slices.Contains(wanted[r.Iface].addrs, addr) {
 			have[r.Iface] = append(have[r.Iface], addr)
 		} else {
-			errs = append(errs, link.DeleteWorkloadRoute(r.Iface, r.IP))
+			errs = append(errs, link.DeleteWorkloadRoute(r.Iface, r.IP), a.release(addr))
 		}
 	}
 	links, err := link.ListLinks(workloadPrefix)
@@ -100,7 +111,7 @@ func (a *Agent) reconcileRoutes() error {
 		failed := false
 		for _, addr := range w.addrs {
 			if !slices.Contains(have[iface], addr) {
-				if err := link.AddWorkloadRoute(iface, addr.AsSlice(), mac); err != nil {
+				if err := a.addRoute(iface, addr, mac); err != nil {
 					errs, failed = append(errs, err), true
 				}
 			}

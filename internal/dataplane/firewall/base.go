@@ -28,7 +28,7 @@ const (
 // forward: established flows pass; a workload's packet runs its egress chain, a packet to a workload
 // its ingress chain (both, between two local workloads); an endpoint chain that denies drops, which is
 // final, while one that allows returns here, and our accept lets the packet on to the other tables'
-// chains (Docker's FORWARD, where CALICO-FORWARD accepts it).
+// chains (Docker's FORWARD: DOCKER-USER, then CALICO-FORWARD accepts it).
 //
 // input: workload-to-host traffic runs the workload's egress chain, then the configured verdict.
 // Neighbour discovery and MLD come first, since a workload needs them to reach its gateway at all.

@@ -1,7 +1,7 @@
 // Package firewall programs the host firewall for routed workload traffic: the nftables table
 // "inet calico" (base chains, pool sets for natOutgoing, and Calico policy rendered from the policy
 // package's model), always changed in one atomic `nft -f -` transaction, plus a jump from iptables'
-// FORWARD chain to CALICO-FORWARD.
+// FORWARD chain to CALICO-FORWARD, kept right after Docker's jump to DOCKER-USER.
 //
 // Why nftables and not iptables for policy: named sets are updated element by element, verdict maps
 // dispatch by interface in one lookup, and one transaction replaces any number of chains, sets and
@@ -10,7 +10,9 @@
 // Finding (dockerd 20.10, iptables-nft 1.8.9, its FORWARD chain replicated in a netns): an nftables
 // accept only ends its own base chain; Docker's "ip filter FORWARD" (policy drop) still dropped
 // workload traffic our chain accepted. So we also accept it inside Docker's chain (iptables, and
-// ip6tables, which Docker 27+ also sets to DROP); drops in our earlier chain stay final.
+// ip6tables, which Docker 27+ also sets to DROP); drops in our earlier chain stay final. The same
+// holds the other way: what our chain accepts still meets the operator's DOCKER-USER rules, which
+// come before our accept in Docker's chain.
 package firewall
 
 import (
@@ -126,16 +128,17 @@ func hostVerdict(action string) (string, error) {
 	return "", fmt.Errorf("invalid EndpointToHostAction %q: want ACCEPT, DROP or RETURN", action)
 }
 
-// ensureForwardAccept makes FORWARD jump exactly once to our chain holding exactly our rules.
-// A missing jump is inserted at the top; one that Docker's own rules have since been inserted
-// above (as dockerd does with DOCKER-USER on restart) still works and is left in place.
+// ensureForwardAccept makes FORWARD jump exactly once to our chain holding exactly our rules, the jump
+// where planJump puts it. Called periodically, it moves a jump that dockerd's restart (or anyone) has
+// put elsewhere.
 func (f *Firewall) ensureForwardAccept(iptables, restore string) error {
 	st, err := f.filterState(iptables)
 	if err != nil {
 		return err
 	}
 	want := f.forwardRules()
-	if st.jumps == 1 && slices.Equal(st.rules, want) {
+	plan := planJump(st.forward)
+	if plan == (jumpPlan{}) && slices.Equal(st.rules, want) {
 		return nil
 	}
 	var b strings.Builder
@@ -144,18 +147,54 @@ func (f *Firewall) ensureForwardAccept(iptables, restore string) error {
 	for _, r := range want {
 		b.WriteString(r + "\n")
 	}
-	if st.jumps == 0 {
-		b.WriteString("-I FORWARD 1 -j " + forwardChain + "\n")
-	}
-	for range st.jumps - 1 {
+	for range plan.remove {
 		b.WriteString("-D FORWARD -j " + forwardChain + "\n")
+	}
+	if plan.insert > 0 {
+		fmt.Fprintf(&b, "-I FORWARD %d -j %s\n", plan.insert, forwardChain)
 	}
 	b.WriteString("COMMIT\n")
 	if _, err := f.run(b.String(), restore, "-w", "5", "--noflush"); err != nil {
 		return fmt.Errorf("programming %s FORWARD accept for workloads: %w", iptables, err)
 	}
-	f.log.Info("programmed FORWARD accept for workload interfaces", "tool", iptables, "chain", forwardChain)
+	f.log.Info("programmed FORWARD accept for workload interfaces", "tool", iptables, "chain", forwardChain,
+		"jumpsRemoved", plan.remove, "jumpInsertedAt", plan.insert)
 	return nil
+}
+
+// userJump is Docker's jump to DOCKER-USER, the chain where operators filter forwarded traffic.
+const userJump = "-A FORWARD -j DOCKER-USER"
+
+// jumpPlan is how to bring FORWARD's jumps to our chain in place: delete remove of them, then insert
+// one at position insert (1-based, counted without them); the zero plan when they are in place.
+type jumpPlan struct{ remove, insert int }
+
+// planJump places our one jump right after Docker's jump to DOCKER-USER (its last, should there be
+// several), or at the top while there is none: operators' DOCKER-USER rules then apply to workload
+// traffic before our chain accepts it, as they apply to Docker's bridges, and Docker's other rules
+// come after. dockerd inserts its DOCKER-USER jump at the top whenever it starts, so a jump in place
+// stays in place; one lost with a flushed FORWARD comes back below DOCKER-USER, not above it.
+func planJump(forward []string) jumpPlan {
+	var p jumpPlan
+	at, place, others := -1, 0, 0
+	for i, r := range forward {
+		switch {
+		case r == jumpRule:
+			p.remove++
+			at = i
+		case r == userJump:
+			others++
+			place = others
+		default:
+			others++
+		}
+	}
+	// With one jump, the rules before it are all others: it is in place if it comes right after place of them.
+	if p.remove == 1 && at == place {
+		return jumpPlan{}
+	}
+	p.insert = place + 1
+	return p
 }
 
 func (f *Firewall) forwardRules() []string {
@@ -165,11 +204,22 @@ func (f *Firewall) forwardRules() []string {
 	}
 }
 
-// filterState is what of ours the filter table holds.
+// filterState is what of ours the filter table holds, and FORWARD.
 type filterState struct {
-	exists bool     // our chain exists
-	rules  []string // its rules, as iptables -S prints them
-	jumps  int      // FORWARD rules jumping to it
+	exists  bool     // our chain exists
+	rules   []string // its rules, as iptables -S prints them
+	forward []string // FORWARD's rules in order, ours among them
+}
+
+// jumps counts FORWARD's jumps to our chain.
+func (st filterState) jumps() int {
+	n := 0
+	for _, r := range st.forward {
+		if r == jumpRule {
+			n++
+		}
+	}
+	return n
 }
 
 func (f *Firewall) filterState(iptables string) (filterState, error) {
@@ -182,8 +232,8 @@ func (f *Firewall) filterState(iptables string) (filterState, error) {
 		switch line = strings.TrimSpace(line); {
 		case line == "-N "+forwardChain:
 			st.exists = true
-		case line == jumpRule:
-			st.jumps++
+		case strings.HasPrefix(line, "-A FORWARD "):
+			st.forward = append(st.forward, line)
 		case strings.HasPrefix(line, "-A "+forwardChain+" "):
 			st.rules = append(st.rules, line)
 		}
@@ -213,12 +263,12 @@ func (f *Firewall) Remove() error {
 
 func (f *Firewall) removeForwardAccept(iptables, restore string) error {
 	st, err := f.filterState(iptables)
-	if err != nil || (st.jumps == 0 && !st.exists) {
+	if err != nil || (st.jumps() == 0 && !st.exists) {
 		return err
 	}
 	var b strings.Builder
 	b.WriteString("*filter\n")
-	for range st.jumps {
+	for range st.jumps() {
 		b.WriteString("-D FORWARD -j " + forwardChain + "\n")
 	}
 	if st.exists {

@@ -354,6 +354,115 @@ func TestApplyPolicyIncrementally(t *testing.T) {
 	expectReachable(t, w, true)
 }
 
+func TestPlanJump(t *testing.T) {
+	const du, other = userJump, "-A FORWARD -o docker0 -j DOCKER"
+	for _, tc := range []struct {
+		name    string
+		forward []string
+		want    jumpPlan
+	}{
+		{"empty FORWARD: at the top", nil, jumpPlan{insert: 1}},
+		{"alone", []string{jumpRule}, jumpPlan{}},
+		{"alone among others", []string{jumpRule, other}, jumpPlan{}},
+		{"missing, DOCKER-USER first", []string{du, other}, jumpPlan{insert: 2}},
+		{"right after DOCKER-USER", []string{du, jumpRule, other}, jumpPlan{}},
+		{"above DOCKER-USER", []string{jumpRule, du, other}, jumpPlan{remove: 1, insert: 2}},
+		{"further down", []string{du, other, jumpRule}, jumpPlan{remove: 1, insert: 2}},
+		{"DOCKER-USER last", []string{other, other, du}, jumpPlan{insert: 4}},
+		{"twice", []string{du, jumpRule, jumpRule}, jumpPlan{remove: 2, insert: 2}},
+		{"after the last DOCKER-USER", []string{du, jumpRule, other, du}, jumpPlan{remove: 1, insert: 4}},
+	} {
+		if got := planJump(tc.forward); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// forwardRules returns FORWARD's rules in ns, in order.
+func forwardRules(t *testing.T, ns, iptables string) []string {
+	t.Helper()
+	var rules []string
+	for line := range strings.Lines(mustExec(t, ns, iptables, "-S", "FORWARD")) {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, "-A ") {
+			rules = append(rules, line)
+		}
+	}
+	return rules
+}
+
+// Our jump follows Docker's DOCKER-USER jump through what dockerd and others do to FORWARD, in both
+// families; each Ensure puts it back in place.
+func TestJumpFollowsDockerUser(t *testing.T) {
+	ns := linktest.NewNS(t, "fw")
+	f := newInNS(t, ns)
+	const docker = "-A FORWARD -o docker0 -j DOCKER"
+	steps := []struct {
+		name string
+		cmds [][]string // run with iptables and ip6tables before Ensure
+		want []string   // FORWARD after Ensure
+	}{
+		{"no Docker: at the top", nil, []string{jumpRule}},
+		{"dockerd starts, inserting its jump on top",
+			[][]string{{"-N", "DOCKER-USER"}, {"-N", "DOCKER"}, {"-I", "FORWARD", "-j", "DOCKER-USER"}, {"-A", "FORWARD", "-o", "docker0", "-j", "DOCKER"}},
+			[]string{userJump, jumpRule, docker}},
+		{"ours above DOCKER-USER, as an earlier version left it",
+			[][]string{{"-D", "FORWARD", "-j", forwardChain}, {"-I", "FORWARD", "-j", forwardChain}},
+			[]string{userJump, jumpRule, docker}},
+		{"FORWARD flushed, then dockerd restarts",
+			[][]string{{"-F", "FORWARD"}, {"-A", "FORWARD", "-j", "DOCKER-USER"}, {"-A", "FORWARD", "-o", "docker0", "-j", "DOCKER"}},
+			[]string{userJump, jumpRule, docker}},
+		{"DOCKER-USER moved to the end",
+			[][]string{{"-D", "FORWARD", "-j", "DOCKER-USER"}, {"-A", "FORWARD", "-j", "DOCKER-USER"}},
+			[]string{docker, userJump, jumpRule}},
+		{"a second jump of ours on top",
+			[][]string{{"-I", "FORWARD", "-j", forwardChain}},
+			[]string{docker, userJump, jumpRule}},
+		{"dockerd restarts: its jump goes on top again, ours right after it",
+			[][]string{{"-D", "FORWARD", "-j", "DOCKER-USER"}, {"-I", "FORWARD", "-j", "DOCKER-USER"}},
+			[]string{userJump, jumpRule, docker}},
+	}
+	for _, step := range steps {
+		for _, iptables := range []string{"iptables", "ip6tables"} {
+			for _, cmd := range step.cmds {
+				mustExec(t, ns, append([]string{iptables}, cmd...)...)
+			}
+		}
+		if err := f.Ensure(Options{}); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		for _, iptables := range []string{"iptables", "ip6tables"} {
+			if got := forwardRules(t, ns, iptables); !slices.Equal(got, step.want) {
+				t.Errorf("%s: %s FORWARD:\n%s\nwant:\n%s", step.name, iptables, strings.Join(got, "\n"), strings.Join(step.want, "\n"))
+			}
+		}
+	}
+}
+
+// A DOCKER-USER rule applies to workload traffic that policy allows: the nftables chain's accept does
+// not end the packet's way through iptables' FORWARD, where DOCKER-USER comes before our accept.
+func TestDockerUserRulesApplyToWorkloads(t *testing.T) {
+	host, w := linktest.Routed(t, "cali")
+	dockerLikeForward(t, host)
+	f := newInNS(t, host)
+	if err := f.Ensure(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	allowAll(t, f, w)
+	expectReachable(t, w, true)
+
+	// Dropping what goes to one workload blocks both directions: its replies go to it too.
+	drop := [][]string{{"iptables", "DOCKER-USER", "-d", w[1].IPv4.String(), "-j", "DROP"},
+		{"ip6tables", "DOCKER-USER", "-d", w[1].IPv6.String(), "-j", "DROP"}}
+	for _, rule := range drop {
+		mustExec(t, host, append([]string{rule[0], "-I"}, rule[1:]...)...)
+	}
+	expectReachable(t, w, false)
+	for _, rule := range drop {
+		mustExec(t, host, append([]string{rule[0], "-D"}, rule[1:]...)...)
+	}
+	expectReachable(t, w, true)
+}
+
 // A named-port set reads back from the kernel as written (so no drift is seen where there is none), and
 // an element deleted by hand is restored.
 func TestNamedPortSetDrift(t *testing.T) {

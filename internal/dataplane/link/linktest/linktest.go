@@ -53,11 +53,25 @@ func NewNS(t testing.TB, label string) string {
 // Do runs fn with the calling goroutine locked to a thread inside namespace ns; netlink calls
 // and /proc/sys act on the calling thread's namespace. Safe to nest and to call concurrently.
 // If fn exits through t.FailNow the namespace is still restored.
-func Do(ns string, fn func()) (err error) {
+func Do(ns string, fn func()) error {
 	target, err := netns.GetFromName(ns)
 	if err != nil {
 		return fmt.Errorf("opening netns %s: %w", ns, err)
 	}
+	return doIn(target, ns, fn)
+}
+
+// DoPID is Do in the network namespace of process pid, say a container's.
+func DoPID(pid int, fn func()) error {
+	target, err := netns.GetFromPid(pid)
+	if err != nil {
+		return fmt.Errorf("opening the netns of pid %d: %w", pid, err)
+	}
+	return doIn(target, fmt.Sprintf("of pid %d", pid), fn)
+}
+
+// doIn runs fn in target, which ns names in errors, and closes target.
+func doIn(target netns.NsHandle, ns string, fn func()) (err error) {
 	defer target.Close()
 	runtime.LockOSThread()
 	orig, err := netns.Get()
