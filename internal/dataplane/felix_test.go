@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
@@ -162,25 +163,27 @@ func runFelix(t *testing.T, felix string, r *rig) {
 	linktest.Must(t, os.MkdirAll("/var/run/calico", 0o755))
 	cmd := exec.Command("ip", "netns", "exec", r.host, felix)
 	cmd.Env = append(os.Environ(),
+		// Felix reads its own settings, and its datastore client Calico's common ones.
 		"FELIX_DATASTORETYPE=etcdv3", "FELIX_ETCDENDPOINTS="+endpoint,
 		"FELIX_ETCDCAFILE="+cfg.CACertFile, "FELIX_ETCDCERTFILE="+cfg.CertFile, "FELIX_ETCDKEYFILE="+cfg.Key,
+		"DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS="+endpoint,
+		"ETCD_CA_CERT_FILE="+cfg.CACertFile, "ETCD_CERT_FILE="+cfg.CertFile, "ETCD_KEY_FILE="+cfg.Key,
 		"FELIX_FELIXHOSTNAME="+testNode, "FELIX_LOGSEVERITYSCREEN=info", "FELIX_LOGSEVERITYSYS=none",
 		"FELIX_HEALTHENABLED=false", "FELIX_DEFAULTENDPOINTTOHOSTACTION=ACCEPT", "FELIX_USAGEREPORTINGENABLED=false",
 		"FELIX_IPTABLESBACKEND=NFT", "FELIX_PROMETHEUSMETRICSENABLED=false")
-	logFile, err := os.Create(t.TempDir() + "/felix.log")
+	logFile, err := os.CreateTemp("", "felix-parity-*.log")
 	linktest.Must(t, err)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	linktest.Must(t, cmd.Start())
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		if t.Failed() {
-			if _, err := logFile.Seek(0, io.SeekStart); err == nil {
-				out, _ := io.ReadAll(logFile)
-				t.Logf("Felix's log (last 8 KiB):\n%s", out[max(0, len(out)-8192):])
-			}
-		}
 		logFile.Close()
+		if t.Failed() {
+			t.Logf("Felix's log: %s", logFile.Name())
+		} else {
+			os.Remove(logFile.Name())
+		}
 	})
 }
 
@@ -199,6 +202,13 @@ func forwardLoopback(t *testing.T, ns, target string) string {
 		if e == nil {
 			e = netns.Set(h)
 			h.Close()
+		}
+		var lo netlink.Link
+		if e == nil {
+			lo, e = netlink.LinkByName("lo") // down in a new namespace
+		}
+		if e == nil {
+			e = netlink.LinkSetUp(lo)
 		}
 		if e == nil {
 			l, e = net.Listen("tcp", hostPort)
@@ -237,5 +247,5 @@ func felixVersion(felix string) string {
 	if err != nil {
 		return errors.Join(fmt.Errorf("calico-felix --version"), err).Error()
 	}
-	return strings.TrimSpace(string(out))
+	return strings.Join(strings.Fields(string(out)), " ")
 }
