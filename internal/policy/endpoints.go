@@ -45,7 +45,7 @@ func (x *Index) SetEndpoint(key string, wep *api.WorkloadEndpoint) {
 	ep.local = wep.Spec.Node == x.node && ep.iface != ""
 	ep.addrs = nil
 	for _, n := range wep.Spec.IPNetworks {
-		if p, err := netip.ParsePrefix(n); err == nil {
+		if p, err := api.ParseIPNetwork(n); err == nil {
 			ep.addrs = append(ep.addrs, p.Addr())
 		}
 	}
