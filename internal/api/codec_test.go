@@ -66,7 +66,7 @@ var fixtures = []struct {
 	{"ippool-minimal.json", KindIPPool, nil},
 	{"ippool-current.json", KindIPPool, []string{"spec.namespaceSelector", "status.conditions"}},
 	{"ippool-2018.json", KindIPPool, []string{"spec.ipip.enabled", "spec.ipip.mode", "spec.nat-outgoing"}},
-	{"workloadendpoint-libnetwork.json", KindWorkloadEndpoint, []string{"spec.serviceAccountName"}},
+	{"workloadendpoint-libnetwork.json", KindWorkloadEndpoint, nil},
 	{"profile-labelstoapply.json", KindProfile, nil},
 	{"globalnetworkpolicy.json", KindGlobalNetworkPolicy, []string{"spec.performanceHints"}},
 	{"networkpolicy.json", KindNetworkPolicy, nil},

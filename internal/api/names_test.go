@@ -145,3 +145,68 @@ func TestLibnetworkEndpoint(t *testing.T) {
 		t.Error("node ending in '-' accepted")
 	}
 }
+
+func TestLibnetworkInterface(t *testing.T) {
+	if got := LibnetworkInterface(testEndpointID); got != "cali50d858e0985" {
+		t.Errorf("LibnetworkInterface = %q, want cali50d858e0985", got)
+	}
+	for name, want := range map[string]bool{
+		"cali50d858e0985": true, "caliabcdef12345": true,
+		"cali50D858E0985": false, "cali50d858e098": false, "cali50d858e0985e": false, "cali-x": false,
+		"calig0d858e0985": false, "tap50d858e09850": false, "eth0": false, "lo": false, "": false,
+	} {
+		if got := IsLibnetworkInterface(name); got != want {
+			t.Errorf("IsLibnetworkInterface(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// Only the plugin's own endpoints on this node, naming the interface the plugin gives them, own it.
+func TestOwnedInterface(t *testing.T) {
+	own := func(edit func(*WorkloadEndpoint)) *WorkloadEndpoint {
+		w, err := LibnetworkEndpoint("host1", testEndpointID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Spec.InterfaceName = LibnetworkInterface(testEndpointID)
+		edit(w)
+		return w
+	}
+	for _, tc := range []struct {
+		name string
+		wep  *WorkloadEndpoint
+		want bool
+	}{
+		{"ours", own(func(*WorkloadEndpoint) {}), true},
+		{"ours, abbreviated ID", own(func(w *WorkloadEndpoint) { w.Spec.Endpoint = testEndpointID[:12] }), true},
+		{"another node", own(func(w *WorkloadEndpoint) { w.Spec.Node = "host2" }), false},
+		{"k8s", own(func(w *WorkloadEndpoint) { w.Spec.Orchestrator = "k8s" }), false},
+		{"another namespace", own(func(w *WorkloadEndpoint) { w.Namespace = "prod" }), false},
+		{"eth0", own(func(w *WorkloadEndpoint) { w.Spec.InterfaceName = "eth0" }), false},
+		{"lo", own(func(w *WorkloadEndpoint) { w.Spec.InterfaceName = "lo" }), false},
+		{"another endpoint's interface", own(func(w *WorkloadEndpoint) { w.Spec.InterfaceName = "caliabcdef12345" }), false},
+		{"endpoint not a Docker ID", own(func(w *WorkloadEndpoint) { w.Spec.Endpoint, w.Spec.InterfaceName = "ep1", "caliep1" }), false},
+		{"endpoint upper case", own(func(w *WorkloadEndpoint) {
+			w.Spec.Endpoint = strings.ToUpper(testEndpointID)
+			w.Spec.InterfaceName = LibnetworkInterface(w.Spec.Endpoint)
+		}), false},
+	} {
+		iface, ok := OwnedInterface("host1", tc.wep)
+		if ok != tc.want || ok && iface != "cali50d858e0985" {
+			t.Errorf("%s: OwnedInterface = %q, %v; want %v", tc.name, iface, ok, tc.want)
+		}
+	}
+}
+
+func TestParseIPNetwork(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.0.0.1/32": "10.0.0.1/32", "10.0.0.1": "10.0.0.1/32", "fd00::1": "fd00::1/128",
+		"10.0.0.0/24": "10.0.0.0/24", "::ffff:10.0.0.1": "10.0.0.1/32",
+		"fe80::1%eth0": "", "10.0.0.x": "", "": "",
+	} {
+		p, err := ParseIPNetwork(in)
+		if got := p.String(); (err == nil) != (want != "") || err == nil && got != want {
+			t.Errorf("ParseIPNetwork(%q) = %s, %v; want %q", in, got, err, want)
+		}
+	}
+}

@@ -58,20 +58,21 @@ type WorkloadEndpoint struct {
 
 // WorkloadEndpointSpec mirrors Calico's field names.
 type WorkloadEndpointSpec struct {
-	Orchestrator  string         `json:"orchestrator,omitempty"`
-	Workload      string         `json:"workload,omitempty"`
-	Node          string         `json:"node,omitempty"`
-	ContainerID   string         `json:"containerID,omitempty"`
-	Pod           string         `json:"pod,omitempty"`
-	Endpoint      string         `json:"endpoint,omitempty"`
-	IPNetworks    []string       `json:"ipNetworks,omitempty"`
-	IPNATs        []IPNAT        `json:"ipNATs,omitempty"`
-	IPv4Gateway   string         `json:"ipv4Gateway,omitempty"`
-	IPv6Gateway   string         `json:"ipv6Gateway,omitempty"`
-	Profiles      []string       `json:"profiles,omitempty"`
-	InterfaceName string         `json:"interfaceName,omitempty"`
-	MAC           string         `json:"mac,omitempty"`
-	Ports         []EndpointPort `json:"ports,omitempty"`
+	Orchestrator       string         `json:"orchestrator,omitempty"`
+	Workload           string         `json:"workload,omitempty"`
+	Node               string         `json:"node,omitempty"`
+	ContainerID        string         `json:"containerID,omitempty"`
+	Pod                string         `json:"pod,omitempty"`
+	Endpoint           string         `json:"endpoint,omitempty"`
+	ServiceAccountName string         `json:"serviceAccountName,omitempty"`
+	IPNetworks         []string       `json:"ipNetworks,omitempty"`
+	IPNATs             []IPNAT        `json:"ipNATs,omitempty"`
+	IPv4Gateway        string         `json:"ipv4Gateway,omitempty"`
+	IPv6Gateway        string         `json:"ipv6Gateway,omitempty"`
+	Profiles           []string       `json:"profiles,omitempty"`
+	InterfaceName      string         `json:"interfaceName,omitempty"`
+	MAC                string         `json:"mac,omitempty"`
+	Ports              []EndpointPort `json:"ports,omitempty"`
 }
 
 // IPNAT is a 1:1 NAT mapping of a workload address.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -21,14 +22,43 @@ func (e *FieldError) Error() string {
 }
 
 var (
-	// Calico resource names: lower-case DNS subdomain style.
-	nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$`)
+	// Calico resource names and the identifiers in a workload endpoint: DNS subdomains (Kubernetes' rule).
+	subdomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 	// Profiles are named after Docker networks, which may use upper case and '_'.
 	profileNameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,251}[a-zA-Z0-9_])?$`)
-	labelKeyRE    = regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?/)?[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,61}[a-zA-Z0-9])?$`)
+	// A label key's name part (after an optional "<subdomain>/" prefix) and a label value.
+	labelNameRE   = regexp.MustCompile(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
+	labelValueRE  = regexp.MustCompile(`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`)
+	containerIDRE = regexp.MustCompile(`^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$`)
+	interfaceRE   = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,15}$`)
+	// Named ports (Kubernetes' IsValidPortName): lower-case letters, digits and single inner '-'.
+	portNameRE    = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 	ifacePrefixRE = regexp.MustCompile(`^[a-zA-Z0-9]+(,[a-zA-Z0-9]+)*$`)
-	macRE         = regexp.MustCompile(`^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$`)
 )
+
+// validName is Calico's rule for resource names: a DNS subdomain of at most 253 characters.
+func validName(s string) bool { return len(s) <= 253 && subdomainRE.MatchString(s) }
+
+// validLabelKey is Kubernetes' qualified name: an optional subdomain prefix and '/', then a name of at
+// most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit.
+func validLabelKey(k string) bool {
+	prefix, name, hasPrefix := strings.Cut(k, "/")
+	if !hasPrefix {
+		name = prefix
+	} else if !validName(prefix) {
+		return false
+	}
+	return len(name) <= 63 && labelNameRE.MatchString(name)
+}
+
+// validLabelValue is Kubernetes' rule for label values: empty, or at most 63 characters as validLabelKey's name.
+func validLabelValue(v string) bool { return len(v) <= 63 && labelValueRE.MatchString(v) }
+
+// parseIP parses an address as Go's net.ParseIP, which Calico uses: no zone, IPv4-mapped means IPv4.
+func parseIP(s string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(s)
+	return a.Unmap(), err == nil && a.Zone() == ""
+}
 
 // Default fills in the fields Calico defaults when they are omitted.
 func Default(o Object) {
@@ -87,26 +117,22 @@ func Validate(o Object) error {
 	v := &validator{kind: info.Kind, name: meta.Name}
 	if info.Kind == KindProfile {
 		v.check("metadata.name", profileNameRE.MatchString(meta.Name), "must be 1-253 characters of letters, digits, '_', '.' or '-', starting with a letter or digit")
-	} else if info.Kind != KindWorkloadEndpoint {
-		v.check("metadata.name", nameRE.MatchString(meta.Name), "must be 1-253 lower-case letters, digits, '.' or '-', starting and ending with a letter or digit")
+	} else if info.Kind != KindWorkloadEndpoint { // checked after the identifiers it is made of
+		v.check("metadata.name", validName(meta.Name), "must be 1-253 lower-case letters, digits, '.' or '-', each dot-separated part starting and ending with a letter or digit")
 	}
 	if info.Namespaced {
-		v.check("metadata.namespace", nameRE.MatchString(meta.Namespace), "a namespace is required (lower-case letters, digits, '.' or '-')")
+		v.check("metadata.namespace", validName(meta.Namespace), "a namespace is required (lower-case letters, digits, '.' or '-')")
 	} else {
 		v.check("metadata.namespace", meta.Namespace == "", "must be empty: "+info.Kind+" is not namespaced")
 	}
-	for k := range meta.Labels {
-		v.check("metadata.labels", labelKeyRE.MatchString(k), fmt.Sprintf("invalid label key %q", k))
-	}
+	v.labels("metadata.labels", meta.Labels)
 	switch r := o.(type) {
 	case *IPPool:
 		v.ipPool(&r.Spec)
 	case *Profile:
 		v.rules("spec.ingress", r.Spec.Ingress)
 		v.rules("spec.egress", r.Spec.Egress)
-		for k := range r.Spec.LabelsToApply {
-			v.check("spec.labelsToApply", labelKeyRE.MatchString(k), fmt.Sprintf("invalid label key %q", k))
-		}
+		v.labels("spec.labelsToApply", r.Spec.LabelsToApply)
 	case *WorkloadEndpoint:
 		v.workloadEndpoint(r)
 	case *NetworkPolicy:
@@ -196,19 +222,80 @@ func (v *validator) felixConfiguration(s *FelixConfigurationSpec) {
 	}
 }
 
+func (v *validator) labels(field string, labels map[string]string) {
+	for k, val := range labels {
+		v.check(field, validLabelKey(k), fmt.Sprintf("invalid label key %q", k))
+		v.check(field, validLabelValue(val), fmt.Sprintf("label %q: invalid value %q (at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit)", k, val))
+	}
+}
+
+// workloadEndpoint checks every modelled field with the rules of Calico's validator (libcalico-go's v3
+// validator and the field tags of its WorkloadEndpointSpec), except that profiles may be named as Docker
+// networks are (see profileNameRE).
 func (v *validator) workloadEndpoint(r *WorkloadEndpoint) {
-	want, err := WorkloadEndpointName(r.Spec)
+	s := &r.Spec
+	for _, f := range []struct{ field, value string }{
+		{"spec.orchestrator", s.Orchestrator}, {"spec.workload", s.Workload}, {"spec.node", s.Node},
+		{"spec.pod", s.Pod}, {"spec.endpoint", s.Endpoint}, {"spec.serviceAccountName", s.ServiceAccountName},
+	} {
+		v.check(f.field, f.value == "" || subdomainRE.MatchString(f.value),
+			fmt.Sprintf("%q must be lower-case letters, digits, '.' or '-', each dot-separated part starting and ending with a letter or digit", f.value))
+	}
+	want, err := WorkloadEndpointName(*s)
 	if err != nil {
 		v.check("metadata.name", false, err.Error())
 		return
 	}
 	v.check("metadata.name", r.Name == want, fmt.Sprintf("does not match the endpoint's identifiers (want %q)", want))
-	for _, n := range r.Spec.IPNetworks {
-		p, err := netip.ParsePrefix(n)
-		v.check("spec.ipNetworks", err == nil && p.IsSingleIP(), fmt.Sprintf("%q must be a /32 or /128 address", n))
+	v.check("metadata.name", len(r.Name) <= 253, "longer than 253 characters")
+	v.check("spec.containerID", s.ContainerID == "" || containerIDRE.MatchString(s.ContainerID),
+		fmt.Sprintf("%q must be letters, digits or '-', starting and ending with a letter or digit", s.ContainerID))
+	var networks []netip.Prefix
+	for _, n := range s.IPNetworks {
+		p, err := ParseIPNetwork(n)
+		v.check("spec.ipNetworks", err == nil && p.IsSingleIP(), fmt.Sprintf("%q must be one address (a.b.c.d, a.b.c.d/32 or an IPv6 /128)", n))
+		networks = append(networks, p)
 	}
-	v.check("spec.mac", r.Spec.MAC == "" || macRE.MatchString(r.Spec.MAC), fmt.Sprintf("%q is not a MAC address", r.Spec.MAC))
-	v.check("spec.interfaceName", len(r.Spec.InterfaceName) <= 15, fmt.Sprintf("%q is longer than 15 characters", r.Spec.InterfaceName))
+	for _, nat := range s.IPNATs {
+		in, okIn := parseIP(nat.InternalIP)
+		ext, okExt := parseIP(nat.ExternalIP)
+		v.check("spec.ipNATs", okIn && okExt && in.Is4() == ext.Is4(),
+			fmt.Sprintf("%q -> %q must be two addresses of one IP version", nat.InternalIP, nat.ExternalIP))
+		v.check("spec.ipNATs", slices.ContainsFunc(networks, func(p netip.Prefix) bool { return p.Contains(in) }),
+			fmt.Sprintf("internal address %q is not one of the endpoint's ipNetworks", nat.InternalIP))
+	}
+	if s.IPv4Gateway != "" {
+		a, ok := parseIP(s.IPv4Gateway)
+		v.check("spec.ipv4Gateway", ok && a.Is4(), fmt.Sprintf("%q is not an IPv4 address", s.IPv4Gateway))
+	}
+	if s.IPv6Gateway != "" {
+		a, ok := parseIP(s.IPv6Gateway)
+		v.check("spec.ipv6Gateway", ok && a.Is6(), fmt.Sprintf("%q is not an IPv6 address", s.IPv6Gateway))
+	}
+	for _, p := range s.Profiles {
+		v.check("spec.profiles", profileNameRE.MatchString(p), fmt.Sprintf("%q is not a profile name", p))
+	}
+	v.check("spec.interfaceName", s.InterfaceName == "*" || interfaceRE.MatchString(s.InterfaceName),
+		fmt.Sprintf("%q must be 1-15 letters, digits, '_', '.' or '-'", s.InterfaceName))
+	if s.MAC != "" {
+		_, err := net.ParseMAC(s.MAC)
+		v.check("spec.mac", err == nil, fmt.Sprintf("%q is not a MAC address", s.MAC))
+	}
+	for i, port := range s.Ports {
+		f := fmt.Sprintf("spec.ports[%d]", i)
+		if port.Name == "" {
+			v.check(f+".name", port.HostPort != 0, "a port without a hostPort needs a name")
+		} else {
+			v.check(f+".name", len(port.Name) <= 15 && portNameRE.MatchString(port.Name) && strings.ContainsAny(port.Name, "abcdefghijklmnopqrstuvwxyz"),
+				fmt.Sprintf("%q must be at most 15 lower-case letters, digits and single inner '-', with a letter", port.Name))
+		}
+		v.check(f+".protocol", port.Protocol.SupportsPorts(), fmt.Sprintf("%s has no ports", port.Protocol))
+		v.check(f+".port", port.Port > 0, "must be 1-65535")
+		if port.HostIP != "" {
+			p, err := ParseIPNetwork(port.HostIP)
+			v.check(f+".hostIP", err == nil && p == p.Masked(), fmt.Sprintf("%q is not an address or a network", port.HostIP))
+		}
+	}
 }
 
 func (v *validator) policy(s *PolicySpec) {

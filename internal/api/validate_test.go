@@ -48,6 +48,35 @@ func goodWEP() *WorkloadEndpoint {
 	return w
 }
 
+// k8sWEP is a pod's endpoint as Calico's CNI plugin writes it.
+func k8sWEP() *WorkloadEndpoint {
+	http, _ := ProtocolFromString("TCP")
+	w := &WorkloadEndpoint{Spec: WorkloadEndpointSpec{
+		Orchestrator: "k8s", Node: "test", Pod: "web-0", Endpoint: "eth0", ContainerID: testEndpointID,
+		ServiceAccountName: "default", IPNetworks: []string{"10.0.0.5/32"}, InterfaceName: "cali1234567890a",
+		MAC: "a2:1b:3c:4d:5e:6f", Profiles: []string{"kns.prod", "ksa.prod.default"},
+		Ports: []EndpointPort{{Name: "http", Protocol: http, Port: 80}},
+	}}
+	w.Name = "test-k8s-web--0-eth0"
+	w.Namespace = "prod"
+	return w
+}
+
+// wep and k8s return a good endpoint changed by edit, named after its (edited) identifiers.
+func wep(edit func(*WorkloadEndpoint)) func() Object { return edited(goodWEP(), edit) }
+
+func k8s(edit func(*WorkloadEndpoint)) func() Object { return edited(k8sWEP(), edit) }
+
+func edited(w *WorkloadEndpoint, edit func(*WorkloadEndpoint)) func() Object {
+	return func() Object {
+		edit(w)
+		if name, err := WorkloadEndpointName(w.Spec); err == nil {
+			w.Name = name
+		}
+		return w
+	}
+}
+
 func goodProfile() *Profile {
 	p := &Profile{Spec: ProfileSpec{
 		Ingress:       []Rule{{Action: ActionAllow, Source: EntityRule{Selector: "has(mynet)"}}},
@@ -154,16 +183,85 @@ func TestValidate(t *testing.T) {
 		}, "spec.labelsToApply"},
 		{"profile with namespace", func() Object { p := goodProfile(); p.Namespace = "ns"; return p }, "metadata.namespace"},
 
-		// WorkloadEndpoint
-		{"wep ok", func() Object { return goodWEP() }, ""},
+		// WorkloadEndpoint: every field as Calico's validator checks it.
+		{"wep ok", wep(func(*WorkloadEndpoint) {}), ""},
 		{"wep without namespace", func() Object { w := goodWEP(); w.Namespace = ""; return w }, "metadata.namespace"},
 		{"wep bad namespace", func() Object { w := goodWEP(); w.Namespace = "Lib_Network"; return w }, "metadata.namespace"},
 		{"wep name mismatch", func() Object { w := goodWEP(); w.Name = "other"; return w }, "metadata.name"},
 		{"wep identifiers missing", func() Object { w := goodWEP(); w.Spec.Node = ""; return w }, "metadata.name"},
-		{"wep ipNetwork not /32", func() Object { w := goodWEP(); w.Spec.IPNetworks = []string{"192.168.0.0/24"}; return w }, "spec.ipNetworks"},
-		{"wep ipNetwork garbage", func() Object { w := goodWEP(); w.Spec.IPNetworks = []string{"192.168.0.5"}; return w }, "spec.ipNetworks"},
-		{"wep bad mac", func() Object { w := goodWEP(); w.Spec.MAC = "a2:1b:3c"; return w }, "spec.mac"},
-		{"wep long interface", func() Object { w := goodWEP(); w.Spec.InterfaceName = "cali50d858e0985ec"; return w }, "spec.interfaceName"},
+		{"wep name too long", wep(func(w *WorkloadEndpoint) { w.Spec.Node = strings.Repeat("n", 200) }), "metadata.name"},
+		{"wep k8s ok", func() Object { return k8sWEP() }, ""},
+		{"wep node upper case", wep(func(w *WorkloadEndpoint) { w.Spec.Node = "Test" }), "spec.node"},
+		{"wep node with empty dot part", wep(func(w *WorkloadEndpoint) { w.Spec.Node = "a..b" }), "spec.node"},
+		{"wep orchestrator with underscore", wep(func(w *WorkloadEndpoint) { w.Spec.Orchestrator = "lib_network" }), "spec.orchestrator"},
+		{"wep workload upper case", wep(func(w *WorkloadEndpoint) { w.Spec.Orchestrator, w.Spec.Workload = "openstack", "VM1" }), "spec.workload"},
+		{"wep endpoint upper case", wep(func(w *WorkloadEndpoint) { w.Spec.Endpoint = strings.ToUpper(testEndpointID) }), "spec.endpoint"},
+		{"wep pod with dot ok", k8s(func(w *WorkloadEndpoint) { w.Spec.Pod = "web.v1" }), ""},
+		{"wep pod upper case", k8s(func(w *WorkloadEndpoint) { w.Spec.Pod = "Web" }), "spec.pod"},
+		{"wep serviceAccountName ok", k8s(func(w *WorkloadEndpoint) { w.Spec.ServiceAccountName = "build-bot.v2" }), ""},
+		{"wep serviceAccountName upper case", k8s(func(w *WorkloadEndpoint) { w.Spec.ServiceAccountName = "Bot" }), "spec.serviceAccountName"},
+		{"wep containerID upper case ok", k8s(func(w *WorkloadEndpoint) { w.Spec.ContainerID = "ABC-123" }), ""},
+		{"wep containerID with dot", k8s(func(w *WorkloadEndpoint) { w.Spec.ContainerID = "abc.123" }), "spec.containerID"},
+		{"wep containerID ending in dash", k8s(func(w *WorkloadEndpoint) { w.Spec.ContainerID = "abc-" }), "spec.containerID"},
+		{"wep ipNetwork bare addresses ok", wep(func(w *WorkloadEndpoint) { w.Spec.IPNetworks = []string{"192.168.0.5", "fd00::5"} }), ""},
+		{"wep ipNetwork not /32", wep(func(w *WorkloadEndpoint) { w.Spec.IPNetworks = []string{"192.168.0.0/24"} }), "spec.ipNetworks"},
+		{"wep ipNetwork host bits", wep(func(w *WorkloadEndpoint) { w.Spec.IPNetworks = []string{"192.168.0.5/24"} }), "spec.ipNetworks"},
+		{"wep ipNetwork garbage", wep(func(w *WorkloadEndpoint) { w.Spec.IPNetworks = []string{"192.168.0.x"} }), "spec.ipNetworks"},
+		{"wep ipNetwork with zone", wep(func(w *WorkloadEndpoint) { w.Spec.IPNetworks = []string{"fe80::1%eth0"} }), "spec.ipNetworks"},
+		{"wep ipNAT ok", wep(func(w *WorkloadEndpoint) {
+			w.Spec.IPNATs = []IPNAT{{InternalIP: "192.168.0.5", ExternalIP: "203.0.113.5"}}
+		}), ""},
+		{"wep ipNAT outside ipNetworks", wep(func(w *WorkloadEndpoint) {
+			w.Spec.IPNATs = []IPNAT{{InternalIP: "192.168.0.6", ExternalIP: "203.0.113.5"}}
+		}), "spec.ipNATs"},
+		{"wep ipNAT mixed versions", wep(func(w *WorkloadEndpoint) {
+			w.Spec.IPNATs = []IPNAT{{InternalIP: "192.168.0.5", ExternalIP: "2001:db8::5"}}
+		}), "spec.ipNATs"},
+		{"wep ipNAT CIDR", wep(func(w *WorkloadEndpoint) {
+			w.Spec.IPNATs = []IPNAT{{InternalIP: "192.168.0.5/32", ExternalIP: "203.0.113.5"}}
+		}), "spec.ipNATs"},
+		{"wep ipNAT without external", wep(func(w *WorkloadEndpoint) { w.Spec.IPNATs = []IPNAT{{InternalIP: "192.168.0.5"}} }), "spec.ipNATs"},
+		{"wep gateways ok", wep(func(w *WorkloadEndpoint) { w.Spec.IPv4Gateway, w.Spec.IPv6Gateway = "169.254.1.1", "fe80::1" }), ""},
+		{"wep ipv4Gateway v6", wep(func(w *WorkloadEndpoint) { w.Spec.IPv4Gateway = "fe80::1" }), "spec.ipv4Gateway"},
+		{"wep ipv4Gateway CIDR", wep(func(w *WorkloadEndpoint) { w.Spec.IPv4Gateway = "169.254.1.1/32" }), "spec.ipv4Gateway"},
+		{"wep ipv6Gateway v4", wep(func(w *WorkloadEndpoint) { w.Spec.IPv6Gateway = "169.254.1.1" }), "spec.ipv6Gateway"},
+		{"wep ipv6Gateway IPv4-mapped", wep(func(w *WorkloadEndpoint) { w.Spec.IPv6Gateway = "::ffff:169.254.1.1" }), "spec.ipv6Gateway"},
+		{"wep profile named like a docker network ok", wep(func(w *WorkloadEndpoint) { w.Spec.Profiles = []string{"My_Net.1"} }), ""},
+		{"wep profile with slash", wep(func(w *WorkloadEndpoint) { w.Spec.Profiles = []string{"a/b"} }), "spec.profiles"},
+		{"wep interface eth0 ok", wep(func(w *WorkloadEndpoint) { w.Spec.InterfaceName = "eth0" }), ""},
+		{"wep interface lo ok", wep(func(w *WorkloadEndpoint) { w.Spec.InterfaceName = "lo" }), ""},
+		{"wep interface wildcard ok", wep(func(w *WorkloadEndpoint) { w.Spec.InterfaceName = "*" }), ""},
+		{"wep interface dotted ok", wep(func(w *WorkloadEndpoint) { w.Spec.InterfaceName = "cali.100_a-b" }), ""},
+		{"wep interface missing", wep(func(w *WorkloadEndpoint) { w.Spec.InterfaceName = "" }), "spec.interfaceName"},
+		{"wep interface too long", wep(func(w *WorkloadEndpoint) { w.Spec.InterfaceName = "cali50d858e0985ec" }), "spec.interfaceName"},
+		{"wep interface with slash", wep(func(w *WorkloadEndpoint) { w.Spec.InterfaceName = "cali/../x" }), "spec.interfaceName"},
+		{"wep interface with space", wep(func(w *WorkloadEndpoint) { w.Spec.InterfaceName = "cali 1" }), "spec.interfaceName"},
+		{"wep interface with glob", wep(func(w *WorkloadEndpoint) { w.Spec.InterfaceName = "cali*" }), "spec.interfaceName"},
+		{"wep mac dashes ok", wep(func(w *WorkloadEndpoint) { w.Spec.MAC = "A2-1B-3C-4D-5E-6F" }), ""},
+		{"wep mac EUI-64 ok", wep(func(w *WorkloadEndpoint) { w.Spec.MAC = "02:00:5e:10:00:00:00:01" }), ""},
+		{"wep bad mac", wep(func(w *WorkloadEndpoint) { w.Spec.MAC = "a2:1b:3c" }), "spec.mac"},
+		{"wep mac garbage", wep(func(w *WorkloadEndpoint) { w.Spec.MAC = "zz:1b:3c:4d:5e:6f" }), "spec.mac"},
+		{"wep ports ok", k8s(func(*WorkloadEndpoint) {}), ""},
+		{"wep unnamed host port ok", k8s(func(w *WorkloadEndpoint) {
+			w.Spec.Ports = []EndpointPort{{Protocol: *proto(t, "UDP"), Port: 53, HostPort: 5353, HostIP: "10.0.0.0/8"}}
+		}), ""},
+		{"wep unnamed port", k8s(func(w *WorkloadEndpoint) { w.Spec.Ports[0].Name = "" }), "spec.ports[0].name"},
+		{"wep port name upper case", k8s(func(w *WorkloadEndpoint) { w.Spec.Ports[0].Name = "HTTP" }), "spec.ports[0].name"},
+		{"wep port name too long", k8s(func(w *WorkloadEndpoint) { w.Spec.Ports[0].Name = "http-alternative" }), "spec.ports[0].name"},
+		{"wep port name digits only", k8s(func(w *WorkloadEndpoint) { w.Spec.Ports[0].Name = "8080" }), "spec.ports[0].name"},
+		{"wep port name double dash", k8s(func(w *WorkloadEndpoint) { w.Spec.Ports[0].Name = "web--1" }), "spec.ports[0].name"},
+		{"wep port name leading dash", k8s(func(w *WorkloadEndpoint) { w.Spec.Ports[0].Name = "-web" }), "spec.ports[0].name"},
+		{"wep port ICMP", k8s(func(w *WorkloadEndpoint) { w.Spec.Ports[0].Protocol = *proto(t, "ICMP") }), "spec.ports[0].protocol"},
+		{"wep port without protocol", k8s(func(w *WorkloadEndpoint) { w.Spec.Ports[0].Protocol = Protocol{} }), "spec.ports[0].protocol"},
+		{"wep port zero", k8s(func(w *WorkloadEndpoint) { w.Spec.Ports[0].Port = 0 }), "spec.ports[0].port"},
+		{"wep port hostIP host bits", k8s(func(w *WorkloadEndpoint) { w.Spec.Ports[0].HostIP = "10.0.0.1/8" }), "spec.ports[0].hostIP"},
+		{"wep labels ok", wep(func(w *WorkloadEndpoint) { w.Labels = map[string]string{"example.com/tier": "db_1.a", "mynet": ""} }), ""},
+		{"wep label key bad prefix", wep(func(w *WorkloadEndpoint) { w.Labels = map[string]string{"Example.com/tier": "x"} }), "metadata.labels"},
+		{"wep label key empty prefix", wep(func(w *WorkloadEndpoint) { w.Labels = map[string]string{"/tier": "x"} }), "metadata.labels"},
+		{"wep label key two slashes", wep(func(w *WorkloadEndpoint) { w.Labels = map[string]string{"a/b/c": "x"} }), "metadata.labels"},
+		{"wep label value with space", wep(func(w *WorkloadEndpoint) { w.Labels = map[string]string{"tier": "a b"} }), "metadata.labels"},
+		{"wep label value too long", wep(func(w *WorkloadEndpoint) { w.Labels = map[string]string{"tier": strings.Repeat("v", 64)} }), "metadata.labels"},
+		{"wep label value trailing dot", wep(func(w *WorkloadEndpoint) { w.Labels = map[string]string{"tier": "v."} }), "metadata.labels"},
 
 		// GlobalNetworkPolicy and its rules
 		{"gnp ok", func() Object { return goodGNP() }, ""},

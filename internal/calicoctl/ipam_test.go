@@ -35,6 +35,7 @@ spec:
   workload: libnetwork
   node: host-1
   endpoint: ep1
+  interfaceName: caliep1
   ipNetworks: [192.168.0.1/32]
 ---
 apiVersion: projectcalico.org/v3
@@ -47,6 +48,7 @@ spec:
   workload: libnetwork
   node: host-1
   endpoint: ep9
+  interfaceName: caliep9
   ipNetworks: [192.168.5.5/32]
 `, "apply", "-f", "-")
 

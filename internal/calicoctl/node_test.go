@@ -46,6 +46,7 @@ spec:
   workload: libnetwork
   node: host-1
   endpoint: ep1
+  interfaceName: caliep1
   ipNetworks: [192.168.0.1/32]
 ---
 apiVersion: projectcalico.org/v3
@@ -58,6 +59,7 @@ spec:
   workload: libnetwork
   node: host-2
   endpoint: ep2
+  interfaceName: caliep2
   ipNetworks: [192.168.0.64/32]
 `, "apply", "-f", "-")
 

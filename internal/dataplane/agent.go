@@ -40,9 +40,9 @@ type Config struct {
 	// ResyncInterval is the full reconcile period (default 10 s); it also puts our iptables jump back in
 	// place after dockerd rewrites its chains.
 	ResyncInterval time.Duration
-	// StaleInterfaceGrace is how long a cali* interface may exist with no local endpoint before it is
-	// deleted (default 30 s): Join creates the interface only after the endpoint exists, so a short-lived
-	// orphan is a Join in progress or an endpoint the watch has not delivered yet.
+	// StaleInterfaceGrace is how long a veth named as the driver names them may exist with no local
+	// endpoint before it is deleted (default 30 s): Join creates the interface only after the endpoint
+	// exists, so a short-lived orphan is a Join in progress or an endpoint the watch has not delivered yet.
 	StaleInterfaceGrace time.Duration
 	// Netns names (as ip netns does) a network namespace to program instead of the process's own;
 	// tests run agents against throwaway namespaces this way.
@@ -72,12 +72,13 @@ type Agent struct {
 	idx      *policy.Index
 	view     *view
 	routed   map[string]routeState   // what this agent routed, by interface
-	orphans  map[string]time.Time    // cali* interfaces without an endpoint, since when
+	orphans  map[string]time.Time    // stale interfaces (see classify), since when
 	released map[netip.Addr]struct{} // addresses given up whose conntrack entries are still to go
 	isSynced bool
 }
 
-// New returns an agent for workload interfaces named cali*. Call Start, then Run.
+// New returns an agent for workload interfaces named cali* (see classify for which it routes and deletes).
+// Call Start, then Run.
 func New(cfg Config, store *datastore.Store, log *slog.Logger) *Agent {
 	if cfg.ResyncInterval == 0 {
 		cfg.ResyncInterval = 10 * time.Second
@@ -94,7 +95,7 @@ func New(cfg Config, store *datastore.Store, log *slog.Logger) *Agent {
 	idx := policy.NewIndex(cfg.Node)
 	return &Agent{cfg: cfg, store: store, log: log,
 		work: make(chan func()), stop: make(chan struct{}), done: make(chan struct{}), synced: make(chan struct{}),
-		fw: firewall.New(workloadPrefix, log), idx: idx, view: newView(idx, log),
+		fw: firewall.New(workloadPrefix, log), idx: idx, view: newView(idx, cfg.Node, log),
 		routed: map[string]routeState{}, orphans: map[string]time.Time{}, released: map[netip.Addr]struct{}{}}
 }
 
@@ -126,32 +127,48 @@ func (a *Agent) Revision() int64 { return a.rev.Load() }
 
 // EndpointUp routes an endpoint's addresses to its interface, with permanent neighbour entries, and
 // (once synced) programs its policy, so the container is reachable, and protected, as soon as it runs.
+// It refuses an endpoint that is invalid or not one of the plugin's own on this node.
 func (a *Agent) EndpointUp(ctx context.Context, wep *api.WorkloadEndpoint) error {
+	if err := api.Validate(wep); err != nil {
+		return fmt.Errorf("not programming an invalid endpoint: %w", err)
+	}
+	iface, ours := api.OwnedInterface(a.cfg.Node, wep)
+	if !ours {
+		return fmt.Errorf("not programming endpoint %s: not a %s endpoint of node %s with interface %s",
+			wep.Name, api.OrchestratorLibnetwork, a.cfg.Node, api.LibnetworkInterface(wep.Spec.Endpoint))
+	}
 	rev, _ := strconv.ParseInt(wep.ResourceVersion, 10, 64)
 	key := datastore.ResourceKey(api.KindOf(wep), wep.Namespace, wep.Name)
 	return a.do(ctx, func() error {
 		a.view.put(kindWEP, key, wep, rev)
 		// Join may have just recreated the interface, and with it lost the routes: route it whatever
 		// the agent did before.
-		delete(a.routed, wep.Spec.InterfaceName)
-		return errors.Join(a.routeInterface(wep.Spec.InterfaceName), a.apply())
+		delete(a.routed, iface)
+		return errors.Join(a.routeInterface(iface), a.apply())
 	})
 }
 
 // EndpointDown removes an endpoint's routes (they vanish with the interface anyway; this is for the case
 // where the interface outlives the endpoint), then its addresses' flows. The endpoint's policy goes when
-// its deletion is watched.
+// its deletion is watched. An endpoint that is not the plugin's own has no routes or flows of ours.
 func (a *Agent) EndpointDown(ctx context.Context, wep *api.WorkloadEndpoint) error {
+	iface, ours := api.OwnedInterface(a.cfg.Node, wep)
+	if !ours {
+		return nil
+	}
 	return a.do(ctx, func() error {
+		delete(a.routed, iface)
+		addrs := routesOf(wep).addrs
+		l, exists, err := link.Lookup(iface)
+		if err != nil {
+			return errors.Join(err, a.release(addrs...))
+		}
 		var errs []error
-		var addrs []netip.Addr
-		for _, n := range wep.Spec.IPNetworks {
-			if p, err := netip.ParsePrefix(n); err == nil {
-				errs = append(errs, link.DeleteWorkloadRoute(wep.Spec.InterfaceName, p.Addr().AsSlice()))
-				addrs = append(addrs, p.Addr())
+		if exists && l.IsVeth() {
+			for _, addr := range addrs {
+				errs = append(errs, link.DeleteWorkloadRoute(iface, addr.AsSlice()))
 			}
 		}
-		delete(a.routed, wep.Spec.InterfaceName)
 		return errors.Join(append(errs, a.release(addrs...))...)
 	})
 }
@@ -213,7 +230,7 @@ func (a *Agent) apply() error {
 		return a.resync()
 	}
 	ch := a.takeChanges()
-	errs := []error{a.fw.ApplyPolicy(a.idx, ch), a.routeInterfaces(ch.Interfaces)}
+	errs := []error{a.fw.ApplyPolicy(a.idx, ch), a.routeInterfaces(a.view.claims.takeChanged())}
 	if a.view.poolsChanged {
 		errs = append(errs, a.setPools())
 	}

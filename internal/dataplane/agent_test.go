@@ -202,8 +202,9 @@ func fmtErr(out string, err error) error {
 	return nil
 }
 
-// Stale state goes: routes of an endpoint deleted behind the driver's back, and a cali interface no
-// endpoint claims, once it has been unclaimed for the grace period (and not before).
+// Stale state goes: routes of an endpoint deleted behind the driver's back, and a veth named as the
+// driver names them that no endpoint claims, once it has been unclaimed for the grace period (and not
+// before).
 func TestStaleStateRemoved(t *testing.T) {
 	r := newRig(t, Config{ResyncInterval: 500 * time.Millisecond, StaleInterfaceGrace: time.Second})
 	r.put(networkProfile("net-a"))
@@ -212,7 +213,7 @@ func TestStaleStateRemoved(t *testing.T) {
 	r.expectReach([]string{"a1", "a2"}, paths("a1>a2 a2>a1"))
 
 	orphanSeen := time.Now()
-	orphan := linktest.Workload{NS: linktest.NewNS(t, "wl"), HostIface: "caliorphan",
+	orphan := linktest.Workload{NS: linktest.NewNS(t, "wl"), HostIface: api.LibnetworkInterface(endpointID("orphan")),
 		IPv4: net.ParseIP("10.65.0.9"), IPv6: net.ParseIP("fd00:65::9")}
 	linktest.Plug(t, r.host, orphan)
 

@@ -39,10 +39,11 @@ func benchRig(b *testing.B, n int) (*rig, []*api.WorkloadEndpoint, []*api.Global
 	objs = append(objs, networkProfile("net"))
 	weps := make([]*api.WorkloadEndpoint, n)
 	for i := range weps {
-		w, err := api.LibnetworkEndpoint(testNode, fmt.Sprintf("%064x", i))
+		id := fmt.Sprintf("%011x%053x", i, 0)
+		w, err := api.LibnetworkEndpoint(testNode, id)
 		linktest.Must(b, err)
 		w.Labels = map[string]string{"app": "app" + strconv.Itoa(i%20), "role": "role" + strconv.Itoa(i%10)}
-		w.Spec.InterfaceName = fmt.Sprintf("cali%011x", i)
+		w.Spec.InterfaceName = api.LibnetworkInterface(id)
 		w.Spec.Profiles = []string{"net"}
 		w.Spec.IPNetworks = []string{fmt.Sprintf("10.%d.%d.%d/32", 64+i/65536, i/256%256, i%256)}
 		weps[i] = w

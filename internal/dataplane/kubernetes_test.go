@@ -17,7 +17,7 @@ import (
 
 // addPod plugs a Kubernetes-style workload the way Calico's CNI and Felix would on this node: a WEP of
 // orchestrator k8s in a namespace, with a service account and named ports, whose routes (protocol boot,
-// Felix's) the test installs itself; the agent only enforces its policy.
+// Felix's) and permanent neighbour entries the test installs itself; the agent only enforces its policy.
 func (r *rig) addPod(name string, n int, namespace, account string, ports ...api.EndpointPort) *workload {
 	r.t.Helper()
 	w := &workload{Workload: linktest.Workload{NS: linktest.NewNS(r.t, "pod"), HostIface: "cali" + name,
@@ -33,6 +33,12 @@ func (r *rig) addPod(name string, n int, namespace, account string, ports ...api
 			}
 			linktest.Must(r.t, netlink.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Scope: netlink.SCOPE_LINK,
 				Dst: &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, Protocol: unix.RTPROT_BOOT}))
+			family := netlink.FAMILY_V6
+			if bits == 32 {
+				family = netlink.FAMILY_V4
+			}
+			linktest.Must(r.t, netlink.NeighSet(&netlink.Neigh{LinkIndex: l.Attrs().Index, Family: family,
+				State: netlink.NUD_PERMANENT, IP: ip, HardwareAddr: mac}))
 		}
 	})
 	wep := &api.WorkloadEndpoint{Spec: api.WorkloadEndpointSpec{Orchestrator: "k8s", Workload: "", Pod: name,

@@ -80,14 +80,21 @@ func (r *rig) start() {
 	r.settle()
 }
 
+// endpointID is a Docker endpoint ID made from a name.
+func endpointID(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(sum[:])
+}
+
 // addWorkload creates a workload's endpoint (CreateEndpoint), plugs it in and tells the agent (Join),
-// and serves probes in it. Workload n has addresses 10.65.0.n and fd00:65::n and interface cali<name>.
+// and serves probes in it. Workload n has addresses 10.65.0.n and fd00:65::n and the interface the driver
+// names after its endpoint ID.
 func (r *rig) addWorkload(name string, n int, profiles []string, labels map[string]string) *workload {
 	r.t.Helper()
-	sum := sha256.Sum256([]byte(name))
-	wep, err := api.LibnetworkEndpoint(testNode, hex.EncodeToString(sum[:]))
+	id := endpointID(name)
+	wep, err := api.LibnetworkEndpoint(testNode, id)
 	linktest.Must(r.t, err)
-	w := &workload{Workload: linktest.Workload{NS: linktest.NewNS(r.t, "wl"), HostIface: "cali" + name,
+	w := &workload{Workload: linktest.Workload{NS: linktest.NewNS(r.t, "wl"), HostIface: api.LibnetworkInterface(id),
 		IPv4: net.ParseIP(fmt.Sprintf("10.65.0.%d", n)), IPv6: net.ParseIP(fmt.Sprintf("fd00:65::%d", n))}, wep: wep}
 	mac := linktest.Plug(r.t, r.host, w.Workload)
 	wep.Labels = labels

@@ -10,14 +10,8 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
 )
 
-// routeState is what the agent routed to one interface: its endpoint's addresses and MAC.
-type routeState struct {
-	mac   string
-	addrs []netip.Addr
-}
-
-// routeInterfaces brings the routes of some interfaces in line with their endpoints, by difference
-// from what the agent routed before.
+// routeInterfaces brings the routes of some interfaces in line with their claims, by difference from
+// what the agent routed before.
 func (a *Agent) routeInterfaces(ifaces map[string]struct{}) error {
 	var errs []error
 	for iface := range ifaces {
@@ -27,31 +21,37 @@ func (a *Agent) routeInterfaces(ifaces map[string]struct{}) error {
 }
 
 // routeInterface routes an endpoint's addresses to its interface once that exists (Join creates it after
-// the endpoint, then calls EndpointUp), and removes routes the endpoint no longer has.
+// the endpoint, then calls EndpointUp) and is one of ours, and removes routes the endpoint no longer has.
 func (a *Agent) routeInterface(iface string) error {
+	c := a.view.claims.lookup(iface)
 	var want routeState
-	if ep, ok := a.idx.Interface(iface); ok {
-		want = routeState{mac: ep.MAC, addrs: ep.Addrs}
+	if c.owner {
+		want = c.routes
 	}
 	have := a.routed[iface]
-	if have.mac == want.mac && slices.Equal(have.addrs, want.addrs) {
+	if have.equal(want) {
 		return nil
 	}
 	delete(a.routed, iface) // until all is done: a failure is retried
-	var errs []error
 	var released []netip.Addr
 	for _, addr := range have.addrs {
 		if !slices.Contains(want.addrs, addr) {
-			errs = append(errs, link.DeleteWorkloadRoute(iface, addr.AsSlice()))
 			released = append(released, addr)
 		}
 	}
-	errs = append(errs, a.release(released...))
-	if len(want.addrs) == 0 {
-		return errors.Join(errs...)
+	l, exists, err := link.Lookup(iface)
+	if err != nil {
+		return errors.Join(err, a.release(released...))
 	}
-	if exists, err := link.Exists(iface); err != nil || !exists {
-		return errors.Join(append(errs, err)...)
+	var errs []error
+	if exists && l.IsVeth() { // else what we routed went with our veth
+		for _, addr := range released {
+			errs = append(errs, link.DeleteWorkloadRoute(iface, addr.AsSlice()))
+		}
+	}
+	errs = append(errs, a.release(released...))
+	if !exists || classify(l, c) != owned {
+		return errors.Join(errs...)
 	}
 	mac, _ := net.ParseMAC(want.mac)
 	for _, addr := range want.addrs {
@@ -72,13 +72,20 @@ func (a *Agent) addRoute(iface string, addr netip.Addr, mac net.HardwareAddr) er
 	return link.AddWorkloadRoute(iface, addr.AsSlice(), mac)
 }
 
-// reconcileRoutes converges every workload route with the local endpoints, whatever the agent believed
-// it had done: it removes our routes that no endpoint wants, adds missing ones, and deletes cali*
-// interfaces that have had no endpoint for StaleInterfaceGrace.
+// reconcileRoutes converges the routes of our interfaces with their endpoints, whatever the agent
+// believed it had done: it removes our routes that no endpoint wants (releasing their addresses' flows),
+// adds missing ones, and deletes
+// stale interfaces (see classify) that have been so for StaleInterfaceGrace. Interfaces that are not
+// ours, and their routes, are left alone.
 func (a *Agent) reconcileRoutes() error {
-	wanted := map[string]routeState{}
-	for _, ep := range a.idx.LocalEndpoints() {
-		wanted[ep.Iface] = routeState{mac: ep.MAC, addrs: ep.Addrs}
+	a.view.claims.takeChanged() // everything is converged here
+	links, err := link.ListLinks(workloadPrefix)
+	if err != nil {
+		return err
+	}
+	classes := map[string]ifaceClass{}
+	for _, l := range links {
+		classes[l.Name] = classify(l, a.view.claims.lookup(l.Name))
 	}
 	present, err := link.ListWorkloadRoutes(workloadPrefix)
 	if err != nil {
@@ -88,44 +95,52 @@ func (a *Agent) reconcileRoutes() error {
 	have := map[string][]netip.Addr{}
 	for _, r := range present {
 		addr, _ := netip.AddrFromSlice(r.IP)
-		if addr = addr.Unmap(); slices.Contains(wanted[r.Iface].addrs, addr) {
-			have[r.Iface] = append(have[r.Iface], addr)
-		} else {
+		addr = addr.Unmap()
+		switch classes[r.Iface] {
+		case owned:
+			if slices.Contains(a.view.claims.lookup(r.Iface).routes.addrs, addr) {
+				have[r.Iface] = append(have[r.Iface], addr)
+				continue
+			}
+			fallthrough
+		case stale:
 			errs = append(errs, link.DeleteWorkloadRoute(r.Iface, r.IP), a.release(addr))
 		}
-	}
-	links, err := link.ListLinks(workloadPrefix)
-	if err != nil {
-		return errors.Join(append(errs, err)...)
 	}
 	clear(a.routed)
 	now := time.Now()
 	orphans := map[string]time.Time{}
-	for _, iface := range links {
-		w, ok := wanted[iface]
-		if !ok {
-			errs = append(errs, a.collectOrphan(iface, now, orphans))
-			continue
-		}
-		mac, _ := net.ParseMAC(w.mac)
-		failed := false
-		for _, addr := range w.addrs {
-			if !slices.Contains(have[iface], addr) {
-				if err := a.addRoute(iface, addr, mac); err != nil {
-					errs, failed = append(errs, err), true
-				}
-			}
-		}
-		if !failed {
-			a.routed[iface] = w
+	for _, l := range links {
+		switch classes[l.Name] {
+		case owned:
+			errs = append(errs, a.routeMissing(l.Name, have[l.Name]))
+		case stale:
+			errs = append(errs, a.collectOrphan(l.Name, now, orphans))
 		}
 	}
 	a.orphans = orphans
 	return errors.Join(errs...)
 }
 
-// collectOrphan deletes a workload interface that has had no endpoint for the grace period and
-// otherwise records (in next) since when it has been without one.
+// routeMissing adds the routes of an owned interface that are not among have.
+func (a *Agent) routeMissing(iface string, have []netip.Addr) error {
+	want := a.view.claims.lookup(iface).routes
+	mac, _ := net.ParseMAC(want.mac)
+	var errs []error
+	for _, addr := range want.addrs {
+		if !slices.Contains(have, addr) {
+			errs = append(errs, a.addRoute(iface, addr, mac))
+		}
+	}
+	err := errors.Join(errs...)
+	if err == nil {
+		a.routed[iface] = want
+	}
+	return err
+}
+
+// collectOrphan deletes a stale interface that has been so for the grace period and otherwise records
+// (in next) since when it has been.
 func (a *Agent) collectOrphan(iface string, now time.Time, next map[string]time.Time) error {
 	since, seen := a.orphans[iface]
 	if !seen {
@@ -136,5 +151,5 @@ func (a *Agent) collectOrphan(iface string, now time.Time, next map[string]time.
 		return nil
 	}
 	a.log.Info("deleting a workload interface no endpoint has claimed", "interface", iface, "since", since)
-	return link.DeleteLink(iface)
+	return link.DeleteVeth(iface)
 }

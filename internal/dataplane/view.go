@@ -56,20 +56,22 @@ func (a *Agent) watch(ctx context.Context) <-chan event {
 }
 
 // view is the agent's copy of the watched resources, as far as the dataplane needs it: the revision of
-// each key (so a resync removes only what its snapshot is newer than) and the pools; everything else
-// goes to the policy index.
+// each key (so a resync removes only what its snapshot is newer than), the pools, and the interfaces
+// local endpoints claim; everything else goes to the policy index.
 type view struct {
 	idx          *policy.Index
+	claims       *claims
 	log          *slog.Logger
 	revs         [numKinds]map[string]int64
 	resynced     [numKinds]bool
 	pools        map[string]*api.IPPool
 	poolsChanged bool
-	rev          int64 // the latest revision folded in
+	invalid      map[string]int64 // keys of resources that failed validation, by the revision logged
+	rev          int64            // the latest revision folded in
 }
 
-func newView(idx *policy.Index, log *slog.Logger) *view {
-	v := &view{idx: idx, log: log, pools: map[string]*api.IPPool{}}
+func newView(idx *policy.Index, node string, log *slog.Logger) *view {
+	v := &view{idx: idx, claims: newClaims(node), log: log, pools: map[string]*api.IPPool{}, invalid: map[string]int64{}}
 	for k := range v.revs {
 		v.revs[k] = map[string]int64{}
 	}
@@ -110,14 +112,9 @@ func (v *view) fold(ev event) {
 	}
 }
 
-// putKV decodes and applies a stored value; one that does not decode, or a policy, profile or tier that
-// does not validate (their rules and selectors reach the kernel), counts as absent, as Calico's syncer
-// treats it. Endpoints and pools are read field by field, each field checked where it is used.
+// putKV decodes and applies a stored value; one that does not decode counts as absent.
 func (v *view) putKV(k kind, kv datastore.KV) {
 	o, err := datastore.Decode(kindInfos[k], kv)
-	if err == nil && k != kindWEP && k != kindPool {
-		err = api.Validate(o)
-	}
 	if err != nil {
 		v.log.Warn("ignoring invalid resource", "key", kv.Key, "error", err.Error())
 		o = nil
@@ -125,12 +122,32 @@ func (v *view) putKV(k kind, kv datastore.KV) {
 	v.put(k, kv.Key, o, kv.Revision)
 }
 
-// put records one resource (nil: deleted) at a revision and hands it to the index or the pools.
+// put records one resource (nil: deleted) at a revision and hands it to the index, the pools or the
+// interface claims. A resource that does not validate counts as absent, as Calico's syncer treats it
+// (pools excepted: they are read field by field, each field checked where it is used), logged once per
+// revision. An invalid endpoint still claims its interface (see claims.set).
 func (v *view) put(k kind, key string, o api.Object, rev int64) {
 	if o == nil {
 		delete(v.revs[k], key)
 	} else {
 		v.revs[k][key] = rev
+	}
+	var invalid error
+	if o != nil && k != kindPool {
+		invalid = api.Validate(o)
+	}
+	if invalid == nil {
+		delete(v.invalid, key)
+	} else if logged, ok := v.invalid[key]; !ok || logged != rev {
+		v.invalid[key] = rev
+		v.log.Warn("ignoring invalid resource", "key", key, "error", invalid.Error())
+	}
+	if k == kindWEP {
+		w, _ := o.(*api.WorkloadEndpoint)
+		v.claims.set(key, w, invalid == nil)
+	}
+	if invalid != nil {
+		o = nil
 	}
 	namespace, name := "", strings.TrimPrefix(key, datastore.KindPrefix(kindInfos[k], ""))
 	if kindInfos[k].Namespaced {

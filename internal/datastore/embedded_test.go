@@ -92,7 +92,7 @@ func TestEmbeddedPersistence(t *testing.T) {
 		t.Fatal(err)
 	}
 	wep, _ := api.LibnetworkEndpoint("persist-host", strings.Repeat("c", 64))
-	wep.Spec.IPNetworks = []string{"10.55.0.1/32"}
+	wep.Spec.IPNetworks, wep.Spec.InterfaceName = []string{"10.55.0.1/32"}, api.LibnetworkInterface(wep.Spec.Endpoint)
 	if err := s1.Create(ctx, wep); err != nil {
 		t.Fatal(err)
 	}

@@ -46,11 +46,12 @@ type Addresses interface {
 	SetAttributes(ctx context.Context, ip netip.Addr, attrs map[string]string) error
 }
 
-// Links creates and removes workload interfaces and reads container routing tables (link.Ops).
+// Links creates and removes workload interfaces and reads container routing tables (link.Ops). DeleteVeth
+// leaves an interface of another kind alone (link.ErrNotVeth): the plugin only ever makes veths.
 type Links interface {
 	CreateVeth(v link.Veth, peerMAC net.HardwareAddr) (net.HardwareAddr, error)
 	LinkLocalIPv6(name string) (net.IP, error)
-	DeleteLink(name string) error
+	DeleteVeth(name string) error
 	SandboxRoutes(sandboxKey string) ([]netip.Prefix, error)
 }
 

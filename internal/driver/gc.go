@@ -51,7 +51,7 @@ func (d *Driver) ownedAddresses(ctx context.Context) (map[netip.Addr]bool, error
 	}
 	for _, w := range weps {
 		for _, n := range w.Spec.IPNetworks {
-			if p, err := netip.ParsePrefix(n); err == nil {
+			if p, err := api.ParseIPNetwork(n); err == nil {
 				owned[p.Addr()] = true
 			}
 		}
@@ -105,6 +105,11 @@ func (d *Driver) dockerEndpoints(ctx context.Context) (map[string][]netip.Addr, 
 // does not retry, so without this their endpoints, and thereby their addresses, would stay forever.
 type staleEndpoints struct {
 	missingSince map[string]time.Time // endpoint ID → when Docker was first seen not to have it
+	ignored      map[string]string    // endpoints left alone because invalid: name → the resourceVersion logged
+}
+
+func newStaleEndpoints() *staleEndpoints {
+	return &staleEndpoints{missingSince: map[string]time.Time{}, ignored: map[string]string{}}
 }
 
 // runEndpointCollector deletes stale endpoints every interval until ctx ends. An endpoint goes once Docker
@@ -114,7 +119,7 @@ func (d *Driver) runEndpointCollector(ctx context.Context) {
 	if d.docker == nil || d.cfg.GCInterval <= 0 {
 		return
 	}
-	s := &staleEndpoints{missingSince: map[string]time.Time{}}
+	s := newStaleEndpoints()
 	t := time.NewTicker(d.cfg.GCInterval)
 	defer t.Stop()
 	for {
@@ -139,10 +144,18 @@ func (d *Driver) collectEndpoints(ctx context.Context, s *staleEndpoints, now ti
 		return err
 	}
 	missing := map[string]time.Time{}
+	ignored := map[string]string{}
 	var errs []error
 	for _, w := range weps {
 		id := w.Spec.Endpoint
-		if w.Spec.Node != d.cfg.Node || w.Spec.Orchestrator != api.OrchestratorLibnetwork || !dockerIDRE.MatchString(id) {
+		if w.Spec.Node != d.cfg.Node || w.Spec.Orchestrator != api.OrchestratorLibnetwork || !api.IsDockerID(id) {
+			continue
+		}
+		if err := api.Validate(w); err != nil {
+			if s.ignored[w.Name] != w.ResourceVersion {
+				d.log.Warn("not collecting an invalid endpoint", "endpoint", short(id), "error", err.Error())
+			}
+			ignored[w.Name] = w.ResourceVersion
 			continue
 		}
 		if _, ok := known[id]; ok {
@@ -167,14 +180,14 @@ func (d *Driver) collectEndpoints(ctx context.Context, s *staleEndpoints, now ti
 		d.log.Info("deleted an endpoint Docker no longer has", "endpoint", short(id), "ipNetworks", w.Spec.IPNetworks,
 			"missingFor", now.Sub(since).String())
 	}
-	s.missingSince = missing
+	s.missingSince, s.ignored = missing, ignored
 	return errors.Join(errs...)
 }
 
-// deleteStaleEndpoint removes what DeleteEndpoint would have: the host side and the endpoint, unless the
-// endpoint changed meanwhile.
+// deleteStaleEndpoint removes what DeleteEndpoint would have: the veth Join made for the endpoint ID (never
+// the interface the endpoint names, nor anything but a veth) and the endpoint, unless it changed meanwhile.
 func (d *Driver) deleteStaleEndpoint(ctx context.Context, w *api.WorkloadEndpoint) error {
-	if err := d.links.DeleteLink(w.Spec.InterfaceName); err != nil {
+	if err := d.deleteVeth(w.Spec.Endpoint); err != nil {
 		return err
 	}
 	if err := d.dataplane.EndpointDown(ctx, w); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"maps"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -98,14 +97,9 @@ func (l *labeller) containerLabels(ctx context.Context, networkID, endpointID st
 	}
 }
 
-// labelValueRE is Calico's (Kubernetes') rule for label values: at most 63 characters.
-var labelValueRE = regexp.MustCompile(`^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$`)
-
-// validLabel reports whether a label may go on an endpoint; one bad label would make the whole update fail.
+// validLabel reports whether a label may go on an endpoint (Calico's rules for keys and values); one bad
+// label would make the whole update fail.
 func validLabel(key, value string) bool {
-	if !labelValueRE.MatchString(value) {
-		return false
-	}
 	probe := &api.Profile{}
 	probe.Name = "label-check"
 	probe.Labels = map[string]string{key: value}

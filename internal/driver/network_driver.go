@@ -21,9 +21,6 @@ import (
 // NetworkDriver serves the calico network driver.
 type NetworkDriver struct{ d *Driver }
 
-// Docker IDs are 64 hex characters; anything else is refused before it reaches a key or an interface name.
-var dockerIDRE = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
-
 // Network IDs may also be swarm's (25 base-36 characters, e.g. r1omwlb831hppr5yrfq4vtfl1) for a
 // --scope swarm network. They only ever name datastore keys, never interfaces.
 var networkIDRE = regexp.MustCompile(`^[0-9a-z]{12,64}$`)
@@ -33,8 +30,9 @@ func checkIDs(networkID string, endpointID ...string) error {
 	if !networkIDRE.MatchString(networkID) {
 		return malformedID("NetworkID", networkID, "lower-case letters and digits")
 	}
+	// Endpoint IDs name interfaces: anything but a Docker ID is refused before it reaches a key or a name.
 	for _, id := range endpointID {
-		if !dockerIDRE.MatchString(id) {
+		if !api.IsDockerID(id) {
 			return malformedID("EndpointID", id, "lower-case hexadecimal characters")
 		}
 	}
@@ -145,7 +143,7 @@ func (n *NetworkDriver) CreateEndpoint(ctx context.Context, r *libnetwork.Create
 	if err != nil {
 		return nil, err
 	}
-	wep.Spec.InterfaceName = hostInterface(r.EndpointID)
+	wep.Spec.InterfaceName = api.LibnetworkInterface(r.EndpointID)
 	wep.Spec.MAC = mac
 	var addrs []netip.Addr
 	for _, a := range []string{iface.Address, iface.AddressIPv6} {
@@ -201,7 +199,7 @@ func (n *NetworkDriver) DeleteEndpoint(ctx context.Context, r *libnetwork.Delete
 	d := n.d
 	d.labels.stop(r.EndpointID)
 	d.sandboxes.release(r.EndpointID)
-	if err := d.links.DeleteLink(hostInterface(r.EndpointID)); err != nil {
+	if err := d.deleteVeth(r.EndpointID); err != nil {
 		return err
 	}
 	wep, err := api.LibnetworkEndpoint(d.cfg.Node, r.EndpointID)
@@ -264,9 +262,10 @@ func (n *NetworkDriver) Join(ctx context.Context, r *libnetwork.JoinRequest) (*l
 		return nil, fmt.Errorf("endpoint %s has no valid MAC: %w", short(r.EndpointID), err)
 	}
 	hasV4, hasV6 := families(wep.Spec.IPNetworks)
-	hostName, peerName := hostInterface(r.EndpointID), "tmp"+r.EndpointID[:11]
+	hostName, peerName := api.LibnetworkInterface(r.EndpointID), "tmp"+r.EndpointID[:11]
 	// A Join retried after a crash finds its own half-made pair: the endpoint ID is unique, so replace it.
-	if err := d.links.DeleteLink(hostName); err != nil {
+	// Anything else of that name is not ours, and Join fails naming it.
+	if err := d.links.DeleteVeth(hostName); err != nil {
 		return nil, err
 	}
 	if _, err := d.links.CreateVeth(link.Veth{HostName: hostName, PeerName: peerName, MTU: d.cfg.MTU, IPv6: hasV6,
@@ -276,7 +275,7 @@ func (n *NetworkDriver) Join(ctx context.Context, r *libnetwork.JoinRequest) (*l
 	resp, err := d.join(ctx, r, wep, rec, hasV4, hasV6)
 	if err != nil {
 		d.sandboxes.release(r.EndpointID)
-		if delErr := d.links.DeleteLink(hostName); delErr != nil {
+		if delErr := d.links.DeleteVeth(hostName); delErr != nil {
 			err = errors.Join(err, delErr)
 		}
 		return nil, err
@@ -285,7 +284,7 @@ func (n *NetworkDriver) Join(ctx context.Context, r *libnetwork.JoinRequest) (*l
 }
 
 func (d *Driver) join(ctx context.Context, r *libnetwork.JoinRequest, wep *api.WorkloadEndpoint, rec *networkRecord, hasV4, hasV6 bool) (*libnetwork.JoinResponse, error) {
-	hostName := wep.Spec.InterfaceName
+	hostName := api.LibnetworkInterface(r.EndpointID)
 	resp := &libnetwork.JoinResponse{InterfaceName: libnetwork.InterfaceName{SrcName: "tmp" + r.EndpointID[:11], DstPrefix: d.cfg.IfPrefix}}
 	var gw6 netip.Addr
 	if hasV6 {
@@ -362,8 +361,16 @@ func (n *NetworkDriver) Leave(ctx context.Context, r *libnetwork.LeaveRequest) e
 	return nil
 }
 
-// hostInterface is Calico's host-side name: cali + the first 11 characters of the endpoint ID.
-func hostInterface(endpointID string) string { return "cali" + endpointID[:11] }
+// deleteVeth deletes the host side of an endpoint. An interface of that name that is not a veth is not
+// the plugin's: it stays, with a warning, and does not stop the endpoint's removal.
+func (d *Driver) deleteVeth(endpointID string) error {
+	err := d.links.DeleteVeth(api.LibnetworkInterface(endpointID))
+	if errors.Is(err, link.ErrNotVeth) {
+		d.log.Warn("endpoint removed without its interface", "endpoint", short(endpointID), "error", err.Error())
+		return nil
+	}
+	return err
+}
 
 // hostMAC gives each host interface its own locally administered MAC, so each has its own IPv6
 // link-local address to serve as that endpoint's gateway.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
 	"github.com/projectcalico/calico-libnetwork/internal/docker"
 )
@@ -49,7 +50,7 @@ func newNetworks(store *datastore.Store, node string, dockerAPI DockerAPI, log *
 // network's is the same on every node that runs its tasks, and each node creates and deletes its own copy
 // of the network: its record is kept per node, so that one node dropping it leaves the others' alone.
 func (n *networks) key(id string) string {
-	if dockerIDRE.MatchString(id) {
+	if api.IsDockerID(id) {
 		return networkPrefix + id
 	}
 	return networkPrefix + id + "/" + n.node

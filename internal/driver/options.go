@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/libnetwork"
 )
 
@@ -139,7 +140,7 @@ func (d *Driver) checkNetworkOptions(req *libnetwork.CreateNetworkRequest) []fla
 	for _, data := range append(append([]libnetwork.IPAMData{}, req.IPv4Data...), req.IPv6Data...) {
 		if data.AddressSpace != addressSpace {
 			reason := "the calico driver needs --ipam-driver " + d.cfg.IPAMDriver
-			if !dockerIDRE.MatchString(req.NetworkID) {
+			if !api.IsDockerID(req.NetworkID) {
 				// Swarm gives a driver of local scope no IPAM of its own choosing: see swarmIPAMReason.
 				reason = swarmIPAMReason
 			}

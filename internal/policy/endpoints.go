@@ -2,7 +2,6 @@ package policy
 
 import (
 	"maps"
-	"net/netip"
 	"slices"
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
@@ -45,7 +44,7 @@ func (x *Index) SetEndpoint(key string, wep *api.WorkloadEndpoint) {
 	ep.local = wep.Spec.Node == x.node && ep.iface != ""
 	ep.contribution = contribution{ports: slices.Clone(wep.Spec.Ports)}
 	for _, n := range wep.Spec.IPNetworks {
-		if p, err := netip.ParsePrefix(n); err == nil {
+		if p, err := api.ParseIPNetwork(n); err == nil {
 			ep.addrs = append(ep.addrs, p.Addr())
 		}
 	}

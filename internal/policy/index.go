@@ -100,13 +100,3 @@ func (x *Index) Interface(name string) (LocalEndpoint, bool) {
 	return LocalEndpoint{Key: owner.key, Iface: owner.iface, MAC: owner.mac, Addrs: slices.Clone(owner.addrs),
 		Plans: owner.plans}, true
 }
-
-// LocalEndpoints lists the endpoints of this node, one per interface.
-func (x *Index) LocalEndpoints() []LocalEndpoint {
-	out := make([]LocalEndpoint, 0, len(x.byIface))
-	for iface := range x.byIface {
-		ep, _ := x.Interface(iface)
-		out = append(out, ep)
-	}
-	return out
-}

@@ -64,7 +64,7 @@ func CreateVeth(v Veth, peerMAC net.HardwareAddr) (net.HardwareAddr, error) {
 	}
 	mac, err := finishVeth(v, veth)
 	if err != nil {
-		if delErr := DeleteLink(v.HostName); delErr != nil {
+		if delErr := DeleteVeth(v.HostName); delErr != nil {
 			err = errors.Join(err, delErr)
 		}
 		return nil, err
@@ -116,33 +116,67 @@ func DeleteLink(name string) error {
 	return nil
 }
 
-// Exists reports whether a link of that name exists, e.g. whether Join has created a workload
-// interface yet.
-func Exists(name string) (bool, error) {
-	_, err := netlink.LinkByName(name)
+// ErrNotVeth is returned for an interface that has a workload interface's name but is not a veth: not
+// made by this package, so not to be deleted or routed to.
+var ErrNotVeth = errors.New("not a veth")
+
+// DeleteVeth deletes the named veth (both ends). A missing link is success, so callers can retry and
+// garbage-collect freely; a link of that name that is not a veth is left alone (ErrNotVeth).
+func DeleteVeth(name string) error {
+	l, err := netlink.LinkByName(name)
 	if isLinkNotFound(err) {
-		return false, nil
+		return nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("looking up %s: %w", name, err)
+		return fmt.Errorf("looking up %s: %w", name, err)
 	}
-	return true, nil
+	if l.Type() != vethKind {
+		return fmt.Errorf("interface %s is a %s, not a veth this plugin made: left alone: %w", name, l.Type(), ErrNotVeth)
+	}
+	if err := netlink.LinkDel(l); err != nil && !isLinkNotFound(err) {
+		return fmt.Errorf("deleting %s: %w", name, err)
+	}
+	return nil
 }
 
-// ListLinks returns the names of the links whose name starts with prefix, so orphaned workload
-// interfaces can be garbage-collected.
-func ListLinks(prefix string) ([]string, error) {
+// vethKind is the netlink kind of a veth.
+const vethKind = "veth"
+
+// Iface is a link: its name and its netlink kind ("veth", "dummy", "bridge", ...).
+type Iface struct {
+	Name, Kind string
+}
+
+// IsVeth reports whether the link is a veth.
+func (i Iface) IsVeth() bool { return i.Kind == vethKind }
+
+// Lookup returns the named link, and false when there is none: e.g. whether Join has created a workload
+// interface yet, and whether it is a veth.
+func Lookup(name string) (Iface, bool, error) {
+	l, err := netlink.LinkByName(name)
+	if isLinkNotFound(err) {
+		return Iface{}, false, nil
+	}
+	if err != nil {
+		return Iface{}, false, fmt.Errorf("looking up %s: %w", name, err)
+	}
+	return Iface{Name: name, Kind: l.Type()}, true, nil
+}
+
+// ListLinks returns the links whose name starts with prefix, so orphaned workload interfaces can be
+// garbage-collected.
+func ListLinks(prefix string) ([]Iface, error) {
 	links, err := retryDump(netlink.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("listing links: %w", err)
 	}
-	var names []string
+	var out []Iface
 	for _, l := range links {
 		if name := l.Attrs().Name; strings.HasPrefix(name, prefix) {
-			names = append(names, name)
+			out = append(out, Iface{Name: name, Kind: l.Type()})
 		}
 	}
-	return names, nil
+	return out, nil
 }
 
 // linkLocalWait bounds how long LinkLocalIPv6 waits for an address it cannot derive.

@@ -107,8 +107,8 @@ func TestCreateVethExists(t *testing.T) {
 				t.Errorf("CreateVeth(%+v) = %v, want an already-exists error naming %s", tc.v, err, tc.name)
 			}
 		}
-		if names, err := link.ListLinks("cali"); err != nil || !slices.Equal(names, []string{"calidup"}) {
-			t.Errorf("after failed creations ListLinks = %v, %v; want only calidup", names, err)
+		if links, err := link.ListLinks("cali"); err != nil || !slices.Equal(links, []link.Iface{{Name: "calidup", Kind: "veth"}}) {
+			t.Errorf("after failed creations ListLinks = %v, %v; want only calidup", links, err)
 		}
 	})
 }
@@ -126,16 +126,36 @@ func TestCreateVethRejectsBadNames(t *testing.T) {
 	}
 }
 
-func TestDeleteLink(t *testing.T) {
+func TestDeleteVeth(t *testing.T) {
 	inNewNS(t, func() {
 		_, err := link.CreateVeth(link.Veth{HostName: "calidel", PeerName: "tmpdel"}, nil)
 		linktest.Must(t, err)
-		linktest.Must(t, link.DeleteLink("calidel"))
-		linktest.Must(t, link.DeleteLink("calidel"))
+		linktest.Must(t, link.DeleteVeth("calidel"))
+		linktest.Must(t, link.DeleteVeth("calidel"))
 		for _, name := range []string{"calidel", "tmpdel"} {
 			if _, err := netlink.LinkByName(name); err == nil {
 				t.Errorf("%s still exists", name)
 			}
+		}
+	})
+}
+
+// An interface that has a workload interface's name but is not a veth was not made by the plugin: it stays.
+func TestDeleteVethLeavesOtherKinds(t *testing.T) {
+	inNewNS(t, func() {
+		kinds := map[string]string{"cali-x": linktest.AddLink(t, "cali-x", "dummy"),
+			"caliabcdef12345": linktest.AddLink(t, "caliabcdef12345", "bridge")}
+		for name, kind := range kinds {
+			err := link.DeleteVeth(name)
+			if !errors.Is(err, link.ErrNotVeth) || !strings.Contains(err.Error(), name+" is a "+kind) {
+				t.Errorf("DeleteVeth(%s) = %v, want ErrNotVeth naming it a %s", name, err, kind)
+			}
+			if l, ok, err := link.Lookup(name); err != nil || !ok || l.Kind != kind || l.IsVeth() {
+				t.Errorf("after DeleteVeth, Lookup(%s) = %+v, %v, %v; want the %s still there", name, l, ok, err, kind)
+			}
+		}
+		if _, ok, err := link.Lookup("calinone"); ok || err != nil {
+			t.Errorf("Lookup of a missing link = %v, %v", ok, err)
 		}
 	})
 }
@@ -149,11 +169,13 @@ func TestListLinks(t *testing.T) {
 			_, err := link.CreateVeth(v, nil)
 			linktest.Must(t, err)
 		}
-		names, err := link.ListLinks("cali")
+		kind := linktest.AddLink(t, "cali-x", "dummy")
+		links, err := link.ListLinks("cali")
 		linktest.Must(t, err)
-		slices.Sort(names)
-		if !slices.Equal(names, []string{"calil1", "calil2"}) {
-			t.Errorf("ListLinks(cali) = %v", names)
+		slices.SortFunc(links, func(a, b link.Iface) int { return strings.Compare(a.Name, b.Name) })
+		want := []link.Iface{{Name: "cali-x", Kind: kind}, {Name: "calil1", Kind: "veth"}, {Name: "calil2", Kind: "veth"}}
+		if !slices.Equal(links, want) {
+			t.Errorf("ListLinks(cali) = %v, want %v", links, want)
 		}
 	})
 }
@@ -197,7 +219,7 @@ func TestLinkLocalIPv6(t *testing.T) {
 	})
 }
 
-// Join calls run concurrently; so must CreateVeth and DeleteLink (run with -race).
+// Join calls run concurrently; so must CreateVeth and DeleteVeth (run with -race).
 func TestConcurrentCreateDelete(t *testing.T) {
 	ns := linktest.NewNS(t, "link")
 	const n = 32
@@ -215,7 +237,7 @@ func TestConcurrentCreateDelete(t *testing.T) {
 					errs[i] = err
 					return
 				}
-				errs[i] = link.DeleteLink(v.HostName)
+				errs[i] = link.DeleteVeth(v.HostName)
 			})
 			errs[i] = errors.Join(errs[i], nsErr)
 		})

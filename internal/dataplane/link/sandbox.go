@@ -56,8 +56,8 @@ func (Ops) CreateVeth(v Veth, peerMAC net.HardwareAddr) (net.HardwareAddr, error
 // LinkLocalIPv6 calls LinkLocalIPv6.
 func (Ops) LinkLocalIPv6(name string) (net.IP, error) { return LinkLocalIPv6(name) }
 
-// DeleteLink calls DeleteLink.
-func (Ops) DeleteLink(name string) error { return DeleteLink(name) }
+// DeleteVeth calls DeleteVeth.
+func (Ops) DeleteVeth(name string) error { return DeleteVeth(name) }
 
 // SandboxRoutes calls SandboxRoutes, for the path under HostRoot.
 func (o Ops) SandboxRoutes(sandboxKey string) ([]netip.Prefix, error) {

@@ -7,6 +7,7 @@ package linktest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -236,4 +237,30 @@ func Must(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// AddLink creates a link that is not a veth, of kind "dummy", "bridge" or "ifb", in the calling thread's
+// namespace: an interface the plugin did not make. A kernel built without the dummy driver gets an ifb
+// (just as much a standalone device that is not a veth) and the test says so. It returns the kind made.
+func AddLink(t testing.TB, name, kind string) string {
+	t.Helper()
+	attrs := netlink.LinkAttrs{Name: name}
+	var l netlink.Link
+	switch kind {
+	case "dummy":
+		l = &netlink.Dummy{LinkAttrs: attrs}
+	case "bridge":
+		l = &netlink.Bridge{LinkAttrs: attrs}
+	case "ifb":
+		l = &netlink.Ifb{LinkAttrs: attrs}
+	default:
+		t.Fatalf("AddLink: unknown kind %q", kind)
+	}
+	err := netlink.LinkAdd(l)
+	if kind == "dummy" && errors.Is(err, unix.EOPNOTSUPP) {
+		t.Logf("this kernel has no dummy driver: %s is an ifb instead", name)
+		return AddLink(t, name, "ifb")
+	}
+	Must(t, err)
+	return kind
 }
