@@ -145,6 +145,22 @@ func ListLinks(prefix string) ([]string, error) {
 	return names, nil
 }
 
+// LinkTypes returns the type ("veth", "vxlan", ...) of every link whose name starts with prefix, for
+// callers that must tell their own interfaces from others of a similar name.
+func LinkTypes(prefix string) (map[string]string, error) {
+	links, err := retryDump(netlink.LinkList)
+	if err != nil {
+		return nil, fmt.Errorf("listing links: %w", err)
+	}
+	types := map[string]string{}
+	for _, l := range links {
+		if name := l.Attrs().Name; strings.HasPrefix(name, prefix) {
+			types[name] = l.Type()
+		}
+	}
+	return types, nil
+}
+
 // linkLocalWait bounds how long LinkLocalIPv6 waits for an address it cannot derive.
 const linkLocalWait = time.Second
 
