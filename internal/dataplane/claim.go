@@ -107,7 +107,8 @@ func holderComment() string {
 	return strings.TrimSpace(c[:min(len(c), maxClaimComment)])
 }
 
-// createClaimTable creates the owned table in one nf_tables transaction; EEXIST if it exists.
+// createClaimTable creates the owned table in one nf_tables transaction. If it exists the kernel answers
+// EPERM when another socket owns it, EEXIST otherwise.
 func createClaimTable(conn *netlink.Conn, comment string) error {
 	ae := netlink.NewAttributeEncoder()
 	ae.ByteOrder = binary.BigEndian // nf_tables attributes are in network order

@@ -114,6 +114,23 @@ func TestClaimFreedWhenHolderKilled(t *testing.T) {
 	c.Close()
 }
 
+func TestCommentOf(t *testing.T) {
+	for _, c := range []struct {
+		udata []byte
+		want  string
+	}{
+		{[]byte("\x00\x0cpid 1: /bin\x00"), "pid 1: /bin"},
+		{[]byte("\x01\x02ab\x00\x03pid\x00"), "pid"}, // another entry first
+		{[]byte("\x00\x09pid"), ""},                  // cut short
+		{[]byte("\x00"), ""},
+		{nil, ""},
+	} {
+		if got := commentOf(c.udata); got != c.want {
+			t.Errorf("commentOf(%q) = %q, want %q", c.udata, got, c.want)
+		}
+	}
+}
+
 type claimHelper struct {
 	cmd    *exec.Cmd
 	result string // its first line of output
