@@ -33,7 +33,7 @@ PLUGIN ?= calico/libnetwork-plugin:latest
 DOCKER ?= docker
 BUILD  := build
 
-.PHONY: help build install image plugin run-plugin test test-unit test-e2e engine lint staticcheck bench fuzz clean
+.PHONY: help build install uninstall image plugin run-plugin test test-unit test-e2e engine lint staticcheck bench fuzz clean
 
 help: ## Show this list of targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -102,6 +102,27 @@ install: build ## Install the binaries, the systemd unit and /etc/default/calico
 	else \
 		install -D -m 0600 packaging/systemd/calico-libnetwork.default $(DESTDIR)/etc/default/calico-libnetwork; \
 	fi
+
+# `make uninstall`: first what the plugin put on this host (calico-libnetwork --uninstall, with the settings
+# the unit uses; it refuses while containers use the plugin: FORCE=1 passes --force), then what `make install`
+# installed. Settings and CALICO_DATA_DIR stay. With DESTDIR only the staged files are removed.
+uninstall: build ## Remove the plugin from this host (FORCE=1: even with containers left), then the installed files
+	@if [ -z "$(DESTDIR)" ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then echo "uninstall: run as root" >&2; exit 1; fi; \
+		if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet calico-libnetwork.service 2>/dev/null; then \
+			echo "uninstall: calico-libnetwork.service is running: remove the containers and networks that use the" \
+				"plugin, then systemctl stop calico-libnetwork, and run make uninstall again" >&2; exit 1; \
+		fi; \
+		set -a; if [ -r /etc/default/calico-libnetwork ]; then . /etc/default/calico-libnetwork; fi; set +a; \
+		./$(BIN)/calico-libnetwork --uninstall $(if $(FORCE),--force) || exit 1; \
+		if command -v systemctl >/dev/null 2>&1 && [ -e $(SYSTEMDDIR)/calico-libnetwork.service ]; then \
+			systemctl disable calico-libnetwork.service 2>/dev/null || true; \
+		fi; \
+	fi
+	rm -f $(DESTDIR)$(PREFIX)/bin/calico-libnetwork $(DESTDIR)$(PREFIX)/bin/calicoctl $(DESTDIR)$(SYSTEMDDIR)/calico-libnetwork.service
+	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "uninstall: kept $(DESTDIR)/etc/default/calico-libnetwork and CALICO_DATA_DIR (default /var/lib/calico:" \
+		"the embedded etcd's data); remove them to forget the settings and the datastore"
 
 image: build ## Build the container image IMAGE (FROM scratch, offline: binaries and this host's nft/iptables)
 	bash packaging/image-rootfs.sh $(BIN) $(BUILD)/image/rootfs

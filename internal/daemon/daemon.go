@@ -37,13 +37,18 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 	if err := makeSysctlsWritable(log); err != nil {
 		return err
 	}
-	if cfg.Dataplane == config.DataplaneLinux {
+	switch cfg.Dataplane {
+	case config.DataplaneLinux:
 		// First, so a second daemon on the host fails at once, before it touches the datastore.
 		claim, err := dataplane.Claim()
 		if err != nil {
 			return err
 		}
 		defer claim.Close()
+	case config.DataplaneNone:
+		if err := removeOwnDataplane(log); err != nil {
+			return err
+		}
 	}
 	// Counted whether or not CALICO_METRICS_ADDR serves them: it costs next to nothing.
 	stats := metrics.New()

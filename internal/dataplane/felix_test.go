@@ -18,7 +18,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
-	"github.com/projectcalico/calico-libnetwork/internal/dataplane/firewall"
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/cleanup"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
 )
 
@@ -66,7 +66,7 @@ func TestFelixParity(t *testing.T) {
 	// Hand the host to Felix, as an operator following the README would: our agent stops and its table
 	// goes; Felix programs the same namespace from the same datastore.
 	r.kill()
-	linktest.MustDo(t, r.host, func() { linktest.Must(t, firewall.New(workloadPrefix, r.log).Remove()) })
+	linktest.MustDo(t, r.host, func() { linktest.Must(t, cleanup.Remove(cleanup.Options{Log: r.log})) })
 	runFelix(t, felix, r)
 	r.expectReachWithin(names, 120*time.Second, open)
 	t.Logf("Felix (%s) gives the same matrix", felixVersion(felix))

@@ -19,6 +19,9 @@ import (
 // same host finds the datastore with no configuration.
 const EndpointFile = "etcd-endpoint"
 
+// EmbeddedDir, under the data directory, holds the embedded etcd's data.
+const EmbeddedDir = "etcd"
+
 // Embedded is a single-node etcd running inside this process.
 type Embedded struct {
 	etcd     *embed.Etcd
@@ -64,7 +67,7 @@ func startEmbedded(dataDir string, raftLog raftLogLimits, log *slog.Logger) (*Em
 	}
 	cfg := embed.NewConfig()
 	cfg.Name = "calico-libnetwork"
-	cfg.Dir = filepath.Join(dataDir, "etcd")
+	cfg.Dir = filepath.Join(dataDir, EmbeddedDir)
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*clientURL}, []url.URL{*clientURL}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peerURL}, []url.URL{*peerURL}
 	cfg.InitialCluster = cfg.Name + "=" + peerURL.String()

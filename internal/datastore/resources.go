@@ -101,6 +101,21 @@ func List[T api.Object](ctx context.Context, s *Store, namespace string) ([]T, e
 	return out, err
 }
 
+// LocalEndpoints lists the workload endpoints of node's Docker containers: the libnetwork ones on that node.
+func LocalEndpoints(ctx context.Context, s *Store, node string) ([]*api.WorkloadEndpoint, error) {
+	weps, err := List[*api.WorkloadEndpoint](ctx, s, api.NamespaceLibnetwork)
+	if err != nil {
+		return nil, err
+	}
+	var local []*api.WorkloadEndpoint
+	for _, w := range weps {
+		if w.Spec.Node == node && w.Spec.Orchestrator == api.OrchestratorLibnetwork {
+			local = append(local, w)
+		}
+	}
+	return local, nil
+}
+
 func prepare(o api.Object) ([]byte, error) {
 	api.Default(o)
 	if err := api.Validate(o); err != nil {

@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
 	"github.com/projectcalico/calico-libnetwork/internal/ipam"
 )
@@ -157,15 +156,6 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (c stateCollector) localEndpoints(ctx context.Context) (int, error) {
-	weps, err := datastore.List[*api.WorkloadEndpoint](ctx, c.src.Store, api.NamespaceLibnetwork)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, w := range weps {
-		if w.Spec.Node == c.src.Node && w.Spec.Orchestrator == api.OrchestratorLibnetwork {
-			n++
-		}
-	}
-	return n, nil
+	weps, err := datastore.LocalEndpoints(ctx, c.src.Store, c.src.Node)
+	return len(weps), err
 }

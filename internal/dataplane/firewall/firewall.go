@@ -241,30 +241,88 @@ func (f *Firewall) filterState(iptables string) (filterState, error) {
 	return st, nil
 }
 
-// Remove deletes our table and, in both iptables families, the jumps to our chain and the chain.
-// What is already gone is skipped, so it is idempotent.
-func (f *Firewall) Remove() error {
+// Installed reports whether the host holds any of our firewall: the table, or in either iptables family
+// our chain or a jump to it. Nothing else makes these, so they show that our dataplane ran here. A tool
+// that is not installed has made nothing of ours (Ensure needs them all).
+func (f *Firewall) Installed() (bool, error) {
 	if f.err != nil {
-		return f.err
+		return false, f.err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if table, err := f.hasTable(); err != nil || table {
+		return table, err
+	}
+	for _, fam := range ipFamilies {
+		st, err := f.filterState(fam.iptables)
+		if err != nil && !notInstalled(err) {
+			return false, err
+		}
+		if st.exists || st.jumps() > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// hasTable reports whether table inet calico exists (false if nft is not installed).
+func (f *Firewall) hasTable() (bool, error) {
+	out, err := f.run("", "nft", "list", "tables", "inet")
+	if notInstalled(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("listing nftables tables: %w", err)
+	}
+	for line := range strings.Lines(out) {
+		if strings.TrimSpace(line) == "table inet calico" {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func notInstalled(err error) bool { return errors.Is(err, exec.ErrNotFound) }
+
+// Remove deletes our table and, in both iptables families, the jumps to our chain and the chain, and
+// says what it removed. What is already gone is skipped, so it is idempotent. It touches nothing else:
+// other tables (the dataplane claim's among them) and other chains stay as they are.
+func (f *Firewall) Remove() ([]string, error) {
+	if f.err != nil {
+		return nil, f.err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.want, f.have, f.poolsKnown, f.policyKnown, f.sweep = map[string]*object{}, nil, false, false, false
-	// Adding first makes the delete succeed when the table is already gone.
-	if _, err := f.run("add table inet calico\ndelete table inet calico\n", "nft", "-f", "-"); err != nil {
-		return fmt.Errorf("deleting nftables table inet calico: %w", err)
+	table, err := f.hasTable()
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	if table {
+		if _, err := f.run("delete table inet calico\n", "nft", "-f", "-"); err != nil {
+			return nil, fmt.Errorf("deleting nftables table inet calico: %w", err)
+		}
+		removed = append(removed, "nftables table inet calico")
 	}
 	var errs []error
 	for _, fam := range ipFamilies {
-		errs = append(errs, f.removeForwardAccept(fam.iptables, fam.restore))
+		what, err := f.removeForwardAccept(fam.iptables, fam.restore)
+		if what != "" {
+			removed = append(removed, what)
+		}
+		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	return removed, errors.Join(errs...)
 }
 
-func (f *Firewall) removeForwardAccept(iptables, restore string) error {
+func (f *Firewall) removeForwardAccept(iptables, restore string) (string, error) {
 	st, err := f.filterState(iptables)
+	if notInstalled(err) {
+		return "", nil
+	}
 	if err != nil || (st.jumps() == 0 && !st.exists) {
-		return err
+		return "", err
 	}
 	var b strings.Builder
 	b.WriteString("*filter\n")
@@ -276,9 +334,9 @@ func (f *Firewall) removeForwardAccept(iptables, restore string) error {
 	}
 	b.WriteString("COMMIT\n")
 	if _, err := f.run(b.String(), restore, "-w", "5", "--noflush"); err != nil {
-		return fmt.Errorf("removing %s chain %s: %w", iptables, forwardChain, err)
+		return "", fmt.Errorf("removing %s chain %s: %w", iptables, forwardChain, err)
 	}
-	return nil
+	return fmt.Sprintf("%s chain %s and %d jump(s) to it from FORWARD", iptables, forwardChain, st.jumps()), nil
 }
 
 // run runs a command with stdin and returns its stdout; errors carry its stderr.

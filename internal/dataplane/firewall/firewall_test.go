@@ -150,11 +150,22 @@ func TestEnsureAcceptsWorkloadTrafficPastDockerDrop(t *testing.T) {
 	}
 	expectReachable(t, w, true)
 
-	if err := f.Remove(); err != nil {
+	if installed, err := f.Installed(); err != nil || !installed {
+		t.Errorf("Installed = %v, %v; want true", installed, err)
+	}
+	removed, err := f.Remove()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Remove(); err != nil {
-		t.Fatalf("second Remove: %v", err)
+	if want := []string{"nftables table inet calico", "iptables chain CALICO-FORWARD and 1 jump(s) to it from FORWARD",
+		"ip6tables chain CALICO-FORWARD and 1 jump(s) to it from FORWARD"}; !slices.Equal(removed, want) {
+		t.Errorf("Remove removed %q, want %q", removed, want)
+	}
+	if removed, err := f.Remove(); err != nil || len(removed) > 0 {
+		t.Fatalf("second Remove: %q, %v; want nothing removed", removed, err)
+	}
+	if installed, err := f.Installed(); err != nil || installed {
+		t.Errorf("Installed after Remove = %v, %v; want false", installed, err)
 	}
 	if out, err := linktest.Exec(host, "nft", "list", "table", "inet", "calico"); err == nil {
 		t.Errorf("table still present after Remove:\n%s", out)
@@ -270,7 +281,8 @@ func TestInvalidPrefixRefused(t *testing.T) {
 			"Ensure":      f.Ensure(Options{}),
 			"SetPools":    f.SetPools(nil, nil),
 			"ApplyPolicy": f.ApplyPolicy(idx, idx.TakeChanges()),
-			"Remove":      f.Remove(),
+			"Remove":      second(f.Remove()),
+			"Installed":   second(f.Installed()),
 		} {
 			if err == nil || !strings.Contains(err.Error(), "invalid interface prefix") {
 				t.Errorf("%s with prefix %q: %v", name, prefix, err)
@@ -278,6 +290,8 @@ func TestInvalidPrefixRefused(t *testing.T) {
 		}
 	}
 }
+
+func second[T any](_ T, err error) error { return err }
 
 // A label change that only moves an address between sets writes set elements and nothing else; a new
 // process drops what the datastore no longer has; a set element removed behind our back comes back.

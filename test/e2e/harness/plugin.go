@@ -267,6 +267,25 @@ func (p *Plugin) Restart() {
 	}
 }
 
+// RestartWith restarts the daemon as Restart does, with the variables in vars set (or changed) in its
+// environment.
+func (p *Plugin) RestartWith(vars map[string]string) {
+	p.t.Helper()
+	var env []string
+	for _, kv := range p.env {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, changed := vars[k]; !changed {
+			env = append(env, kv)
+		}
+	}
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	p.env = env
+	p.Restart()
+}
+
 // Exited reports whether the daemon process has exited.
 func (p *Plugin) Exited() bool {
 	p.mu.Lock()
