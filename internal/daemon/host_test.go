@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/config"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane"
@@ -55,13 +53,13 @@ func TestHandOverToCalicoNode(t *testing.T) {
 	linktest.MustDo(t, host, func() {
 		linktest.Must(t, link.ReplaceBlockRoute(link.BlockRoute{Dst: netip.MustParsePrefix("10.65.0.0/26"), Blackhole: true}))
 	})
-	eventually(t, func() error { return linktest.Ping(a.NS, b.IPv4) })
+	linktest.Eventually(t, 10*time.Second, func() error { return linktest.Ping(a.NS, b.IPv4) })
 	stop()
 
 	// Restarted with the dataplane off beside calico/node, which routes two new containers.
 	c, d := handoverWorkload(t, host, "c", 3), handoverWorkload(t, host, "d", 4)
 	for _, w := range []linktest.Workload{c, d} {
-		felixRoute(t, host, w)
+		linktest.RouteAsFelix(t, host, w, nil)
 	}
 	if err := linktest.Ping(c.NS, d.IPv4); err == nil {
 		t.Fatal("the old table inet calico did not drop the new containers' traffic: this test shows nothing")
@@ -139,32 +137,6 @@ func endpointID(name string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// felixRoute routes a container as Felix does: /32 scope link with Felix's default route protocol (boot).
-func felixRoute(t *testing.T, host string, w linktest.Workload) {
-	t.Helper()
-	linktest.MustDo(t, host, func() {
-		l, err := netlink.LinkByName(w.HostIface)
-		linktest.Must(t, err)
-		linktest.Must(t, netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Scope: netlink.SCOPE_LINK,
-			Dst: &net.IPNet{IP: w.IPv4, Mask: net.CIDRMask(32, 32)}, Protocol: netlink.RouteProtocol(3)}))
-	})
-}
-
-func eventually(t *testing.T, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // Uninstalling leaves the host's firewall, routes and interfaces as they were before the plugin ran. It
 // refuses while a container has an endpoint in the datastore or an interface on the host, and while a
 // daemon programs the host, unless forced; forced, it needs no datastore.
@@ -194,7 +166,7 @@ func TestUninstall(t *testing.T) {
 	linktest.MustDo(t, host, func() {
 		linktest.Must(t, link.ReplaceBlockRoute(link.BlockRoute{Dst: netip.MustParsePrefix("10.65.0.0/26"), Blackhole: true}))
 	})
-	eventually(t, func() error {
+	linktest.Eventually(t, 10*time.Second, func() error {
 		if out, _ := linktest.Exec(host, "ip", "route", "show", "proto", "80"); !strings.Contains(out, a.HostIface) {
 			return fmt.Errorf("the agent has not routed %s:\n%s", a.HostIface, out)
 		}

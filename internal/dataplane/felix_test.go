@@ -127,17 +127,7 @@ func parityPolicies(t *testing.T) []api.Object {
 // wrongly (a timeout on a loaded machine), so a path that fails is probed again, a few at a time, up to
 // four times in all.
 func (r *rig) matrix(names []string) map[path]bool {
-	var all []path
-	for _, from := range names {
-		for _, to := range names {
-			for _, kind := range protocols {
-				if from != to {
-					all = append(all, path{from, to, kind})
-				}
-			}
-		}
-	}
-	got := r.reach(all)
+	got := r.reach(allPaths(names))
 	for range 3 {
 		var failed []path
 		for p, ok := range got {

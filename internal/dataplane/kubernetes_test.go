@@ -8,9 +8,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
-
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
 )
@@ -23,24 +20,7 @@ func (r *rig) addPod(name string, n int, namespace, account string, ports ...api
 	w := &workload{Workload: linktest.Workload{NS: linktest.NewNS(r.t, "pod"), HostIface: "cali" + name,
 		IPv4: net.ParseIP(fmt.Sprintf("10.65.1.%d", n)), IPv6: net.ParseIP(fmt.Sprintf("fd00:65:1::%d", n))}}
 	mac := linktest.Plug(r.t, r.host, w.Workload)
-	linktest.MustDo(r.t, r.host, func() {
-		l, err := netlink.LinkByName(w.HostIface)
-		linktest.Must(r.t, err)
-		for _, ip := range []net.IP{w.IPv4, w.IPv6} {
-			bits := 8 * len(ip.To16())
-			if ip.To4() != nil {
-				ip, bits = ip.To4(), 32
-			}
-			linktest.Must(r.t, netlink.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Scope: netlink.SCOPE_LINK,
-				Dst: &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, Protocol: unix.RTPROT_BOOT}))
-			family := netlink.FAMILY_V6
-			if bits == 32 {
-				family = netlink.FAMILY_V4
-			}
-			linktest.Must(r.t, netlink.NeighSet(&netlink.Neigh{LinkIndex: l.Attrs().Index, Family: family,
-				State: netlink.NUD_PERMANENT, IP: ip, HardwareAddr: mac}))
-		}
-	})
+	linktest.RouteAsFelix(r.t, r.host, w.Workload, mac)
 	wep := &api.WorkloadEndpoint{Spec: api.WorkloadEndpointSpec{Orchestrator: "k8s", Workload: "", Pod: name,
 		Endpoint: "eth0", Node: testNode, InterfaceName: w.HostIface, MAC: mac.String(), Ports: ports,
 		Profiles:   []string{"kns." + namespace, "ksa." + namespace + "." + account},

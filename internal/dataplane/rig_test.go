@@ -193,6 +193,21 @@ func paths(pairs string, kinds ...string) []string {
 	return out
 }
 
+// allPaths lists every kind of traffic between every ordered pair of the named workloads.
+func allPaths(names []string) []path {
+	var all []path
+	for _, from := range names {
+		for _, to := range names {
+			for _, kind := range protocols {
+				if from != to {
+					all = append(all, path{from, to, kind})
+				}
+			}
+		}
+	}
+	return all
+}
+
 // settle waits until the running agent, if any, has programmed everything written to the datastore.
 func (r *rig) settle() {
 	r.t.Helper()
@@ -227,16 +242,7 @@ func (r *rig) expectReachWithin(names []string, timeout time.Duration, want ...[
 			wanted[p] = true
 		}
 	}
-	var pending []path
-	for _, from := range names {
-		for _, to := range names {
-			for _, kind := range protocols {
-				if from != to {
-					pending = append(pending, path{from, to, kind})
-				}
-			}
-		}
-	}
+	pending := allPaths(names)
 	deadline := time.Now().Add(timeout)
 	for {
 		var wrong []string

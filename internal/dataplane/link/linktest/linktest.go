@@ -264,3 +264,45 @@ func AddLink(t testing.TB, name, kind string) string {
 	Must(t, err)
 	return kind
 }
+
+// Eventually retries check until it succeeds, failing the test with its last error after timeout.
+func Eventually(t testing.TB, timeout time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// RouteAsFelix routes a workload's addresses to its host interface in namespace host the way Felix does
+// for a workload it did not plug: link-scope routes of protocol boot, and permanent neighbour entries
+// when mac is given.
+func RouteAsFelix(t testing.TB, host string, w Workload, mac net.HardwareAddr) {
+	t.Helper()
+	MustDo(t, host, func() {
+		l, err := netlink.LinkByName(w.HostIface)
+		Must(t, err)
+		for _, ip := range []net.IP{w.IPv4, w.IPv6} {
+			if ip == nil {
+				continue
+			}
+			family := netlink.FAMILY_V6
+			if ip.To4() != nil {
+				family = netlink.FAMILY_V4
+			}
+			Must(t, netlink.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Scope: netlink.SCOPE_LINK,
+				Dst: hostNet(ip), Protocol: unix.RTPROT_BOOT}))
+			if mac != nil {
+				Must(t, netlink.NeighSet(&netlink.Neigh{LinkIndex: l.Attrs().Index, Family: family,
+					State: netlink.NUD_PERMANENT, IP: ip, HardwareAddr: mac}))
+			}
+		}
+	})
+}
