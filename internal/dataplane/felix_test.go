@@ -91,7 +91,8 @@ func parityWorld(t *testing.T) []api.Object {
 // parityPolicies uses every construct both dataplanes enforce exactly: tiers with Pass, orders and
 // their tie-break, selectors and notSelectors, namespaces (policy and rule namespaceSelector,
 // NetworkPolicy scoping), service accounts (names, selector, policy serviceAccountSelector), named
-// ports and notPorts mixed with numbers, nets, protocols, ICMP types, ipVersion, Deny, Pass and Log.
+// ports and notPorts mixed with numbers, nets and notNets (of one family only, which Felix applies to
+// that family alone), protocols, ICMP types, ipVersion, Deny, Pass and Log.
 func parityPolicies(t *testing.T) []api.Object {
 	tierOrder := 100.0
 	security := &api.Tier{Spec: api.TierSpec{Order: &tierOrder, DefaultAction: "Pass"}}
@@ -109,7 +110,8 @@ func parityPolicies(t *testing.T) []api.Object {
 	toDev := &api.NetworkPolicy{Spec: api.PolicySpec{Selector: "all()", Types: []string{"Ingress"}, Ingress: policyRules(t,
 		`[{"action":"Allow","protocol":"TCP","source":{"serviceAccounts":{"names":["api"]}},"destination":{"notPorts":["http"]}},
 		  {"action":"Allow","protocol":"ICMPv6","source":{"namespaceSelector":"all()"}},
-		  {"action":"Allow","protocol":"UDP","source":{"notSelector":"has(nothing)"}}]`)}}
+		  {"action":"Allow","protocol":"UDP","source":{"notSelector":"has(nothing)"}},
+		  {"action":"Allow","protocol":"TCP","source":{"notNets":["10.65.0.0/24"]}}]`)}}
 	toDev.Name, toDev.Namespace = "to-dev", "dev"
 	webFromPods := gnp("web-from-pods", 20, "role == 'web'", []string{"Ingress"}, policyRules(t,
 		`[{"action":"Deny","ipVersion":6,"source":{"serviceAccounts":{"names":["default"]}}},

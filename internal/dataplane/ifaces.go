@@ -37,7 +37,7 @@ func classify(l link.Iface, c claim) ifaceClass {
 		return notOurs
 	case c.owner:
 		return owned
-	case c.claimed: // e.g. a CNI's veth that happens to look like ours
+	case c.claimed || !l.Made(): // e.g. a CNI's veth that happens to look like ours
 		return notOurs
 	default:
 		return stale

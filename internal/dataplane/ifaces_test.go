@@ -40,9 +40,14 @@ func TestClassify(t *testing.T) {
 		{"eth0", "veth", claim{claimed: true}, notOurs},
 		{"lo", "", claim{claimed: true}, notOurs},
 	} {
-		if got := classify(link.Iface{Name: tc.name, Kind: tc.kind}, tc.claim); got != tc.want {
+		if got := classify(link.Iface{Name: tc.name, Kind: tc.kind, Alias: link.VethAlias}, tc.claim); got != tc.want {
 			t.Errorf("classify(%s %s, %+v) = %d, want %d", tc.kind, tc.name, tc.claim, got, tc.want)
 		}
+	}
+	// A Calico CNI's pod veth (of a datastore this host's daemon does not read) has the driver's name shape
+	// but not the plugin's mark.
+	if got := classify(link.Iface{Name: ours, Kind: "veth"}, claim{}); got != notOurs {
+		t.Errorf("an unmarked veth named like ours is %d, want notOurs", got)
 	}
 }
 
@@ -160,8 +165,12 @@ func TestOnlyOurInterfaces(t *testing.T) {
 	})
 	// Endpoints of the plugin's naming eth0 (a veth on this host) and lo, and a veth whose name is not one
 	// the driver gives.
+	// And a Calico CNI's pod veth of a datastore this daemon does not read (no endpoint here): its name has
+	// the driver's shape, but not the plugin's mark.
+	cniPod := api.LibnetworkInterface(endpointID("k8s-datastore-pod"))
 	for _, args := range [][]string{{"ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"},
-		{"ip", "link", "set", "eth0", "up"}, {"ip", "link", "add", "cali-veth", "type", "veth", "peer", "name", "tmp-veth"}} {
+		{"ip", "link", "set", "eth0", "up"}, {"ip", "link", "add", "cali-veth", "type", "veth", "peer", "name", "tmp-veth"},
+		{"ip", "link", "add", cniPod, "type", "veth", "peer", "name", "tmp-cnipod"}} {
 		out, err := linktest.Exec(r.host, args...)
 		linktest.Must(t, fmtErr(out, err))
 	}
@@ -197,7 +206,7 @@ func TestOnlyOurInterfaces(t *testing.T) {
 	}
 	linktest.Must(t, r.agent.do(context.Background(), r.agent.resync))
 
-	for _, iface := range []string{"cali-x", "caliabcdef12345", "cali-veth", pod.HostIface, "eth0", "lo", invalid.HostIface} {
+	for _, iface := range []string{"cali-x", "caliabcdef12345", "cali-veth", pod.HostIface, "eth0", "lo", invalid.HostIface, cniPod} {
 		if out, err := linktest.Exec(r.host, "ip", "link", "show", iface); err != nil {
 			t.Errorf("%s was deleted: %s", iface, out)
 		}

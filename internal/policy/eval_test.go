@@ -68,7 +68,17 @@ func (x *Index) matches(r Rule, pkt packet) bool {
 		(r.NotProtocol == 0 || r.NotProtocol != pkt.proto) &&
 		(r.ICMP == nil || r.ICMP.Type == pkt.icmpType) &&
 		(r.NotICMP == nil || r.NotICMP.Type != pkt.icmpType)
-	return ok && x.entityMatches(r.Src, pkt.src, pkt.proto, pkt.sport) && x.entityMatches(r.Dst, pkt.dst, pkt.proto, pkt.dport)
+	return ok && inFamily(r.Src, family) && inFamily(r.Dst, family) &&
+		x.entityMatches(r.Src, pkt.src, pkt.proto, pkt.sport) && x.entityMatches(r.Dst, pkt.dst, pkt.proto, pkt.dport)
+}
+
+// inFamily is Felix's reading of a rule with no ipVersion: it applies to a family only if its nets and its
+// notNets, where given, include some of that family.
+func inFamily(e Entity, family int) bool {
+	has := func(nets []netip.Prefix) bool {
+		return len(nets) == 0 || slices.ContainsFunc(nets, func(p netip.Prefix) bool { return p.Addr().Is4() == (family == 4) })
+	}
+	return has(e.Nets) && has(e.NotNets)
 }
 
 // entityMatches is Calico's meaning of an entity: nets, selectors and, for ports, a numeric port or a

@@ -37,8 +37,8 @@ func (x *Index) plan(ep *endpoint, d Direction) Plan {
 	return p
 }
 
-// sortedPolicies returns every policy in Calico's evaluation order: by tier (order, unset last, then
-// name), then by policy order (unset last), then as Felix breaks ties: by the text
+// sortedPolicies returns every policy in Calico's evaluation order: by tier (tiers without a Tier
+// resource last, as Felix's invalid tiers; then order, unset last; then name), then by policy order (unset last), then as Felix breaks ties: by the text
 // "<name>/<namespace>/<kind>".
 func (x *Index) sortedPolicies() []*policyEntry {
 	if x.sortedOK {
@@ -46,6 +46,7 @@ func (x *Index) sortedPolicies() []*policyEntry {
 	}
 	x.sorted = slices.SortedFunc(maps.Values(x.policies), func(a, b *policyEntry) int {
 		return cmp.Or(
+			cmp.Compare(x.tierMissing(a.tier), x.tierMissing(b.tier)),
 			cmp.Compare(x.tierOrder(a.tier), x.tierOrder(b.tier)),
 			cmp.Compare(a.tier, b.tier),
 			cmp.Compare(a.order, b.order),
@@ -54,6 +55,15 @@ func (x *Index) sortedPolicies() []*policyEntry {
 	})
 	x.sortedOK = true
 	return x.sorted
+}
+
+// tierMissing is 1 for a tier that has no Tier resource (the default tier always counts as present, as
+// calico/node and this daemon create it), else 0.
+func (x *Index) tierMissing(name string) int {
+	if _, ok := x.tiers[name]; ok || name == defaultTier {
+		return 0
+	}
+	return 1
 }
 
 func (x *Index) tierOrder(name string) float64 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -182,5 +183,39 @@ func TestInterfaceOwner(t *testing.T) {
 		if ep, _ := x.Interface("calix"); ep.Key != "k2" {
 			t.Errorf("order %v: after delete, owner %+v", order, ep)
 		}
+	}
+}
+
+// A rule without ipVersion whose notNets are all IPv4 does not apply to IPv6 at all, as in Felix (which
+// renders no IPv6 rule for it): an Allow then lets no IPv6 in.
+func TestNotNetsOfOneFamily(t *testing.T) {
+	x := world(t)
+	x.SetPolicy("", "not-nets", gnp(1, "has(net-a)", []string{"Ingress"}, []api.Rule{{Action: api.ActionAllow,
+		Source: api.EntityRule{NotNets: []string{"10.9.0.0/16"}}}}, nil))
+	ep, _ := x.Interface("calia1")
+	for src, want := range map[string]bool{"10.0.0.2": true, "10.9.0.1": false, "fd00::2": false} {
+		pkt := packet{src: netip.MustParseAddr(src), dst: netip.MustParseAddr("10.0.0.1"), proto: 6, dport: 80}
+		if pkt.src.Is6() {
+			pkt.dst = netip.MustParseAddr("fd00::1")
+		}
+		if got := x.verdict(ep.Plans[Ingress], pkt); got != want {
+			t.Errorf("from %s: allowed %v, want %v", src, got, want)
+		}
+	}
+}
+
+// Policies in a tier that has no Tier resource come after every existing tier, as Felix sorts invalid tiers.
+func TestMissingTierLast(t *testing.T) {
+	x := world(t)
+	late := gnp(1, "all()", []string{"Ingress"}, []api.Rule{{Action: api.ActionAllow}}, nil)
+	late.Tier = "aaa-missing"
+	x.SetPolicy("", "in-missing-tier", late)
+	x.SetPolicy("", "in-default", gnp(1, "all()", []string{"Ingress"}, []api.Rule{{Action: api.ActionDeny}}, nil))
+	var names []string
+	for _, p := range x.sortedPolicies() {
+		names = append(names, p.key.name)
+	}
+	if want := []string{"in-default", "in-missing-tier"}; !slices.Equal(names, want) {
+		t.Errorf("order %v, want %v", names, want)
 	}
 }

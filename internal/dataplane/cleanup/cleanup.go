@@ -84,11 +84,11 @@ func Interfaces() ([]string, error) {
 	return names, nil
 }
 
-// pluginVeth reports whether a host interface is a workload veth this plugin made (named as the driver
-// names them, api.LibnetworkInterface). A cali* interface of another kind or naming (a CNI's veth, a
-// dummy, a bridge) is not.
+// pluginVeth reports whether a host interface is a workload veth this plugin made: named as the driver
+// names them (api.LibnetworkInterface) and carrying the plugin's mark (link.VethAlias). A Calico CNI's
+// pod veth has the same name shape but not the mark; dummies and bridges are not veths.
 func pluginVeth(l link.Iface) bool {
-	return l.IsVeth() && api.IsLibnetworkInterface(l.Name)
+	return l.Made() && api.IsLibnetworkInterface(l.Name)
 }
 
 func removeInterfaces(log *slog.Logger) error {
@@ -98,7 +98,7 @@ func removeInterfaces(log *slog.Logger) error {
 	}
 	var errs []error
 	for _, name := range names {
-		if err := link.DeleteLink(name); err != nil {
+		if err := link.DeleteVeth(name); err != nil {
 			errs = append(errs, err)
 			continue
 		}

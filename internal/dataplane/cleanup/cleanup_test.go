@@ -16,26 +16,28 @@ import (
 )
 
 func TestPluginVeth(t *testing.T) {
+	const mark = link.VethAlias
 	for _, c := range []struct {
-		name, typ string
-		want      bool
+		name, typ, alias string
+		want             bool
 	}{
-		{"cali0123456789a", "veth", true},
-		{"caliabcdef01234", "veth", true},
-		{"caliabcdef01234", "bridge", false}, // a cali-named interface of another kind
-		{"cali0123456789", "veth", false},    // 10 characters: not an endpoint ID's 11
-		{"cali0123456789ab", "veth", false},  // 12
-		{"caliABCDEF01234", "veth", false},   // Docker's IDs are lower case
-		{"calinotours1234", "veth", false},   // not hex
-		{"cali-x", "veth", false},            //
-		{"eth0", "veth", false},              //
-		{"tmp0123456789a", "veth", false},    // the container end before Docker moves it
-		{"xcali0123456789a", "veth", false},  //
-		{"vxlan.calico", "vxlan", false},     // ours, but not a workload interface
-		{"cali0123456789a\n", "veth", false}, //
+		{"cali0123456789a", "veth", mark, true},
+		{"caliabcdef01234", "veth", mark, true},
+		{"caliabcdef01234", "veth", "", false},     // a Calico CNI's pod veth: same name shape, no mark
+		{"caliabcdef01234", "bridge", mark, false}, // a cali-named interface of another kind
+		{"cali0123456789", "veth", mark, false},    // 10 characters: not an endpoint ID's 11
+		{"cali0123456789ab", "veth", mark, false},  // 12
+		{"caliABCDEF01234", "veth", mark, false},   // Docker's IDs are lower case
+		{"calinotours1234", "veth", mark, false},   // not hex
+		{"cali-x", "veth", mark, false},            //
+		{"eth0", "veth", mark, false},              //
+		{"tmp0123456789a", "veth", mark, false},    // the container end before Docker moves it
+		{"xcali0123456789a", "veth", mark, false},  //
+		{"vxlan.calico", "vxlan", "", false},       // ours, but not a workload interface
+		{"cali0123456789a\n", "veth", mark, false}, //
 	} {
-		if got := pluginVeth(link.Iface{Name: c.name, Kind: c.typ}); got != c.want {
-			t.Errorf("pluginVeth(%q, %q) = %v, want %v", c.name, c.typ, got, c.want)
+		if got := pluginVeth(link.Iface{Name: c.name, Kind: c.typ, Alias: c.alias}); got != c.want {
+			t.Errorf("pluginVeth(%q, %q, alias %q) = %v, want %v", c.name, c.typ, c.alias, got, c.want)
 		}
 	}
 }

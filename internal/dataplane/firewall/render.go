@@ -132,15 +132,16 @@ func entityMatches(e policy.Entity, family int, addrField, portField string) [][
 	var nets, negated []string
 	if family != 0 {
 		ip := ipKeyword(family)
-		inFamily := ofFamily(e.Nets, family)
-		if len(e.Nets) > 0 && len(inFamily) == 0 {
+		// As Felix, a rule whose nets or notNets all belong to the other family is left out of this one.
+		inFamily, notInFamily := ofFamily(e.Nets, family), ofFamily(e.NotNets, family)
+		if (len(e.Nets) > 0 && len(inFamily) == 0) || (len(e.NotNets) > 0 && len(notInFamily) == 0) {
 			return nil
 		}
 		if len(inFamily) > 0 {
 			nets = append(nets, ip+addrField+" "+netSet(inFamily))
 		}
-		if notNets := ofFamily(e.NotNets, family); len(notNets) > 0 {
-			negated = append(negated, ip+addrField+" != "+netSet(notNets))
+		if len(notInFamily) > 0 {
+			negated = append(negated, ip+addrField+" != "+netSet(notInFamily))
 		}
 		if e.NotSet != "" {
 			negated = append(negated, ip+addrField+" != @"+setName(e.NotSet, family))

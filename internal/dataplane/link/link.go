@@ -80,9 +80,13 @@ func existingName(v Veth) string {
 	return v.PeerName
 }
 
-// finishVeth applies the sysctls before the host end goes up, so it never carries traffic
+// finishVeth marks the host end as the plugin's and applies the sysctls before it goes up, so it never carries traffic
 // unconfigured, and reads the peer MAC the kernel chose.
 func finishVeth(v Veth, host *netlink.Veth) (net.HardwareAddr, error) {
+	// The kernel takes an alias only on an existing link, not in the request that creates it.
+	if err := netlink.LinkSetAlias(host, VethAlias); err != nil {
+		return nil, fmt.Errorf("marking %s as the plugin's: %w", v.HostName, err)
+	}
 	if err := ConfigureHostInterface(v.HostName, v.IPv6); err != nil {
 		return nil, err
 	}
@@ -139,16 +143,25 @@ func DeleteVeth(name string) error {
 	return nil
 }
 
+// VethAlias marks (as the interface alias, IFLA_IFALIAS) the host end of every veth CreateVeth makes: a
+// Calico CNI names its pods' veths in the same cali+11-hex shape as the driver, so the name alone cannot
+// tell the plugin's interfaces from others that the plugin must never delete.
+const VethAlias = "calico-libnetwork"
+
 // vethKind is the netlink kind of a veth.
 const vethKind = "veth"
 
 // Iface is a link: its name and its netlink kind ("veth", "dummy", "bridge", ...).
 type Iface struct {
 	Name, Kind string
+	Alias      string // the interface alias (ip link ... alias)
 }
 
 // IsVeth reports whether the link is a veth.
 func (i Iface) IsVeth() bool { return i.Kind == vethKind }
+
+// Made reports whether CreateVeth made the link (a veth carrying VethAlias).
+func (i Iface) Made() bool { return i.IsVeth() && i.Alias == VethAlias }
 
 // Lookup returns the named link, and false when there is none: e.g. whether Join has created a workload
 // interface yet, and whether it is a veth.
@@ -160,7 +173,7 @@ func Lookup(name string) (Iface, bool, error) {
 	if err != nil {
 		return Iface{}, false, fmt.Errorf("looking up %s: %w", name, err)
 	}
-	return Iface{Name: name, Kind: l.Type()}, true, nil
+	return Iface{Name: name, Kind: l.Type(), Alias: l.Attrs().Alias}, true, nil
 }
 
 // ListLinks returns the links whose name starts with prefix, so orphaned workload interfaces can be
@@ -173,7 +186,7 @@ func ListLinks(prefix string) ([]Iface, error) {
 	var out []Iface
 	for _, l := range links {
 		if name := l.Attrs().Name; strings.HasPrefix(name, prefix) {
-			out = append(out, Iface{Name: name, Kind: l.Type()})
+			out = append(out, Iface{Name: name, Kind: l.Type(), Alias: l.Attrs().Alias})
 		}
 	}
 	return out, nil

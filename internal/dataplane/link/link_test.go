@@ -53,6 +53,9 @@ func TestCreateVeth(t *testing.T) {
 				t.Errorf("%s: type %s MTU %d, want veth MTU 1400", l.Attrs().Name, l.Type(), l.Attrs().MTU)
 			}
 		}
+		if l, _, err := link.Lookup("calitest1"); err != nil || !l.Made() {
+			t.Errorf("host end %+v (%v) does not carry the plugin's mark", l, err)
+		}
 		if mac := host.Attrs().HardwareAddr.String(); mac != "ee:ee:ee:ee:ee:ee" {
 			t.Errorf("host MAC %s, want ee:ee:ee:ee:ee:ee", mac)
 		}
@@ -107,7 +110,7 @@ func TestCreateVethExists(t *testing.T) {
 				t.Errorf("CreateVeth(%+v) = %v, want an already-exists error naming %s", tc.v, err, tc.name)
 			}
 		}
-		if links, err := link.ListLinks("cali"); err != nil || !slices.Equal(links, []link.Iface{{Name: "calidup", Kind: "veth"}}) {
+		if links, err := link.ListLinks("cali"); err != nil || !slices.Equal(links, []link.Iface{{Name: "calidup", Kind: "veth", Alias: link.VethAlias}}) {
 			t.Errorf("after failed creations ListLinks = %v, %v; want only calidup", links, err)
 		}
 	})
@@ -173,7 +176,8 @@ func TestListLinks(t *testing.T) {
 		links, err := link.ListLinks("cali")
 		linktest.Must(t, err)
 		slices.SortFunc(links, func(a, b link.Iface) int { return strings.Compare(a.Name, b.Name) })
-		want := []link.Iface{{Name: "cali-x", Kind: kind}, {Name: "calil1", Kind: "veth"}, {Name: "calil2", Kind: "veth"}}
+		want := []link.Iface{{Name: "cali-x", Kind: kind}, {Name: "calil1", Kind: "veth", Alias: link.VethAlias},
+			{Name: "calil2", Kind: "veth", Alias: link.VethAlias}}
 		if !slices.Equal(links, want) {
 			t.Errorf("ListLinks(cali) = %v, want %v", links, want)
 		}
