@@ -53,7 +53,7 @@ func TestHandOverToCalicoNode(t *testing.T) {
 	linktest.MustDo(t, host, func() {
 		linktest.Must(t, link.ReplaceBlockRoute(link.BlockRoute{Dst: netip.MustParsePrefix("10.65.0.0/26"), Blackhole: true}))
 	})
-	linktest.Eventually(t, 10*time.Second, func() error { return linktest.Ping(a.NS, b.IPv4) })
+	linktest.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error { return linktest.Ping(a.NS, b.IPv4) })
 	stop()
 
 	// Restarted with the dataplane off beside calico/node, which routes two new containers.
@@ -166,7 +166,7 @@ func TestUninstall(t *testing.T) {
 	linktest.MustDo(t, host, func() {
 		linktest.Must(t, link.ReplaceBlockRoute(link.BlockRoute{Dst: netip.MustParsePrefix("10.65.0.0/26"), Blackhole: true}))
 	})
-	linktest.Eventually(t, 10*time.Second, func() error {
+	linktest.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if out, _ := linktest.Exec(host, "ip", "route", "show", "proto", "80"); !strings.Contains(out, a.HostIface) {
 			return fmt.Errorf("the agent has not routed %s:\n%s", a.HostIface, out)
 		}

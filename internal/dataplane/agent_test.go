@@ -148,7 +148,7 @@ func TestNATOutgoing(t *testing.T) {
 		{a2.IPv4, a1.IPv4.String()},
 		{a2.IPv6, a1.IPv6.String()},
 	} {
-		linktest.Eventually(t, 5*time.Second, func() error {
+		linktest.Eventually(t, 5*time.Second, 50*time.Millisecond, func() error {
 			seen, err := linktest.Probe(a1.NS, "tcp", tc.to, probePort)
 			if err == nil && seen != tc.wantSource {
 				err = fmt.Errorf("%s saw source %s, want %s", tc.to, seen, tc.wantSource)
@@ -161,7 +161,7 @@ func TestNATOutgoing(t *testing.T) {
 	pool4.Spec.NATOutgoing = false
 	pool4.ResourceVersion = ""
 	r.put(pool4)
-	linktest.Eventually(t, 5*time.Second, func() error {
+	linktest.Eventually(t, 5*time.Second, 50*time.Millisecond, func() error {
 		if seen, err := linktest.Probe(a1.NS, "tcp", outside.IPv4, probePort); err == nil {
 			return fmt.Errorf("outside reached, seeing source %s", seen)
 		}
@@ -218,7 +218,7 @@ func TestStaleStateRemoved(t *testing.T) {
 	linktest.Plug(t, r.host, orphan)
 
 	r.del(a2.wep)
-	linktest.Eventually(t, 5*time.Second, func() error {
+	linktest.Eventually(t, 5*time.Second, 50*time.Millisecond, func() error {
 		out, err := linktest.Exec(r.host, "ip", "route", "show", "dev", a2.HostIface)
 		if err == nil && out != "" {
 			return fmt.Errorf("routes of a deleted endpoint remain:\n%s", out)
@@ -228,7 +228,7 @@ func TestStaleStateRemoved(t *testing.T) {
 	if err := linktest.Ping(a1.NS, a2.IPv4); err == nil {
 		t.Error("a deleted endpoint is still reachable")
 	}
-	linktest.Eventually(t, 5*time.Second, func() error {
+	linktest.Eventually(t, 5*time.Second, 50*time.Millisecond, func() error {
 		_, err := linktest.Exec(r.host, "ip", "link", "show", orphan.HostIface)
 		if err == nil {
 			return fmt.Errorf("%s still present", orphan.HostIface)
@@ -239,7 +239,7 @@ func TestStaleStateRemoved(t *testing.T) {
 		t.Errorf("orphan deleted after %v, before its grace period", gone)
 	}
 	// a2's own interface lost its endpoint too, and goes the same way.
-	linktest.Eventually(t, 5*time.Second, func() error {
+	linktest.Eventually(t, 5*time.Second, 50*time.Millisecond, func() error {
 		if _, err := linktest.Exec(r.host, "ip", "link", "show", a2.HostIface); err == nil {
 			return fmt.Errorf("%s still present", a2.HostIface)
 		}

@@ -189,7 +189,7 @@ func TestOnlyOurInterfaces(t *testing.T) {
 		IPv4: net.ParseIP("10.65.0.9"), IPv6: net.ParseIP("fd00:65::9")}
 	linktest.Plug(t, r.host, stale)
 
-	linktest.Eventually(t, 5*time.Second, func() error {
+	linktest.Eventually(t, 5*time.Second, 50*time.Millisecond, func() error {
 		if _, err := linktest.Exec(r.host, "ip", "link", "show", stale.HostIface); err == nil {
 			return fmt.Errorf("stale veth %s still present", stale.HostIface)
 		}

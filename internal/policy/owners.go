@@ -58,6 +58,9 @@ func (x *Index) setRules(o *ruleOwner, has [2]bool, rules [2][]api.Rule, namespa
 	}
 }
 
+// allEndpoints filters the named-port sets of a side without a selector.
+var allEndpoints = selector.MustParse("all()")
+
 // acquireSets gives a resolved rule the IP sets of its selectors and named ports. A named port's set
 // holds only the endpoints the positive selector of its side matches (all endpoints without one), as
 // in Felix, so a named port needs no separate selector match.
@@ -75,7 +78,7 @@ func (o *ruleOwner) acquireSets(x *Index, rr *resolvedRule) {
 	for i, e := range []*Entity{&rr.Src, &rr.Dst} {
 		sel := rr.sels[2*i]
 		if sel == nil {
-			sel = selector.MustParse("all()")
+			sel = allEndpoints
 		}
 		for _, name := range rr.named[i].ports {
 			e.NamedPorts = append(e.NamedPorts, acquire(&ipSet{sel: sel, port: &portMatch{name, rr.Protocol}}))
@@ -133,6 +136,7 @@ type policyKey struct{ namespace, name string }
 type policyEntry struct {
 	ruleOwner
 	key   policyKey
+	tie   string // tieBreak(key), the order among policies of equal order
 	tier  string
 	order float64            // +Inf when unset
 	sel   *selector.Selector // nil: applies to no endpoint
@@ -146,13 +150,13 @@ func (p *policyEntry) kind() string {
 	return KindPolicy
 }
 
-// tieBreak orders policies of equal order, as Felix's policy sorter does.
-func (p *policyEntry) tieBreak() string {
+// tieBreak orders policies of equal order, as Felix's policy sorter does: "<name>/<namespace>/<kind>".
+func tieBreak(key policyKey) string {
 	kind := "GlobalNetworkPolicy"
-	if p.key.namespace != "" {
+	if key.namespace != "" {
 		kind = "NetworkPolicy"
 	}
-	return p.key.name + "/" + p.key.namespace + "/" + kind
+	return key.name + "/" + key.namespace + "/" + kind
 }
 
 // appliesTo reports whether the policy decides ep's traffic in any direction.
@@ -182,7 +186,7 @@ func (x *Index) SetPolicy(namespace, name string, spec *api.PolicySpec) {
 	}
 	var before *policyEntry
 	if e == nil {
-		e = &policyEntry{key: key}
+		e = &policyEntry{key: key, tie: tieBreak(key)}
 		for _, d := range Directions {
 			e.ids[d] = RuleSetID{Kind: e.kind(), Namespace: namespace, Name: name, Dir: d}
 		}

@@ -50,7 +50,7 @@ func (x *Index) sortedPolicies() []*policyEntry {
 			cmp.Compare(x.tierOrder(a.tier), x.tierOrder(b.tier)),
 			cmp.Compare(a.tier, b.tier),
 			cmp.Compare(a.order, b.order),
-			cmp.Compare(a.tieBreak(), b.tieBreak()),
+			cmp.Compare(a.tie, b.tie),
 		)
 	})
 	x.sortedOK = true

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
 	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
 )
 
@@ -38,7 +39,7 @@ func TestDockerUserRules(t *testing.T) {
 
 	iptables("-I")
 	harness.RestartDockerd(t)
-	harness.Eventually(t, 60*time.Second, time.Second, func() error {
+	linktest.Eventually(t, 60*time.Second, time.Second, func() error {
 		for _, c := range []string{a, b} {
 			if running, err := harness.DockerErr("inspect", "-f", "{{.State.Running}}", c); err != nil || running != "true" {
 				return fmt.Errorf("%s not running again after the dockerd restart: %q %v", c, running, err)
@@ -47,7 +48,7 @@ func TestDockerUserRules(t *testing.T) {
 		return nil
 	})
 	// Within one resync of the agent (10 s) our jump is right after Docker's.
-	harness.Eventually(t, 15*time.Second, 500*time.Millisecond, func() error {
+	linktest.Eventually(t, 15*time.Second, 500*time.Millisecond, func() error {
 		out, err := exec.Command("iptables", "-S", "FORWARD").CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("iptables -S FORWARD: %v: %s", err, out)

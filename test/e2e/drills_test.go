@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
 	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
 )
 
@@ -66,7 +67,7 @@ func TestParallelRuns(t *testing.T) {
 	began = time.Now()
 	e.docker(append([]string{"rm", "-f"}, names...)...)
 	t.Logf("removing them took %v", time.Since(began).Round(100*time.Millisecond))
-	harness.Eventually(t, 30*time.Second, 500*time.Millisecond, func() error {
+	linktest.Eventually(t, 30*time.Second, 500*time.Millisecond, func() error {
 		if n := len(e.endpoints()); n != 0 {
 			return fmt.Errorf("%d endpoints left", n)
 		}
@@ -158,7 +159,7 @@ func (c *churn) rounds() int {
 // waitRounds waits until the churn has completed n rounds.
 func (c *churn) waitRounds(t *testing.T, n int) {
 	t.Helper()
-	harness.Eventually(t, 2*time.Minute, 100*time.Millisecond, func() error {
+	linktest.Eventually(t, 2*time.Minute, 100*time.Millisecond, func() error {
 		if got := c.rounds(); got < n {
 			return fmt.Errorf("container churn at round %d of %d", got, n)
 		}
@@ -271,7 +272,7 @@ func (e *env) runningIPs(network string) map[string]netip.Addr {
 // their endpoints.
 func (e *env) eventuallyOnlyRunning(network string, timeout time.Duration, want ...string) {
 	e.t.Helper()
-	harness.Eventually(e.t, timeout, 500*time.Millisecond, func() error {
+	linktest.Eventually(e.t, timeout, 500*time.Millisecond, func() error {
 		running := e.runningIPs(network)
 		names := slices.Sorted(maps.Keys(running))
 		if !slices.Equal(names, slices.Sorted(slices.Values(want))) {

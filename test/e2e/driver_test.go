@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
 	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
 )
@@ -85,7 +86,7 @@ func TestSingleNetwork(t *testing.T) {
 	}
 
 	e.docker("rm", "-f", a, b)
-	harness.Eventually(t, 10*time.Second, 200*time.Millisecond, func() error {
+	linktest.Eventually(t, 10*time.Second, 200*time.Millisecond, func() error {
 		if n := len(e.endpoints()); n != 0 {
 			return fmt.Errorf("%d endpoints left", n)
 		}
@@ -243,7 +244,7 @@ func TestEndpointLabels(t *testing.T) {
 	e := start(t, map[string]string{"CALICO_LIBNETWORK_LABEL_ENDPOINTS": "true"})
 	net := e.network("net")
 	e.run("a", "--net", net, "--label", "org.projectcalico.label.role=db", "--label", "other=ignored")
-	harness.Eventually(t, 10*time.Second, 200*time.Millisecond, func() error {
+	linktest.Eventually(t, 10*time.Second, 200*time.Millisecond, func() error {
 		for _, w := range e.endpoints() {
 			labels, _ := w["metadata"].(map[string]any)["labels"].(map[string]any)
 			if labels["role"] == "db" && labels["other"] == nil {
@@ -266,7 +267,7 @@ func TestPluginRestartKeepsContainers(t *testing.T) {
 	c := e.run("c", "--net", net)
 	e.mustPing(c, e.containerIP(a, net, false))
 	e.docker("rm", "-f", a, b, c)
-	harness.Eventually(t, 10*time.Second, 200*time.Millisecond, func() error {
+	linktest.Eventually(t, 10*time.Second, 200*time.Millisecond, func() error {
 		if n := len(e.endpoints()); n != 0 {
 			return fmt.Errorf("%d endpoints left", n)
 		}
@@ -282,13 +283,13 @@ func TestDockerdRestart(t *testing.T) {
 	a := e.run("a", "--net", net, "--restart", "always")
 	b := e.run("b", "--net", net, "--restart", "always")
 	harness.RestartDockerd(t)
-	harness.Eventually(t, 60*time.Second, time.Second, func() error {
+	linktest.Eventually(t, 60*time.Second, time.Second, func() error {
 		if out, err := e.exec(a, "ping", "-c", "1", "-W", "1", e.containerIP(b, net, false)); err != nil {
 			return fmt.Errorf("after dockerd restart: %v %s", err, out)
 		}
 		return nil
 	})
-	harness.Eventually(t, 30*time.Second, time.Second, func() error {
+	linktest.Eventually(t, 30*time.Second, time.Second, func() error {
 		if n := len(e.endpoints()); n != 2 {
 			return fmt.Errorf("want 2 endpoints, have %d", n)
 		}

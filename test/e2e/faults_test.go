@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
 	"github.com/projectcalico/calico-libnetwork/internal/libnetwork"
 	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
 )
@@ -133,7 +134,7 @@ func TestCrashBetweenCalls(t *testing.T) {
 	e.plugin.Kill()
 	e.plugin.Restart()
 	began := time.Now()
-	harness.Eventually(t, 30*time.Second, 500*time.Millisecond, func() error {
+	linktest.Eventually(t, 30*time.Second, 500*time.Millisecond, func() error {
 		if out := e.calicoctl("ipam", "show", "--ip", netip.MustParsePrefix(addr.Address).Addr().String()); !strings.Contains(out, "not assigned") {
 			return fmt.Errorf("leaked address still allocated:\n%s", out)
 		}
@@ -202,7 +203,7 @@ func TestInvalidContainerLabels(t *testing.T) {
 	e.run("a", "--net", net, "--label", "org.projectcalico.label.role=db",
 		"--label", "org.projectcalico.label.huge="+strings.Repeat("v", 64<<10),
 		"--label", "org.projectcalico.label.bad!key=x")
-	harness.Eventually(t, 10*time.Second, 200*time.Millisecond, func() error {
+	linktest.Eventually(t, 10*time.Second, 200*time.Millisecond, func() error {
 		for _, w := range e.endpoints() {
 			if labels, _ := w["metadata"].(map[string]any)["labels"].(map[string]any); labels["role"] == "db" {
 				if labels["huge"] != nil || labels["bad!key"] != nil {

@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
-	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
 )
 
 // The flow's ports: A sends from flowSrcPort to flowDstPort on B's address, again and again.
@@ -32,7 +31,7 @@ func TestReleasedAddressFlows(t *testing.T) {
 	b := e.run("b", "--net", netName, "--ip", addr)
 	bGot := e.udpServer(b)
 	answers := e.udpSender(a, addr)
-	harness.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+	linktest.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
 		if answers.Load() == 0 {
 			return fmt.Errorf("B has not answered A's UDP flow")
 		}
@@ -61,7 +60,7 @@ spec:
 	}
 
 	e.docker("rm", "-f", b)
-	harness.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+	linktest.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
 		if n := flowsWith(t, addr); n > 0 {
 			return fmt.Errorf("%d conntrack entries of %s after its container was removed", n, addr)
 		}
@@ -80,7 +79,7 @@ spec:
 
 	// A was sending all along: without the policy its flow reaches C.
 	e.calicoctl("delete", "globalnetworkpolicy", "e2e-no-udp-in")
-	harness.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+	linktest.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
 		if cGot.Load() == 0 {
 			return fmt.Errorf("A's flow does not reach C without the policy")
 		}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
 )
 
 // A host that ran the plugin's dataplane is handed to calico/node: the daemon restarts with
@@ -48,7 +48,7 @@ func felixRoutes(t *testing.T, e *env, container, network string) {
 	t.Helper()
 	id := e.docker("inspect", "-f", fmt.Sprintf(`{{(index .NetworkSettings.Networks %q).EndpointID}}`, network), container)
 	iface, ip := "cali"+id[:11], e.containerIP(container, network, false)
-	harness.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
+	linktest.Eventually(t, 10*time.Second, 100*time.Millisecond, func() error {
 		_, err := host("ip", "route", "replace", ip+"/32", "dev", iface, "proto", "boot", "scope", "link")
 		return err
 	})

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
 )
 
 // Metrics and health on a unix socket that only root (and its group) can reach, as a user of the plugin sees
@@ -40,7 +40,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	}
 
 	// Healthy once the dataplane has synced with the datastore, moments after start.
-	harness.Eventually(t, 30*time.Second, 200*time.Millisecond, func() error {
+	linktest.Eventually(t, 30*time.Second, 200*time.Millisecond, func() error {
 		if code, body := get("/healthz"); code != http.StatusOK || !strings.Contains(body, `"datastore":"ok"`) {
 			return fmt.Errorf("/healthz: %d %s", code, body)
 		}

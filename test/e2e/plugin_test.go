@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
 	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
 )
 
@@ -95,7 +96,7 @@ func TestManagedPlugin(t *testing.T) {
 	if n := endpoints(); n != 2 {
 		t.Errorf("%d workload endpoints in the plugin's datastore, want 2", n)
 	}
-	harness.Eventually(t, 10*time.Second, 200*time.Millisecond, func() error {
+	linktest.Eventually(t, 10*time.Second, 200*time.Millisecond, func() error {
 		if out, err := calicoctl("get", "profile", network).CombinedOutput(); err != nil {
 			return fmt.Errorf("profile %s: %v: %s", network, err, out)
 		}

@@ -35,7 +35,7 @@ func (e *env) tcp(from, ip string) (string, error) {
 // eventually retries a check until the agent has had time to apply a change.
 func (e *env) eventually(check func() error) {
 	e.t.Helper()
-	harness.Eventually(e.t, policyConverge, 200*time.Millisecond, check)
+	linktest.Eventually(e.t, policyConverge, 200*time.Millisecond, check)
 }
 
 // expectTCP waits until TCP from a container to an address works (want) or is blocked (!want).
@@ -231,7 +231,7 @@ spec:
 	began := time.Now()
 	harness.RestartDockerd(t)
 	t.Logf("dockerd restarted in %v", time.Since(began))
-	harness.Eventually(t, 60*time.Second, time.Second, func() error {
+	linktest.Eventually(t, 60*time.Second, time.Second, func() error {
 		for c, n := range map[string]string{a1: netA, a2: netA, b1: netB} {
 			if ip, err := harness.DockerErr("inspect", "-f", fmt.Sprintf(`{{(index .NetworkSettings.Networks %q).IPAddress}}`, n), c); err != nil || ip == "" {
 				return fmt.Errorf("%s not back on %s after the dockerd restart: %q %v", c, n, ip, err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
 	"github.com/projectcalico/calico-libnetwork/internal/libnetwork"
 	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
 )
@@ -257,7 +258,7 @@ func TestProtocolDockerSequence(t *testing.T) {
 	// The host routes to the sandbox, which answers through the gateways the Join asked for.
 	for _, a := range []string{addrs[false].Address, addrs[true].Address} {
 		ip := netip.MustParsePrefix(a).Addr().String()
-		harness.Eventually(t, 10*time.Second, 250*time.Millisecond, func() error {
+		linktest.Eventually(t, 10*time.Second, 250*time.Millisecond, func() error {
 			if out, err := exec.Command("ping", "-c", "1", "-W", "1", ip).CombinedOutput(); err != nil {
 				return fmt.Errorf("host cannot reach the sandbox at %s: %v\n%s", ip, err, out)
 			}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
 	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
 )
 
@@ -48,7 +49,7 @@ func TestSwarmService(t *testing.T) {
 		t.Errorf("swarm kept IPAM driver %q for a local-scope driver's network; README's Swarm services section needs revisiting", got)
 	}
 	s.service("direct", direct)
-	harness.Eventually(t, 60*time.Second, time.Second, func() error {
+	linktest.Eventually(t, 60*time.Second, time.Second, func() error {
 		out := harness.Docker(t, "service", "ps", "--no-trunc", "-f", "desired-state=shutdown", "--format", "{{.Error}}", prefix+"-direct")
 		if !strings.Contains(out, "--config-from") {
 			return fmt.Errorf("no task refused with the --config-from advice yet; task errors: %q", out)
@@ -161,7 +162,7 @@ var slotRE = regexp.MustCompile(`^(.+)\.\d+\.[0-9a-z]+$`)
 func (s *swarmEnv) waitTasks(service string, n int) []task {
 	s.t.Helper()
 	var tasks []task
-	harness.Eventually(s.t, 90*time.Second, 500*time.Millisecond, func() error {
+	linktest.Eventually(s.t, 90*time.Second, 500*time.Millisecond, func() error {
 		tasks = nil
 		out, err := harness.DockerErr("ps", "-q", "-f", "label=com.docker.swarm.service.name="+service)
 		if err != nil {
@@ -216,7 +217,7 @@ func (s *swarmEnv) resolves(from, name string, tasks []task) {
 		want = append(want, tk.addr.String())
 	}
 	slices.Sort(want)
-	harness.Eventually(s.t, 10*time.Second, 500*time.Millisecond, func() error {
+	linktest.Eventually(s.t, 10*time.Second, 500*time.Millisecond, func() error {
 		out, _ := harness.DockerErr("exec", from, "nslookup", name)
 		var got []string
 		for _, m := range answerRE.FindAllStringSubmatch(out, -1) {
@@ -237,7 +238,7 @@ var endpointKindRE = regexp.MustCompile(`"kind":\s*"WorkloadEndpoint"`)
 // exactly n address allocations and n workload endpoints, and calicoctl ipam check finds no problem.
 func (s *swarmEnv) assertAllocations(n int) {
 	s.t.Helper()
-	harness.Eventually(s.t, 20*time.Second, 500*time.Millisecond, func() error {
+	linktest.Eventually(s.t, 20*time.Second, 500*time.Millisecond, func() error {
 		check := s.calicoctl("ipam", "check")
 		if m := allocationsRE.FindStringSubmatch(check); m == nil || m[1] != strconv.Itoa(n) || !strings.Contains(check, "found 0 problems") {
 			return fmt.Errorf("want %d IPAM allocations and no problems:\n%s", n, check)

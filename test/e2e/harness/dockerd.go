@@ -3,6 +3,7 @@ package harness
 import (
 	"bytes"
 	"fmt"
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
 	"os"
 	"os/exec"
 	"strconv"
@@ -75,7 +76,7 @@ func RestartDockerd(t testing.TB) {
 	}
 	go func() { _ = cmd.Wait() }() // reap it if it exits while the tests run
 
-	Eventually(t, dockerdReadyTimeout, 250*time.Millisecond, func() error {
+	linktest.Eventually(t, dockerdReadyTimeout, 250*time.Millisecond, func() error {
 		_, err := DockerErr("info")
 		return err
 	})

@@ -255,23 +255,6 @@ func withPrefix(out, prefix string) []string {
 	return names
 }
 
-// Eventually calls f every interval until it returns nil; it fails the test with f's last error after timeout.
-func Eventually(t testing.TB, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not true after %v: %v", timeout, err)
-			return
-		}
-		time.Sleep(interval)
-	}
-}
-
 // UniqueName returns prefix followed by 6 random hex digits, short enough for interface and network names.
 func UniqueName(t testing.TB, prefix string) string {
 	t.Helper()

@@ -3,6 +3,7 @@ package harness
 import (
 	"errors"
 	"fmt"
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -42,7 +43,7 @@ func TestUniqueName(t *testing.T) {
 
 func TestEventuallySucceeds(t *testing.T) {
 	calls := 0
-	Eventually(t, 5*time.Second, time.Millisecond, func() error {
+	linktest.Eventually(t, 5*time.Second, time.Millisecond, func() error {
 		calls++
 		if calls < 3 {
 			return fmt.Errorf("call %d", calls)
@@ -67,7 +68,7 @@ func (r *recordingTB) Fatalf(format string, args ...any) { r.fatal = fmt.Sprintf
 func TestEventuallyTimesOut(t *testing.T) {
 	rec := &recordingTB{TB: t}
 	start := time.Now()
-	Eventually(rec, 50*time.Millisecond, 10*time.Millisecond, func() error {
+	linktest.Eventually(rec, 50*time.Millisecond, 10*time.Millisecond, func() error {
 		return errors.New("still broken")
 	})
 	if !strings.Contains(rec.fatal, "still broken") {

@@ -265,8 +265,9 @@ func AddLink(t testing.TB, name, kind string) string {
 	return kind
 }
 
-// Eventually retries check until it succeeds, failing the test with its last error after timeout.
-func Eventually(t testing.TB, timeout time.Duration, check func() error) {
+// Eventually calls check every interval until it returns nil; it fails the test with check's last error
+// after timeout.
+func Eventually(t testing.TB, timeout, interval time.Duration, check func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -275,9 +276,9 @@ func Eventually(t testing.TB, timeout time.Duration, check func() error) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal(err)
+			t.Fatalf("not true after %v: %v", timeout, err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 
