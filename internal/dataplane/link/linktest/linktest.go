@@ -277,6 +277,7 @@ func Eventually(t testing.TB, timeout, interval time.Duration, check func() erro
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("not true after %v: %v", timeout, err)
+			return // a testing.TB that records rather than stops
 		}
 		time.Sleep(interval)
 	}
