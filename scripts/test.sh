@@ -13,7 +13,7 @@
 # tests run; later runs find it cached. See scripts/test-e2e.sh.
 #
 # Usage: bash scripts/test.sh   (or: make test)
-# Env: GOTEST_TIMEOUT (25m), FUZZTIME (5s), E2E_ENGINES ("debian current"),
+# Env: GOTEST_TIMEOUT (25m), FUZZTIME (20000x: executions, not seconds; see scripts/fuzz.sh), E2E_ENGINES ("debian current"),
 # HARNESS_RACE=1 builds the daemon under test with -race for the e2e tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +36,7 @@ fi
 echo "test.sh: upstream calico-felix for TestFelixParity: ${CALICO_FELIX:-none (the test skips)}"
 
 GOTEST_TIMEOUT=${GOTEST_TIMEOUT:-25m}
-FUZZTIME=${FUZZTIME:-5s}
+FUZZTIME=${FUZZTIME:-20000x}
 E2E_ENGINES=${E2E_ENGINES:-debian current}
 export GOTEST_TIMEOUT
 
