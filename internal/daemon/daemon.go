@@ -65,15 +65,17 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 	addrs := ipam.New(store, ipam.Options{Node: cfg.NodeName, Log: log})
 	var dp driver.Dataplane = dataplane.Disabled{}
 	var dataplaneSynced <-chan struct{} // nil: no dataplane to wait for
+	var dataplaneRefused func() []string
 	if cfg.Dataplane == config.DataplaneLinux {
 		agent := dataplane.New(dataplane.Config{Node: cfg.NodeName, EndpointToHost: cfg.EndpointToHost,
-			ObserveConvergence: stats.ObserveConvergence, ObserveUnenforced: stats.ObserveUnenforced}, store, log)
+			ObserveConvergence: stats.ObserveConvergence, ObserveUnenforced: stats.ObserveUnenforced,
+			ObserveRefused: stats.ObserveRefused}, store, log)
 		if err := agent.Start(); err != nil {
 			return fmt.Errorf("preparing the host dataplane (set CALICO_DATAPLANE=none if calico/node programs this host): %w", err)
 		}
 		go agent.Run(ctx)
 		go routing.New(routing.Config{Node: cfg.NodeName}, store, addrs, log).Run(ctx)
-		dp, dataplaneSynced = agent, agent.Synced()
+		dp, dataplaneSynced, dataplaneRefused = agent, agent.Synced(), agent.Refused
 	}
 	dockerAPI, err := docker.New(cfg.DockerHost)
 	if err != nil {
@@ -94,7 +96,8 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 		IsLive: d.AllocationLive, Log: log}
 	go collector.Run(ctx)
 	if cfg.MetricsAddr != "" {
-		h := stats.Handler(metrics.Sources{Node: cfg.NodeName, Store: store, IPAM: addrs, DataplaneSynced: dataplaneSynced}, log)
+		h := stats.Handler(metrics.Sources{Node: cfg.NodeName, Store: store, IPAM: addrs, DataplaneSynced: dataplaneSynced,
+			DataplaneRefused: dataplaneRefused}, log)
 		if err := metrics.Start(ctx, cfg.MetricsAddr, h, log); err != nil {
 			return err
 		}

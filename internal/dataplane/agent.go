@@ -29,10 +29,6 @@ import (
 // workloadPrefix names the host ends of workload interfaces.
 const workloadPrefix = "cali"
 
-// batchDelay is how long the agent waits after a datastore change for more before applying them all:
-// a burst (a policy and its labels written together, a resync) becomes one kernel transaction.
-const batchDelay = 5 * time.Millisecond
-
 // Config is the agent's share of the daemon configuration.
 type Config struct {
 	Node           string
@@ -53,6 +49,9 @@ type Config struct {
 	// ObserveUnenforced, if set, is told after each pass how many policy and profile rules are enforced
 	// failing closed because they match something this dataplane cannot enforce (metrics).
 	ObserveUnenforced func(int)
+	// ObserveRefused, if set, is told after each pass how many nftables objects the kernel refuses
+	// (metrics); Refused names them.
+	ObserveRefused func(int)
 }
 
 // Agent programs the host dataplane. Its EndpointUp/EndpointDown let Join act at once; Run converges.
@@ -88,6 +87,9 @@ func New(cfg Config, store *datastore.Store, log *slog.Logger) *Agent {
 	}
 	if cfg.ObserveUnenforced == nil {
 		cfg.ObserveUnenforced = func(int) {}
+	}
+	if cfg.ObserveRefused == nil {
+		cfg.ObserveRefused = func(int) {}
 	}
 	if cfg.ObserveConvergence == nil {
 		cfg.ObserveConvergence = func(time.Duration) {}
@@ -181,23 +183,13 @@ func (a *Agent) Run(ctx context.Context) {
 	events := a.watch(ctx)
 	ticker := time.NewTicker(a.cfg.ResyncInterval)
 	defer ticker.Stop()
-	batch := time.NewTimer(0)
-	<-batch.C
-	var pending []event
-	var since time.Time // when the first pending change arrived
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case ev := <-events:
-			if len(pending) == 0 {
-				batch.Reset(batchDelay)
-				since = time.Now()
-			}
-			pending = append(pending, ev)
-		case <-batch.C:
-			evs, arrived := pending, since
-			pending = nil
+			arrived := time.Now()
+			evs := takeQueued(events, []event{ev})
 			a.report(a.do(ctx, func() error {
 				for _, ev := range evs {
 					a.view.fold(ev)
@@ -210,6 +202,20 @@ func (a *Agent) Run(ctx context.Context) {
 			}))
 		case <-ticker.C:
 			a.report(a.do(ctx, a.resync))
+		}
+	}
+}
+
+// takeQueued appends the events already waiting: a change is applied at once, and what arrived while
+// the previous one was being applied (a policy and its labels written together, a burst of endpoints)
+// goes to the kernel together, in one transaction.
+func takeQueued(events <-chan event, evs []event) []event {
+	for {
+		select {
+		case ev := <-events:
+			evs = append(evs, ev)
+		default:
+			return evs
 		}
 	}
 }
@@ -249,6 +255,7 @@ func (a *Agent) takeChanges() policy.Changes {
 
 // applied records, after a successful pass, the revision the kernel now reflects.
 func (a *Agent) applied(err error) error {
+	a.cfg.ObserveRefused(len(a.fw.Refused()))
 	if err == nil {
 		a.rev.Store(a.view.rev)
 	}
@@ -276,6 +283,16 @@ func (a *Agent) setPools() error {
 	all, masq := a.view.poolPrefixes()
 	a.view.poolsChanged = false
 	return a.fw.SetPools(all, masq)
+}
+
+// Refused names the objects of the firewall the kernel refuses, each with the datastore object it
+// renders and the kernel's reason; the endpoints they apply to fail closed. Safe from any goroutine.
+func (a *Agent) Refused() []string {
+	var out []string
+	for _, r := range a.fw.Refused() {
+		out = append(out, r.String())
+	}
+	return out
 }
 
 // Disabled is the dataplane when CALICO_DATAPLANE=none: another agent (calico/node) programs the host.

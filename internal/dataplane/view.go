@@ -36,10 +36,14 @@ type event struct {
 	datastore.Event
 }
 
+// watchQueue is how many watched changes may wait while the worker is busy.
+const watchQueue = 4096
+
 // watch merges the watches of every kind: endpoints of all nodes (selectors match remote endpoints'
 // addresses too), profiles, policies, tiers and pools.
 func (a *Agent) watch(ctx context.Context) <-chan event {
-	out := make(chan event)
+	// Buffered, so that changes arriving while the worker applies others queue up for one transaction.
+	out := make(chan event, watchQueue)
 	for k := range numKinds {
 		in := a.store.Watch(ctx, datastore.KindPrefix(kindInfos[k], ""), a.log)
 		go func() {

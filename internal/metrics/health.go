@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -13,13 +14,15 @@ const healthTimeout = 2 * time.Second
 
 // healthReport is /healthz's body: each check's outcome, "ok" or what is wrong.
 type healthReport struct {
-	Status    string `json:"status"` // "ok" or "unhealthy"
+	Status    string `json:"status"` // "ok", "degraded" or "unhealthy"
 	Datastore string `json:"datastore"`
 	Dataplane string `json:"dataplane"`
 }
 
 // health answers 200 when etcd answers a read and the dataplane agent has completed its first sync (or the
-// dataplane is disabled), 503 otherwise.
+// dataplane is disabled), 503 otherwise. A dataplane that has synced but whose kernel refuses some objects
+// is "degraded" (still 200: every other endpoint is served, and those objects' endpoints fail closed), and
+// the report names them.
 type health struct{ src Sources }
 
 func (h health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -34,16 +37,29 @@ func (h health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		select {
 		case <-h.src.DataplaneSynced:
+			if refused := h.src.refused(); len(refused) > 0 {
+				rep.Dataplane = "degraded: the kernel refuses " + strings.Join(refused, "; ")
+				if rep.Status == "ok" {
+					rep.Status = "degraded"
+				}
+			}
 		default:
 			rep.Status, rep.Dataplane = "unhealthy", "not yet synced with the datastore"
 		}
 	}
 	status := http.StatusOK
-	if rep.Status != "ok" {
+	if rep.Status == "unhealthy" {
 		status = http.StatusServiceUnavailable
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	// A write error means the prober hung up; there is nobody left to tell.
 	_ = json.NewEncoder(w).Encode(rep)
+}
+
+func (s Sources) refused() []string {
+	if s.DataplaneRefused == nil {
+		return nil
+	}
+	return s.DataplaneRefused()
 }

@@ -39,7 +39,14 @@ func TestHealthzDataplane(t *testing.T) {
 		t.Errorf("after the first sync: %d %+v", code, rep)
 	}
 
-	src.DataplaneSynced = nil
+	// Objects the kernel refuses: degraded, still 200 (other endpoints are served), and named.
+	src.DataplaneRefused = func() []string { return []string{"pi-bad-x (gnp/bad/ingress): invalid argument"} }
+	code, rep = healthz(t, New().Handler(src, slog.New(slog.DiscardHandler)))
+	if code != http.StatusOK || rep.Status != "degraded" || !strings.Contains(rep.Dataplane, "gnp/bad/ingress") {
+		t.Errorf("with a refused object: %d %+v", code, rep)
+	}
+
+	src.DataplaneSynced, src.DataplaneRefused = nil, nil
 	code, rep = healthz(t, New().Handler(src, slog.New(slog.DiscardHandler)))
 	if code != http.StatusOK || rep.Status != "ok" || !strings.Contains(rep.Dataplane, "disabled") {
 		t.Errorf("dataplane disabled: %d %+v", code, rep)

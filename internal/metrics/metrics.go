@@ -33,6 +33,7 @@ type Metrics struct {
 	durations   *prometheus.HistogramVec
 	convergence prometheus.Histogram
 	unenforced  prometheus.Gauge
+	refused     prometheus.Gauge
 	etcdErrors  *prometheus.CounterVec
 }
 
@@ -52,19 +53,24 @@ func New() *Metrics {
 		convergence: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "dataplane_convergence_seconds",
 			Help:    "How long the dataplane agent took from receiving a batch of datastore changes to having them in the kernel.",
-			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12), // 5 ms (the batching delay) to about 10 s
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14), // 1 ms to about 8 s
 		}),
 		unenforced: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "policy_rules_unenforced",
 			Help: "Policy and profile rules with a match this dataplane cannot enforce (HTTP, services), enforced " +
 				"failing closed: an Allow or Log left out, a Deny or Pass denying everything else it matches.",
 		}),
+		refused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "dataplane_objects_refused",
+			Help: "nftables objects the kernel refuses (a policy's chain, a set); the endpoints they apply to fail " +
+				"closed, and /healthz names them.",
+		}),
 		etcdErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "etcd_errors_total",
 			Help: "Datastore operations etcd failed (no answer in time, connection lost, ...), by operation.",
 		}, []string{"op"}),
 	}
-	m.registry.MustRegister(m.requests, m.durations, m.convergence, m.unenforced, m.etcdErrors,
+	m.registry.MustRegister(m.requests, m.durations, m.convergence, m.unenforced, m.refused, m.etcdErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -85,6 +91,9 @@ func (m *Metrics) ObserveConvergence(d time.Duration) { m.convergence.Observe(d.
 // ObserveUnenforced records how many rules fail closed (dataplane.Config.ObserveUnenforced).
 func (m *Metrics) ObserveUnenforced(n int) { m.unenforced.Set(float64(n)) }
 
+// ObserveRefused records how many nftables objects the kernel refuses (dataplane.Config.ObserveRefused).
+func (m *Metrics) ObserveRefused(n int) { m.refused.Set(float64(n)) }
+
 // EtcdError counts a failed datastore operation (datastore.ClientConfig.OnError).
 func (m *Metrics) EtcdError(op string) { m.etcdErrors.WithLabelValues(op).Inc() }
 
@@ -96,6 +105,8 @@ type Sources struct {
 	// DataplaneSynced is closed once the dataplane agent has programmed the datastore's state; nil when the
 	// dataplane is disabled (CALICO_DATAPLANE=none).
 	DataplaneSynced <-chan struct{}
+	// DataplaneRefused lists what the kernel refuses of the dataplane (nil: nothing to ask).
+	DataplaneRefused func() []string
 }
 
 // Handler serves /metrics (Prometheus text format) and /healthz. A metric the datastore cannot supply is left

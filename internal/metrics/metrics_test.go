@@ -45,12 +45,14 @@ func TestConvergenceAndEtcdErrors(t *testing.T) {
 	m.EtcdError("get")
 	m.EtcdError("watch")
 	m.ObserveUnenforced(3)
+	m.ObserveRefused(1)
 	want(t, scrape(t, h), map[string]float64{
-		"calico_libnetwork_policy_rules_unenforced":                         3,
-		"calico_libnetwork_dataplane_convergence_seconds_count":             2,
-		`calico_libnetwork_dataplane_convergence_seconds_bucket{le="0.01"}`: 1,
-		`calico_libnetwork_etcd_errors_total{op="get"}`:                     2,
-		`calico_libnetwork_etcd_errors_total{op="watch"}`:                   1,
+		"calico_libnetwork_policy_rules_unenforced":                          3,
+		"calico_libnetwork_dataplane_objects_refused":                        1,
+		"calico_libnetwork_dataplane_convergence_seconds_count":              2,
+		`calico_libnetwork_dataplane_convergence_seconds_bucket{le="0.008"}`: 1,
+		`calico_libnetwork_etcd_errors_total{op="get"}`:                      2,
+		`calico_libnetwork_etcd_errors_total{op="watch"}`:                    1,
 	})
 }
 

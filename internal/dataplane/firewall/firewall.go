@@ -1,7 +1,7 @@
 // Package firewall programs the host firewall for routed workload traffic: the nftables table
 // "inet calico" (base chains, pool sets for natOutgoing, and Calico policy rendered from the policy
-// package's model), always changed in one atomic `nft -f -` transaction, plus a jump from iptables'
-// FORWARD chain to CALICO-FORWARD, kept right after Docker's jump to DOCKER-USER.
+// package's model), always changed in one atomic transaction sent over netlink (no nft process), plus
+// a jump from iptables' FORWARD chain to CALICO-FORWARD, kept right after Docker's jump to DOCKER-USER.
 //
 // Why nftables and not iptables for policy: named sets are updated element by element, verdict maps
 // dispatch by interface in one lookup, and one transaction replaces any number of chains, sets and
@@ -29,7 +29,7 @@ import (
 	"time"
 )
 
-// cmdTimeout keeps a wedged nft or iptables (say, stuck on the xtables lock) from stalling the
+// cmdTimeout keeps a wedged iptables (say, stuck on the xtables lock) from stalling the
 // periodic reconciler for good.
 const cmdTimeout = 30 * time.Second
 
@@ -60,7 +60,8 @@ type Firewall struct {
 	prefix string
 	err    error // the prefix's validation error, returned by every method
 	log    *slog.Logger
-	wrap   []string // prepended to every command; tests use it to run in another namespace
+	wrap   []string // prepended to every command; tests use it to run iptables in another namespace
+	netns  int      // a network namespace to program nftables in instead of the caller's (tests)
 
 	mu          sync.Mutex         // serialises our writes and guards the state below
 	want        map[string]*object // every object of the table we own, as it should be
@@ -70,6 +71,7 @@ type Firewall struct {
 	sweep       bool               // the next write also deletes what the table holds that we do not want
 	fresh       bool               // the table was written in full since the last drift check
 	plans       policyState
+	refused     map[string]Refusal // objects the kernel refused, by name
 }
 
 // New returns a Firewall for workload interfaces named <ifacePrefix>*. An invalid prefix is
@@ -78,7 +80,7 @@ func New(ifacePrefix string, log *slog.Logger) *Firewall {
 	if log == nil {
 		log = slog.Default()
 	}
-	f := &Firewall{prefix: ifacePrefix, log: log, want: map[string]*object{}}
+	f := &Firewall{prefix: ifacePrefix, log: log, want: map[string]*object{}, refused: map[string]Refusal{}}
 	if !validPrefix.MatchString(ifacePrefix) {
 		f.err = fmt.Errorf("invalid interface prefix %q: want 1-12 of [a-zA-Z0-9_.-]", ifacePrefix)
 	}
@@ -116,16 +118,16 @@ func (f *Firewall) Ensure(opts Options) error {
 	return nil
 }
 
-func hostVerdict(action string) (string, error) {
+func hostVerdict(action string) (match, error) {
 	switch strings.ToUpper(action) {
 	case "", "ACCEPT":
-		return "accept", nil
+		return accept, nil
 	case "DROP":
-		return "drop", nil
+		return drop, nil
 	case "RETURN":
-		return "return", nil
+		return ret, nil
 	}
-	return "", fmt.Errorf("invalid EndpointToHostAction %q: want ACCEPT, DROP or RETURN", action)
+	return match{}, fmt.Errorf("invalid EndpointToHostAction %q: want ACCEPT, DROP or RETURN", action)
 }
 
 // ensureForwardAccept makes FORWARD jump exactly once to our chain holding exactly our rules, the jump
@@ -265,21 +267,14 @@ func (f *Firewall) Installed() (bool, error) {
 	return false, nil
 }
 
-// hasTable reports whether table inet calico exists (false if nft is not installed).
+// hasTable reports whether table inet calico exists.
 func (f *Firewall) hasTable() (bool, error) {
-	out, err := f.run("", "nft", "list", "tables", "inet")
-	if notInstalled(err) {
-		return false, nil
-	}
+	c, err := f.conn()
 	if err != nil {
-		return false, fmt.Errorf("listing nftables tables: %w", err)
+		return false, err
 	}
-	for line := range strings.Lines(out) {
-		if strings.TrimSpace(line) == "table inet calico" {
-			return true, nil
-		}
-	}
-	return false, nil
+	_, _, ok, err := f.kernelTable(c)
+	return ok, err
 }
 
 func notInstalled(err error) bool { return errors.Is(err, exec.ErrNotFound) }
@@ -294,13 +289,19 @@ func (f *Firewall) Remove() ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.want, f.have, f.poolsKnown, f.policyKnown, f.sweep = map[string]*object{}, nil, false, false, false
-	table, err := f.hasTable()
+	clear(f.refused)
+	exists, err := f.hasTable()
 	if err != nil {
 		return nil, err
 	}
 	var removed []string
-	if table {
-		if _, err := f.run("delete table inet calico\n", "nft", "-f", "-"); err != nil {
+	if exists {
+		c, err := f.conn()
+		if err == nil {
+			c.DelTable(table())
+			err = c.Flush()
+		}
+		if err != nil {
 			return nil, fmt.Errorf("deleting nftables table inet calico: %w", err)
 		}
 		removed = append(removed, "nftables table inet calico")

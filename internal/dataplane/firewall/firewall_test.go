@@ -13,12 +13,19 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
 	"github.com/projectcalico/calico-libnetwork/internal/policy"
 	"github.com/projectcalico/calico-libnetwork/internal/selector"
+	"github.com/vishvananda/netns"
 )
 
-// newInNS returns a Firewall whose commands all run inside namespace ns.
+// newInNS returns a Firewall that programs namespace ns.
 func newInNS(t *testing.T, ns string) *Firewall {
 	f := New("cali", slog.New(slog.NewTextHandler(t.Output(), nil)))
 	f.wrap = []string{"ip", "netns", "exec", ns}
+	handle, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { handle.Close() })
+	f.netns = int(handle)
 	return f
 }
 

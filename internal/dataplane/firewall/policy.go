@@ -31,7 +31,7 @@ func (f *Firewall) ApplyPolicy(idx *policy.Index, ch policy.Changes) error {
 		ch = idx.All()
 		f.plans = policyState{ifacePlans: map[string][2]string{}, planUsers: map[string]int{}}
 		for _, m := range []string{fromWLMap, toWLMap} {
-			f.want[m] = &object{kind: mapKind, spec: skeleton[m].spec, elems: map[string]string{}}
+			f.want[m] = &object{kind: mapKind, set: ifaceVerdicts, elems: map[string]string{}}
 		}
 	}
 	touched := map[string]struct{}{}
@@ -55,7 +55,7 @@ func (f *Firewall) ApplyPolicy(idx *policy.Index, ch policy.Changes) error {
 	}
 	for id := range ch.RuleSets {
 		if rules, ok := idx.RuleSet(id); ok {
-			put(ruleSetChain(id), &object{kind: chainKind, rules: renderRules(rules)})
+			put(ruleSetChain(id), &object{kind: chainKind, rules: renderRules(rules), origin: id.String()})
 		} else {
 			put(ruleSetChain(id), nil)
 		}
@@ -69,14 +69,10 @@ func (f *Firewall) ApplyPolicy(idx *policy.Index, ch policy.Changes) error {
 // policySet is the nftables set of one family of a policy set's members: addresses, or for a named-port
 // set address, protocol and port, the way render matches them.
 func policySet(id string, members []policy.Member, family int) *object {
-	addrType := "ipv4_addr"
-	if family == 6 {
-		addrType = "ipv6_addr"
-	}
 	named := policy.IsNamedPortSet(id)
-	o := &object{kind: setKind, spec: "{ type " + addrType + "; }", elems: map[string]string{}}
+	o := &object{kind: setKind, set: addrsOf(family), elems: map[string]string{}}
 	if named {
-		o.spec = "{ type " + addrType + " . inet_proto . inet_service; }"
+		o.set = namedPortsOf(family)
 	}
 	for _, m := range members {
 		if m.Addr.Is4() != (family == 4) {
@@ -106,7 +102,7 @@ func (f *Firewall) dispatch(idx *policy.Index, iface string, put func(string, *o
 		for _, d := range policy.Directions {
 			chains[d] = planChain(d, ep.Plans[d])
 			if f.plans.planUsers[chains[d]] == 0 {
-				put(chains[d], &object{kind: chainKind, rules: renderPlan(ep.Plans[d])})
+				put(chains[d], &object{kind: chainKind, rules: renderPlan(ep.Plans[d]), origin: "policy plan of " + ep.Key})
 			}
 			f.plans.planUsers[chains[d]]++
 			dispatchMaps[d].elems[iface] = "goto " + chains[d]

@@ -26,11 +26,12 @@ func (f *Firewall) SetPools(all, masq []netip.Prefix) error {
 	f.poolsKnown = true
 	sets := []struct {
 		name    string
+		typ     setType
 		members []netip.Prefix
-	}{{"all-pools4", all4}, {"masq-pools4", masq4}, {"all-pools6", all6}, {"masq-pools6", masq6}}
+	}{{"all-pools4", prefixes4, all4}, {"masq-pools4", prefixes4, masq4}, {"all-pools6", prefixes6, all6}, {"masq-pools6", prefixes6, masq6}}
 	names := make([]string, len(sets))
 	for i, s := range sets {
-		o := &object{kind: setKind, spec: skeleton[s.name].spec, elems: map[string]string{}}
+		o := &object{kind: setKind, set: s.typ, elems: map[string]string{}}
 		for _, p := range s.members {
 			o.elems[elemKey(p)] = ""
 		}

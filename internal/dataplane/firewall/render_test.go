@@ -56,7 +56,7 @@ func TestRenderRules(t *testing.T) {
 				"meta nfproto ipv4 meta l4proto 17 ip saddr . meta l4proto . th sport @n4-b ip daddr . meta l4proto . th dport @n4-c drop"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := renderRules([]policy.Rule{tc.rule}); !slices.Equal(got, tc.want) {
+			if got := texts(renderRules([]policy.Rule{tc.rule})); !slices.Equal(got, tc.want) {
 				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 			}
 		})
@@ -68,13 +68,13 @@ func TestRenderPlan(t *testing.T) {
 		return policy.RuleSetID{Kind: policy.KindGlobalPolicy, Name: name, Dir: policy.Ingress}
 	}
 	prof := policy.RuleSetID{Kind: policy.KindProfile, Name: "net", Dir: policy.Ingress}
-	got := renderPlan(policy.Plan{
+	got := texts(renderPlan(policy.Plan{
 		Tiers: []policy.TierPlan{
 			{Name: "security", Policies: []policy.RuleSetID{pol("a")}, EndPass: true},
 			{Name: "default", Policies: []policy.RuleSetID{pol("b"), pol("c")}},
 		},
 		Profiles: []policy.RuleSetID{prof},
-	})
+	}))
 	want := []string{
 		"meta mark set meta mark & 0xfffcffff",
 		"jump " + ruleSetChain(pol("a")),
@@ -119,21 +119,29 @@ func TestNames(t *testing.T) {
 	}
 }
 
-// A script orders its commands so that each is valid where it stands.
-func TestScriptOrder(t *testing.T) {
-	var s script
-	chain := &object{kind: chainKind, rules: []string{"ip saddr @s4-new drop"}}
-	set := &object{kind: setKind, spec: "{ type ipv4_addr; }", elems: map[string]string{"10.0.0.1": ""}}
-	dispatch := &object{kind: mapKind, elems: map[string]string{"cali1": "goto tw-new"}}
-	s.delete(chainKind, "tw-old")
-	s.delete(setKind, "s4-old")
-	s.update(dispatch, &object{kind: mapKind, elems: map[string]string{"cali1": "goto tw-old", "cali2": "goto tw-old"}}, toWLMap)
-	s.add(chain, "tw-new")
-	s.rewrite(chain, "tw-new")
-	s.add(set, "s4-new")
-	s.rewrite(set, "s4-new")
+func texts(rules []rule) []string {
+	out := make([]string, len(rules))
+	for i, r := range rules {
+		out[i] = r.text
+	}
+	return out
+}
+
+// A batch orders its commands so that each is valid where it stands.
+func TestBatchOrder(t *testing.T) {
+	var b batch
+	chain := &object{kind: chainKind, rules: []rule{newRule(addrField(4, false).inSet("s4-new", false), drop)}}
+	set := &object{kind: setKind, set: addrs4, elems: map[string]string{"10.0.0.1": ""}}
+	dispatch := &object{kind: mapKind, set: ifaceVerdicts, elems: map[string]string{"cali1": "goto tw-new"}}
+	b.delete(chainKind, 0, "tw-old")
+	b.delete(setKind, addrs4, "s4-old")
+	b.update(dispatch, &object{kind: mapKind, set: ifaceVerdicts, elems: map[string]string{"cali1": "goto tw-old", "cali2": "goto tw-old"}}, toWLMap)
+	b.add(chain, "tw-new")
+	b.rewrite(chain, "tw-new")
+	b.add(set, "s4-new")
+	b.rewrite(set, "s4-new")
 	want := `add set inet calico s4-new { type ipv4_addr; }
-add chain inet calico tw-new 
+add chain inet calico tw-new
 flush set inet calico s4-new
 flush chain inet calico tw-new
 add rule inet calico tw-new ip saddr @s4-new drop
@@ -144,7 +152,7 @@ flush chain inet calico tw-old
 delete chain inet calico tw-old
 delete set inet calico s4-old
 `
-	if got := s.String(); got != want {
+	if got := b.String(); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }

@@ -1,57 +1,93 @@
 package firewall
 
 import (
-	"encoding/json"
+	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
-// commit makes the kernel hold f.want for the named objects, in one nft transaction, by difference from
+// socketBuffer is the send and receive buffer of our netlink sockets: a transaction goes to the kernel
+// in one message burst and its acknowledgements come back together, so both must hold a large one
+// (nft sizes its buffers the same way).
+const socketBuffer = 64 << 20
+
+// conn opens a netlink connection to nftables in our namespace (f.netns in tests).
+func (f *Firewall) conn() (*nftables.Conn, error) {
+	opts := []nftables.ConnOption{nftables.WithSockOptions(func(c *netlink.Conn) error {
+		// The kernel then says which attribute of which message it refused, and why.
+		if err := c.SetOption(netlink.ExtendedAcknowledge, true); err != nil {
+			return err
+		}
+		raw, err := c.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		err = raw.Control(func(fd uintptr) {
+			serr = errors.Join(unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBuffer),
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer))
+		})
+		return errors.Join(err, serr)
+	})}
+	if f.netns != 0 {
+		opts = append(opts, nftables.WithNetNSFd(f.netns))
+	}
+	return nftables.New(opts...)
+}
+
+// send sends a batch as one transaction on a connection of its own.
+func (f *Firewall) send(b *batch) error {
+	c, err := f.conn()
+	if err != nil {
+		return fmt.Errorf("opening netlink connection to nftables: %w", err)
+	}
+	return b.send(c)
+}
+
+// commit makes the kernel hold f.want for the named objects, in one transaction, by difference from
 // f.have; an object missing from f.have is rewritten whole, since the kernel may hold an earlier
 // version. With f.have unknown (a new process, a failed write, drift) every object is rewritten. With
-// f.sweep set it also deletes whatever else the table holds. Callers hold f.mu.
+// f.sweep set it also deletes whatever else the table holds. Should the kernel refuse the transaction,
+// commit isolates the objects it refuses (see commitEach), so that one bad object cannot hold back
+// the rest. Callers hold f.mu.
 func (f *Firewall) commit(names []string) error {
 	full := f.have == nil
 	if full {
 		names = slices.Sorted(maps.Keys(f.want))
 	}
-	var stale map[string]kind
+	var stale map[string]*object
 	if f.sweep {
 		var err error
 		if stale, err = f.listStale(); err != nil {
 			return err
 		}
 	}
-	var s script
+	var b batch
 	if full {
-		s.declareSkeleton()
+		f.declareSkeleton(&b)
 	}
 	for _, name := range names {
-		w, h := f.want[name], f.have[name]
-		switch {
-		case w == nil && h != nil:
-			s.delete(h.kind, name)
-		case w == nil:
-		case h == nil:
-			s.add(w, name)
-			s.rewrite(w, name)
-		default:
-			s.update(w, h, name)
-		}
+		f.plan(&b, name)
 	}
 	for _, name := range slices.Sorted(maps.Keys(stale)) {
-		s.delete(stale[name], name)
+		b.delete(stale[name].kind, stale[name].set, name)
 	}
-	text := s.String()
-	if text == "" {
+	if b.empty() {
 		return nil
 	}
-	if _, err := f.run(text, "nft", "-f", "-"); err != nil {
-		f.have, f.sweep = nil, f.policyKnown
-		return fmt.Errorf("programming nftables table inet calico: %w", err)
+	if err := f.send(&b); err != nil {
+		fmt.Println("ZZ", strings.Count(b.String(), "\n"), b.String()[:min(2000, len(b.String()))])
+		f.log.Warn("the kernel refused a transaction to nftables table inet calico; applying its objects one by one", "error", err.Error())
+		return f.commitEach(names, stale, full)
 	}
 	if full {
 		f.have, f.fresh = map[string]*object{}, true
@@ -62,29 +98,267 @@ func (f *Firewall) commit(names []string) error {
 	}
 	f.sweep = false
 	for _, name := range names {
-		if w := f.want[name]; w != nil {
-			f.have[name] = w.clone()
-		} else {
-			delete(f.have, name)
-		}
+		f.wrote(name)
 	}
 	return nil
+}
+
+// declareSkeleton makes the table and the skeleton's objects exist, keeping any contents.
+func (f *Firewall) declareSkeleton(b *batch) {
+	b.declareTable()
+	sk := skeleton()
+	for _, name := range slices.Sorted(maps.Keys(sk)) {
+		b.add(sk[name], name)
+	}
+}
+
+// plan adds to b what brings one object from f.have to what we want written.
+func (f *Firewall) plan(b *batch, name string) {
+	w, h := f.wanted(name), f.have[name]
+	switch {
+	case w == nil && h != nil:
+		b.delete(h.kind, h.set, name)
+	case w == nil:
+	case h == nil:
+		b.add(w, name)
+		b.rewrite(w, name)
+	default:
+		b.update(w, h, name)
+	}
+}
+
+// wanted is what to write for an object: what we want, unless the kernel refused exactly that, in
+// which case its fail-closed stand-in.
+func (f *Firewall) wanted(name string) *object {
+	w := f.want[name]
+	if r, ok := f.refused[name]; ok {
+		if r.want == w && r.instead != nil {
+			return r.instead
+		}
+		if r.want != w {
+			delete(f.refused, name)
+		}
+	}
+	return w
+}
+
+// wrote records that the kernel holds what plan wrote for name.
+func (f *Firewall) wrote(name string) {
+	if r, ok := f.refused[name]; ok && r.instead == nil {
+		delete(f.refused, name) // accepted now
+	}
+	if w := f.wanted(name); w != nil {
+		f.have[name] = w.clone()
+	} else {
+		delete(f.have, name)
+	}
+}
+
+// Refusal is an object the kernel refused: a policy or profile chain (then enforced failing closed, by
+// a chain that drops what reaches it) or a set or map.
+type Refusal struct {
+	Object string // the nftables object
+	Origin string // the datastore object it renders, if any
+	Reason string
+	want   *object // what was refused
+	// instead is what stands in for it, failing closed; nil where nothing can (a set, a map).
+	instead *object
+}
+
+func (r Refusal) String() string {
+	s := r.Object
+	if r.Origin != "" {
+		s += " (" + r.Origin + ")"
+	}
+	return s + ": " + r.Reason
+}
+
+// Refused lists the objects the kernel refuses, by object name.
+func (f *Firewall) Refused() []Refusal {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.SortedFunc(maps.Values(f.refused), func(a, b Refusal) int { return strings.Compare(a.Object, b.Object) })
+}
+
+// commitEach applies the named objects (and stale deletions) as one transaction each, in an order in
+// which each one's dependencies come first: sets, policy chains, plan chains, maps, base chains; then
+// deletions the other way round. A policy, profile or plan chain the kernel refuses is replaced by one
+// that drops everything reaching it (so the endpoints it applies to fail closed, and no others are
+// affected), as is every chain using a set the kernel refused. The refusals are kept for Refused.
+func (f *Firewall) commitEach(names []string, stale map[string]*object, full bool) error {
+	if full {
+		var b batch
+		f.declareSkeleton(&b)
+		if err := f.send(&b); err != nil {
+			return fmt.Errorf("programming nftables table inet calico: %w", err)
+		}
+		f.have, f.fresh = map[string]*object{}, true
+	}
+	order := slices.Clone(names)
+	slices.SortStableFunc(order, func(a, b string) int { return f.rank(a) - f.rank(b) })
+	refusedSets := map[string]bool{}
+	var errs []error
+	for _, name := range order {
+		w := f.wanted(name)
+		if w == nil {
+			continue // deletions come after
+		}
+		if w.kind == chainKind && w.hook == nil {
+			if set := usesAny(w, refusedSets); set != "" {
+				f.refuse(name, w, "uses set "+set+", which the kernel refused")
+				w = f.wanted(name)
+			}
+		}
+		var b batch
+		f.plan(&b, name)
+		err := f.send(&b)
+		if err == nil {
+			f.wrote(name)
+			continue
+		}
+		delete(f.have, name) // the kernel may hold an older version, or none
+		f.refuse(name, w, err.Error())
+		if w.kind != chainKind {
+			refusedSets[name] = true
+			continue
+		}
+		if r := f.refused[name]; r.instead != nil {
+			var b batch
+			f.plan(&b, name)
+			if err := f.send(&b); err != nil {
+				errs = append(errs, fmt.Errorf("programming the fail-closed stand-in for chain %s: %w", name, err))
+				continue
+			}
+			f.wrote(name)
+		} else {
+			errs = append(errs, fmt.Errorf("programming nftables chain %s: %w", name, err))
+		}
+	}
+	slices.Reverse(order)
+	for _, name := range order {
+		if f.wanted(name) == nil && f.have[name] != nil {
+			var b batch
+			f.plan(&b, name)
+			if err := f.send(&b); err != nil {
+				errs = append(errs, fmt.Errorf("deleting nftables %s %s: %w", f.have[name].kind, name, err))
+				continue
+			}
+			f.wrote(name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(stale)) {
+		var b batch
+		b.delete(stale[name].kind, stale[name].set, name)
+		if err := f.send(&b); err != nil {
+			errs = append(errs, fmt.Errorf("deleting stale nftables %s %s: %w", stale[name].kind, name, err))
+		}
+	}
+	f.sweep = false
+	for _, r := range f.refused {
+		f.log.Error("the kernel refused an nftables object; the endpoints it applies to fail closed", "object", r.Object, "origin", r.Origin, "reason", r.Reason)
+	}
+	return errors.Join(errs...)
+}
+
+// refuse records that the kernel refused w as name, with a stand-in for chains that decide policy.
+func (f *Firewall) refuse(name string, w *object, reason string) {
+	r := Refusal{Object: name, Origin: w.origin, Reason: reason, want: f.want[name]}
+	if old, ok := f.refused[name]; ok && old.want == r.want {
+		return
+	}
+	if w.kind == chainKind && w.hook == nil && name != fromWLChain && name != toWLChain {
+		r.instead = &object{kind: chainKind, rules: []rule{newRule(drop)}, origin: w.origin}
+	}
+	f.refused[name] = r
+}
+
+// usesAny returns a set of refused that a chain's rules look up, or "".
+func usesAny(w *object, refused map[string]bool) string {
+	for _, r := range w.rules {
+		for _, e := range r.exprs {
+			if l, ok := e.(*expr.Lookup); ok && refused[l.SetName] {
+				return l.SetName
+			}
+		}
+	}
+	return ""
+}
+
+// rank orders objects so that what an object refers to comes before it.
+func (f *Firewall) rank(name string) int {
+	o := f.want[name]
+	if o == nil {
+		o = f.have[name]
+	}
+	switch {
+	case o == nil || o.kind == setKind:
+		return 0
+	case o.kind == mapKind:
+		return 3
+	case o.hook != nil:
+		return 5
+	case name == fromWLChain || name == toWLChain:
+		return 4
+	case strings.HasPrefix(name, "tw-") || strings.HasPrefix(name, "fw-"):
+		return 2
+	}
+	return 1
+}
+
+// kernelTable reads which chains and sets (maps among them) table inet calico holds; ok is false when
+// there is no such table.
+func (f *Firewall) kernelTable(c *nftables.Conn) (chains []string, sets []*nftables.Set, ok bool, err error) {
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("listing nftables tables: %w", err)
+	}
+	if !slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == tableName }) {
+		return nil, nil, false, nil
+	}
+	all, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("listing the chains of table inet calico: %w", err)
+	}
+	for _, ch := range all {
+		if ch.Table.Name == tableName {
+			chains = append(chains, ch.Name)
+		}
+	}
+	sets, err = c.GetSets(table())
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("listing the sets of table inet calico: %w", err)
+	}
+	sets = slices.DeleteFunc(sets, func(s *nftables.Set) bool { return s.Anonymous || strings.HasPrefix(s.Name, "__") })
+	return chains, sets, true, nil
 }
 
 // listStale lists the chains and sets of the table that we neither want nor wrote (what we wrote goes
 // by difference; the dispatch maps' and pool sets' names are fixed, never stale). Names only: cheap
 // whatever the sets hold.
-func (f *Firewall) listStale() (map[string]kind, error) {
-	stale := map[string]kind{}
-	for _, list := range [][]string{{"list", "chains", "inet"}, {"-t", "list", "sets", "inet"}} {
-		objs, err := f.listKernel(list...)
-		if err != nil {
-			return nil, err
+func (f *Firewall) listStale() (map[string]*object, error) {
+	c, err := f.conn()
+	if err != nil {
+		return nil, err
+	}
+	chains, sets, _, err := f.kernelTable(c)
+	if err != nil {
+		return nil, err
+	}
+	sk := skeleton()
+	stale := map[string]*object{}
+	known := func(name string) bool { return f.want[name] != nil || f.have[name] != nil || sk[name] != nil }
+	for _, name := range chains {
+		if !known(name) {
+			stale[name] = &object{kind: chainKind}
 		}
-		for name, o := range objs {
-			if f.want[name] == nil && f.have[name] == nil && skeleton[name] == nil {
-				stale[name] = o.kind
+	}
+	for _, s := range sets {
+		if !known(s.Name) {
+			o := &object{kind: setKind}
+			if s.IsMap {
+				o.kind = mapKind
 			}
+			stale[s.Name] = o
 		}
 	}
 	return stale, nil
@@ -92,37 +366,17 @@ func (f *Firewall) listStale() (map[string]kind, error) {
 
 // checkDrift compares the kernel's table with what we last wrote and forgets the latter if they differ,
 // so the next commit rewrites everything (and, once the policy is known, removes what we did not
-// write). Chains are compared by rule count, sets and maps element by element. The listing costs
-// time in proportion to the table, so it is skipped once after a full write (as at start-up).
+// write). Chains are compared rule by rule, expression by expression; sets and maps element by element.
+// The reading costs time in proportion to the table, so it is skipped once after a full write (as at
+// start-up).
 func (f *Firewall) checkDrift() error {
 	if f.have == nil || f.fresh {
 		f.fresh = false
 		return nil
 	}
-	kernel, err := f.listKernel("list", "table", "inet", "calico")
+	why, err := f.drift()
 	if err != nil {
 		return err
-	}
-	why := ""
-	for name, h := range f.have {
-		k, ok := kernel[name]
-		switch {
-		case !ok:
-			why = h.kind.String() + " " + name + " missing"
-		case k.kind != h.kind || (h.kind == chainKind && k.rules != len(h.rules)) || (h.kind != chainKind && !maps.Equal(k.elems, h.elems)):
-			why = h.kind.String() + " " + name + " changed"
-		}
-		if why != "" {
-			break
-		}
-	}
-	if why == "" && f.policyKnown {
-		for name, k := range kernel {
-			if f.have[name] == nil && skeleton[name] == nil {
-				why = "unexpected " + k.kind.String() + " " + name
-				break
-			}
-		}
 	}
 	if why != "" {
 		f.log.Warn("nftables table inet calico drifted; rewriting it", "reason", why)
@@ -131,132 +385,125 @@ func (f *Firewall) checkDrift() error {
 	return nil
 }
 
-// kernelObject is what the kernel's listing says of one object.
-type kernelObject struct {
-	kind  kind
-	rules int
-	elems map[string]string
-}
-
-// listKernel runs an nft list command (JSON output) and returns the objects of table inet calico it
-// shows; a missing table is an empty one.
-func (f *Firewall) listKernel(list ...string) (map[string]kernelObject, error) {
-	out, err := f.run("", append([]string{"nft", "-j"}, list...)...)
+// drift says how the kernel's table differs from f.have ("" if it does not).
+func (f *Firewall) drift() (string, error) {
+	c, err := f.conn()
 	if err != nil {
-		if strings.Contains(err.Error(), "No such file or directory") {
-			return map[string]kernelObject{}, nil
-		}
-		return nil, err
+		return "", err
 	}
-	var listing struct {
-		Nftables []map[string]json.RawMessage `json:"nftables"`
+	chains, sets, _, err := f.kernelTable(c)
+	if err != nil {
+		return "", err
 	}
-	if err := json.Unmarshal([]byte(out), &listing); err != nil {
-		return nil, fmt.Errorf("reading nft's listing of table inet calico: %w", err)
+	inKernel := map[string]kind{}
+	for _, name := range chains {
+		inKernel[name] = chainKind
 	}
-	objs := map[string]kernelObject{}
-	for _, entry := range listing.Nftables {
-		for key, raw := range entry {
-			var o struct {
-				Table string            `json:"table"`
-				Name  string            `json:"name"`
-				Chain string            `json:"chain"`
-				Elem  []json.RawMessage `json:"elem"`
-			}
-			if err := json.Unmarshal(raw, &o); err != nil {
-				return nil, fmt.Errorf("reading nft's listing of table inet calico: %w", err)
-			}
-			if o.Table != "calico" {
-				continue
-			}
-			switch key {
-			case "chain":
-				objs[o.Name] = kernelObject{kind: chainKind, rules: objs[o.Name].rules}
-			case "rule":
-				k := objs[o.Chain]
-				k.rules++
-				objs[o.Chain] = k
-			case "set", "map":
-				k := kernelObject{kind: setKind, elems: map[string]string{}}
-				if key == "map" {
-					k.kind = mapKind
-				}
-				for _, e := range o.Elem {
-					key, value := kernelElem(e)
-					k.elems[key] = value
-				}
-				objs[o.Name] = k
-			}
+	for _, s := range sets {
+		inKernel[s.Name] = setKind
+		if s.IsMap {
+			inKernel[s.Name] = mapKind
 		}
 	}
-	return objs, nil
+	for _, name := range slices.Sorted(maps.Keys(f.have)) {
+		h := f.have[name]
+		k, ok := inKernel[name]
+		if !ok {
+			return h.kind.String() + " " + name + " missing", nil
+		}
+		same := k == h.kind
+		if same && h.kind == chainKind {
+			same, err = sameChain(c, name, h.rules)
+		} else if same {
+			var elems []nftables.SetElement
+			elems, err = c.GetSetElements(h.set.kernelSet(table(), name))
+			same = err == nil && maps.Equal(h.set.decode(elems), h.elems)
+		}
+		if err != nil {
+			return "", fmt.Errorf("reading nftables %s %s: %w", h.kind, name, err)
+		}
+		if !same {
+			return h.kind.String() + " " + name + " changed", nil
+		}
+	}
+	if f.policyKnown {
+		sk := skeleton()
+		for _, name := range slices.Sorted(maps.Keys(inKernel)) {
+			if f.have[name] == nil && sk[name] == nil {
+				return "unexpected " + inKernel[name].String() + " " + name, nil
+			}
+		}
+	}
+	return "", nil
 }
 
-// kernelElem renders an element of nft's JSON the way this package writes it: an address, a prefix, a
-// named port's address . protocol . port, or a map's interface name and "goto <chain>". Anything else comes
-// out as its JSON, which never matches.
-func kernelElem(raw json.RawMessage) (key, value string) {
-	var pair []json.RawMessage
-	if json.Unmarshal(raw, &pair) == nil && len(pair) == 2 {
-		key, _ = kernelElem(pair[0])
-		var v struct {
-			Goto struct{ Target string } `json:"goto"`
-		}
-		if json.Unmarshal(pair[1], &v) == nil && v.Goto.Target != "" {
-			return key, "goto " + v.Goto.Target
-		}
-		return key, string(pair[1])
+// sameChain reports whether the kernel's chain holds exactly the rules, expression by expression
+// (anonymous sets by their elements).
+func sameChain(c *nftables.Conn, name string, want []rule) (bool, error) {
+	got, err := c.GetRules(table(), &nftables.Chain{Table: table(), Name: name})
+	if err != nil || len(got) != len(want) {
+		return false, err
 	}
-	var concat struct {
-		Concat []json.RawMessage `json:"concat"`
-	}
-	if json.Unmarshal(raw, &concat) == nil && len(concat.Concat) == 3 {
-		var a string
-		var port uint16
-		if json.Unmarshal(concat.Concat[0], &a) == nil && json.Unmarshal(concat.Concat[2], &port) == nil {
-			addr, err := netip.ParseAddr(a)
-			number, known := protocolNumber(concat.Concat[1])
-			if err == nil && known {
-				return namedPortElem(addr, number, port), ""
-			}
+	for i, r := range want {
+		same, err := sameRule(c, r, got[i].Exprs)
+		if err != nil || !same {
+			return false, err
 		}
 	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		if a, err := netip.ParseAddr(s); err == nil {
-			return a.String(), ""
-		}
-		return s, ""
-	}
-	var p struct {
-		Prefix struct {
-			Addr string `json:"addr"`
-			Len  int    `json:"len"`
-		} `json:"prefix"`
-	}
-	if json.Unmarshal(raw, &p) == nil {
-		if a, err := netip.ParseAddr(p.Prefix.Addr); err == nil {
-			return elemKey(netip.PrefixFrom(a, p.Prefix.Len)), ""
-		}
-	}
-	return string(raw), ""
+	return true, nil
 }
 
-// namedPortElem renders a named-port set's element as this package writes it and kernelElem reads it.
+func sameRule(c *nftables.Conn, want rule, got []expr.Any) (bool, error) {
+	if len(got) != len(want.exprs) {
+		return false, nil
+	}
+	anon := 0
+	for i, w := range want.exprs {
+		if anon < len(want.anon) && w == expr.Any(want.anon[anon].lookup) {
+			a := want.anon[anon]
+			anon++
+			g, ok := got[i].(*expr.Lookup)
+			if !ok || g.Invert != a.lookup.Invert || g.SourceRegister != a.lookup.SourceRegister {
+				return false, nil
+			}
+			elems, err := c.GetSetElements(&nftables.Set{Table: table(), Name: g.SetName})
+			if err != nil {
+				return false, err
+			}
+			if !slices.Equal(slices.Sorted(maps.Keys(a.typ.decode(elems))), slices.Sorted(slices.Values(a.keys))) {
+				return false, nil
+			}
+			continue
+		}
+		if !sameExpr(w, got[i]) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// sameExpr compares two expressions by their netlink encoding, but for the ID a lookup names its set
+// by when the set is created in the same transaction, which the kernel does not keep.
+func sameExpr(a, b expr.Any) bool {
+	encode := func(e expr.Any) []byte {
+		if l, ok := e.(*expr.Lookup); ok {
+			c := *l
+			c.SetID = 0
+			e = &c
+		}
+		data, err := expr.Marshal(byte(nftables.TableFamilyINet), e)
+		if err != nil {
+			return nil
+		}
+		return data
+	}
+	x, y := encode(a), encode(b)
+	return x != nil && bytes.Equal(x, y)
+}
+
+// namedPortElem renders a named-port set's element as this package writes it.
 func namedPortElem(a netip.Addr, proto uint8, port uint16) string {
 	return fmt.Sprintf("%s . %d . %d", a, proto, port)
-}
-
-// protocolNumber reads an inet_proto as nft lists it: by name for the protocols with ports, else a number.
-func protocolNumber(raw json.RawMessage) (uint8, bool) {
-	var n uint8
-	if json.Unmarshal(raw, &n) == nil {
-		return n, true
-	}
-	var name string
-	_ = json.Unmarshal(raw, &name)
-	n, ok := map[string]uint8{"tcp": 6, "udp": 17, "sctp": 132, "udplite": 136}[name]
-	return n, ok
 }
 
 // elemKey renders a prefix as nft lists it: a single address without its length.
