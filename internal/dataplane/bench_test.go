@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -135,10 +134,7 @@ func measure(b *testing.B, op func(i int)) {
 		took = append(took, time.Since(start))
 	}
 	b.ReportMetric(float64((cpuTime()-begin).Microseconds())/1000/float64(len(took)), "cpu-ms/op")
-	slices.Sort(took)
-	for _, p := range []int{50, 99} {
-		b.ReportMetric(float64(took[(len(took)-1)*p/100].Microseconds())/1000, fmt.Sprintf("p%d-ms", p))
-	}
+	linktest.ReportPercentiles(b, took)
 }
 
 // BenchmarkChange measures, for 10, 100 and 1,000 endpoints and 100 policies, the time from a write to

@@ -62,6 +62,8 @@ type Firewall struct {
 	log    *slog.Logger
 	wrap   []string // prepended to every command; tests use it to run iptables in another namespace
 	netns  int      // a network namespace to program nftables in instead of the caller's (tests)
+	// sendScript, if set, sends transactions as nft scripts instead: the benchmarks' baseline.
+	sendScript func(script string) error
 
 	mu          sync.Mutex         // serialises our writes and guards the state below
 	want        map[string]*object // every object of the table we own, as it should be

@@ -17,7 +17,7 @@ import (
 )
 
 // newInNS returns a Firewall that programs namespace ns.
-func newInNS(t *testing.T, ns string) *Firewall {
+func newInNS(t testing.TB, ns string) *Firewall {
 	f := New("cali", slog.New(slog.NewTextHandler(t.Output(), nil)))
 	f.wrap = []string{"ip", "netns", "exec", ns}
 	handle, err := netns.GetFromName(ns)

@@ -44,8 +44,11 @@ func (f *Firewall) conn() (*nftables.Conn, error) {
 	return nftables.New(opts...)
 }
 
-// send sends a batch as one transaction on a connection of its own.
+// send sends a batch as one transaction (by netlink, unless a benchmark measures the nft tool instead).
 func (f *Firewall) send(b *batch) error {
+	if f.sendScript != nil {
+		return f.sendScript(b.String())
+	}
 	c, err := f.conn()
 	if err != nil {
 		return fmt.Errorf("opening netlink connection to nftables: %w", err)

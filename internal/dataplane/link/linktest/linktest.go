@@ -13,7 +13,9 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,6 +115,25 @@ func Exec(ns string, args ...string) (string, error) {
 		return string(out), fmt.Errorf("in %s: %q: %w: %s", ns, args, err, out)
 	}
 	return string(out), nil
+}
+
+// ExecStdin is Exec with stdin.
+func ExecStdin(ns, stdin string, args ...string) (string, error) {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("in %s: %q: %w: %s", ns, args, err, out)
+	}
+	return string(out), nil
+}
+
+// ReportPercentiles reports the 50th and 99th percentile of a benchmark's per-operation times.
+func ReportPercentiles(b *testing.B, took []time.Duration) {
+	slices.Sort(took)
+	for _, p := range []int{50, 99} {
+		b.ReportMetric(float64(took[(len(took)-1)*p/100].Microseconds())/1000, fmt.Sprintf("p%d-ms", p))
+	}
 }
 
 // Ping sends one echo request from ns to ip and fails unless a reply comes within a second.
