@@ -1,5 +1,6 @@
-# The calico-libnetwork image: the static daemon and calicoctl, plus the nft and iptables tools the daemon
-# runs, on an empty base. Nothing is downloaded: `make image` builds the binaries on this host, assembles
+# The calico-libnetwork image: the static daemon and calicoctl, plus the iptables tools the daemon runs for
+# its jump in Docker's iptables chains, on an empty base (no nftables tools: the daemon programs nftables
+# through netlink). Nothing is downloaded: `make image` builds the binaries on this host, assembles
 # the root filesystem with packaging/image-rootfs.sh and uses it as the build context.
 #
 #   make image                      # IMAGE=calico/node-libnetwork:latest

@@ -124,7 +124,7 @@ uninstall: build ## Remove the plugin from this host (FORCE=1: even with contain
 	@echo "uninstall: kept $(DESTDIR)/etc/default/calico-libnetwork and CALICO_DATA_DIR (default /var/lib/calico:" \
 		"the embedded etcd's data); remove them to forget the settings and the datastore"
 
-image: build ## Build the container image IMAGE (FROM scratch, offline: binaries and this host's nft/iptables)
+image: build ## Build the container image IMAGE (FROM scratch, offline: binaries and this host's iptables)
 	bash packaging/image-rootfs.sh $(BIN) $(BUILD)/image/rootfs
 	$(DOCKER) build -f Dockerfile -t $(IMAGE) $(BUILD)/image
 

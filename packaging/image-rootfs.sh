@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # Assembles the root filesystem of the calico-libnetwork image in OUT (emptied first), offline, from the
-# binaries `make build` made and this host's firewall tools: the daemon runs `nft`, `iptables`,
-# `iptables-restore`, `ip6tables` and `ip6tables-restore`, so they go in with every shared library they
-# load (ldd) and iptables' extension modules. Use the same iptables flavour (nft or legacy) as the hosts
-# that run the image: it is whatever `iptables` resolves to here.
+# binaries `make build` made and this host's iptables tools: the daemon programs nftables through netlink
+# (no nftables tools go in), and runs `iptables`, `iptables-restore`, `ip6tables` and `ip6tables-restore`
+# for its jump in Docker's iptables FORWARD chain, so those go in with every shared library they load (ldd)
+# and iptables' extension modules. Use the same iptables flavour (nft or legacy) as the hosts that run the
+# image: it is whatever `iptables` resolves to here.
 #
 # Usage: packaging/image-rootfs.sh BIN_DIR OUT
 set -euo pipefail
 
 bin=${1:?usage: $0 BIN_DIR OUT}
 out=${2:?usage: $0 BIN_DIR OUT}
-tools=(nft iptables iptables-restore ip6tables ip6tables-restore)
+tools=(iptables iptables-restore ip6tables ip6tables-restore)
 
 for b in calico-libnetwork calicoctl; do
 	[[ -x $bin/$b ]] || { echo "image-rootfs: $bin/$b is missing: run make build" >&2; exit 1; }
 done
 for t in "${tools[@]}"; do
-	command -v "$t" >/dev/null || { echo "image-rootfs: $t is not installed (apt-get install nftables iptables)" >&2; exit 1; }
+	command -v "$t" >/dev/null || { echo "image-rootfs: $t is not installed (apt-get install iptables)" >&2; exit 1; }
 done
 
 rm -rf "$out"
@@ -59,6 +60,7 @@ if [[ -d $xtables ]]; then
 	cp -L "$xtables"/*.so "$out$xtables/"
 	copy_libs "$xtables"/*.so
 fi
-# Protocol names in rules (nft's JSON listing, iptables -p) resolve through this file.
+# Protocol names in iptables rules (the daemon reads all of FORWARD, other tools' rules too) resolve through
+# this file.
 [[ -e /etc/protocols ]] && copy_file /etc/protocols
 echo "image-rootfs: $out ($(du -sh "$out" | cut -f1))"

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Install the Debian packages the test suite needs (only the missing ones).
+# Install the Debian packages the test suite needs (only the missing ones). These are test dependencies:
+# besides Docker, the daemon needs only iptables, for its jump in Docker's iptables FORWARD chain (docker.io
+# depends on it), and `make image` copies this host's iptables tools.
 # Idempotent; must run as root. Usage: bash scripts/install-deps.sh
 set -euo pipefail
 
 PACKAGES=(
-  docker.io etcd-server etcd-client nftables iptables busybox-static iproute2
+  docker.io etcd-server etcd-client iptables busybox-static iproute2
   curl netcat-openbsd iputils-ping procps kmod
+  # nft, for the tests only: they and the benchmarks read the kernel's rules with `nft list`; the daemon
+  # programs nftables through netlink (test/e2e TestBareHostRunPlugin runs it where no nft exists)
+  nftables
   # the race detector (go test -race) needs cgo: a C compiler and libc headers
   gcc libc6-dev
   # upstream calico-felix, for TestFelixParity when its binary is cached: iptables mode execs ipset;

@@ -55,16 +55,27 @@ var leftovers sync.Once
 // start runs a fresh plugin (new datastore) and removes the test's Docker objects afterwards.
 func start(t *testing.T, vars map[string]string) *env {
 	t.Helper()
-	harness.RequireRoot(t)
-	harness.RequireDocker(t)
-	harness.EnsureTestImage(t)
+	requireEngine(t)
 	if vars == nil {
 		vars = map[string]string{}
 	}
 	if _, ok := vars["NODENAME"]; !ok {
 		vars["NODENAME"] = "e2e-node"
 	}
-	p := harness.StartPlugin(t, bins, vars)
+	return attach(t, harness.StartPlugin(t, bins, vars))
+}
+
+// requireEngine skips the test without root or dockerd, and builds the test image if it is missing.
+func requireEngine(t *testing.T) {
+	t.Helper()
+	harness.RequireRoot(t)
+	harness.RequireDocker(t)
+	harness.EnsureTestImage(t)
+}
+
+// attach is the env of a test's running plugin p; the test's Docker objects go before p stops.
+func attach(t *testing.T, p *harness.Plugin) *env {
+	t.Helper()
 	leftovers.Do(func() { harness.RemoveDockerObjects(t, "e2e") })
 	prefix := harness.UniqueName(t, "e2e")
 	harness.CleanupDocker(t, prefix)

@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"archive/tar"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,9 +28,7 @@ import (
 // Its socket is Docker's per-plugin /run/docker/plugins/<plugin ID>/calico.sock, so it never meets the
 // harness's calico.sock; tests run one at a time, so no two dataplanes program the host at once.
 func TestManagedPlugin(t *testing.T) {
-	harness.RequireRoot(t)
-	harness.RequireDocker(t)
-	harness.EnsureTestImage(t)
+	requireEngine(t)
 	prefix := harness.UniqueName(t, "e2emp")
 	legacySocket := filepath.Join("/run/docker/plugins", "calico.sock")
 	_, legacyErr := os.Lstat(legacySocket)
@@ -148,6 +149,7 @@ func installManagedPlugin(t *testing.T, prefix, node string) (ref, dataDir strin
 	mustRun(t, exec.Command("bash", filepath.Join(root, "packaging", "image-rootfs.sh"), binDir, filepath.Join(work, "image", "rootfs")))
 	t.Cleanup(func() { cleanupDocker(t, "image", "rm", "-f", image) })
 	harness.Docker(t, "build", "-q", "-f", filepath.Join(root, "Dockerfile"), "-t", image, filepath.Join(work, "image"))
+	checkImageTools(t, image)
 
 	pack := exec.Command("bash", filepath.Join(root, "packaging", "plugin.sh"), image, ref, filepath.Join(work, "plugin"))
 	pack.Env = append(os.Environ(), "DOCKER="+harness.DockerBin)
@@ -167,6 +169,45 @@ func installManagedPlugin(t *testing.T, prefix, node string) (ref, dataDir strin
 	harness.Docker(t, "plugin", "set", ref, "data.source="+dataDir, "NODENAME="+node, "CALICO_DEBUG=true")
 	harness.Docker(t, "plugin", "enable", ref)
 	return ref, dataDir
+}
+
+// checkImageTools checks that image holds the iptables tools the daemon runs for its jump in Docker's
+// iptables chains, and no nftables tools or library: the daemon programs nftables through netlink.
+func checkImageTools(t *testing.T, image string) {
+	t.Helper()
+	cid := harness.Docker(t, "create", image)
+	defer cleanupDocker(t, "rm", "-f", cid)
+	export := exec.Command(harness.DockerBin, "export", cid)
+	var stderr strings.Builder
+	export.Stderr = &stderr
+	out, err := export.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := export.Start(); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]bool{}
+	tr := tar.NewReader(out)
+	h, err := tr.Next()
+	for ; err == nil; h, err = tr.Next() {
+		name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+		files[name] = true
+		if base := path.Base(name); base == "nft" || strings.HasPrefix(base, "libnftables.") {
+			t.Errorf("image %s holds %s: the daemon needs no nftables tools", image, name)
+		}
+	}
+	if err != io.EOF {
+		_ = export.Process.Kill()
+	}
+	if werr := export.Wait(); err != io.EOF || werr != nil {
+		t.Fatalf("docker export of %s: %v, %v: %s", image, err, werr, stderr.String())
+	}
+	for _, tool := range []string{"iptables", "iptables-restore", "ip6tables", "ip6tables-restore"} {
+		if !files["usr/sbin/"+tool] {
+			t.Errorf("image %s lacks usr/sbin/%s, which the daemon runs", image, tool)
+		}
+	}
 }
 
 // mustRun runs cmd and returns its trimmed stdout, failing the test with its output on error.

@@ -96,6 +96,7 @@ type Plugin struct {
 	dataDir   string
 	pluginDir string
 	logs      SyncBuffer
+	command   func() *exec.Cmd // the process that runs the daemon, before env and output are attached
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -106,6 +107,15 @@ type Plugin struct {
 // CALICO_DATA_DIR unless env sets one, and waits until both plugin sockets answer.
 // It registers a cleanup that stops the daemon and logs its output if the test failed.
 func StartPlugin(t testing.TB, bins Binaries, env map[string]string) *Plugin {
+	t.Helper()
+	return StartPluginVia(t, bins, env, func() *exec.Cmd { return exec.Command(bins.Plugin) })
+}
+
+// StartPluginVia is StartPlugin with the daemon run by the process command returns (`make run-plugin` in
+// namespaces of a test's, say) instead of bins.Plugin; that process is given the environment, is signalled
+// as the daemon would be (SIGTERM to stop, SIGKILL when the test process dies), and must pass SIGTERM on and
+// end with the daemon. bins.Calicoctl still serves Calicoctl.
+func StartPluginVia(t testing.TB, bins Binaries, env map[string]string, command func() *exec.Cmd) *Plugin {
 	t.Helper()
 	merged := map[string]string{}
 	for _, kv := range os.Environ() {
@@ -120,6 +130,7 @@ func StartPlugin(t testing.TB, bins Binaries, env map[string]string) *Plugin {
 	p := &Plugin{
 		t:         t,
 		bins:      bins,
+		command:   command,
 		dataDir:   merged["CALICO_DATA_DIR"],
 		pluginDir: merged["CALICO_LIBNETWORK_PLUGIN_DIR"],
 	}
@@ -157,13 +168,12 @@ func (p *Plugin) start() error {
 			return fmt.Errorf("%s already answers: another plugin is running", s.path)
 		}
 	}
-	cmd := exec.Command(p.bins.Plugin)
+	cmd := p.command()
 	cmd.Env = p.env
 	cmd.Stdout, cmd.Stderr = &p.logs, &p.logs
 	cmd.WaitDelay = 5 * time.Second
 	// Kill the daemon if the test process dies (e.g. on a go test timeout).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := startOnLockedThread(cmd); err != nil {
+	if err := StartTied(cmd); err != nil {
 		return err
 	}
 	done := make(chan struct{})
