@@ -32,7 +32,8 @@ const (
 )
 
 // Run starts everything and blocks until ctx ends, then shuts down cleanly (sockets removed first, so
-// Docker never waits on a dead plugin).
+// Docker never waits on a dead plugin). The sockets appear only once the dataplane has programmed the
+// datastore's state (see serve).
 func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logger) error {
 	if err := makeSysctlsWritable(log); err != nil {
 		return err
@@ -64,10 +65,11 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 
 	addrs := ipam.New(store, ipam.Options{Node: cfg.NodeName, Log: log})
 	var dp driver.Dataplane = dataplane.Disabled{}
-	var dataplaneSynced <-chan struct{} // nil: no dataplane to wait for
+	var agent *dataplane.Agent          // nil: no dataplane to wait for
+	var dataplaneSynced <-chan struct{} // likewise
 	var dataplaneRefused func() []string
 	if cfg.Dataplane == config.DataplaneLinux {
-		agent := dataplane.New(dataplane.Config{Node: cfg.NodeName, EndpointToHost: cfg.EndpointToHost,
+		agent = dataplane.New(dataplane.Config{Node: cfg.NodeName, EndpointToHost: cfg.EndpointToHost,
 			ObserveConvergence: stats.ObserveConvergence, ObserveUnenforced: stats.ObserveUnenforced,
 			ObserveRefused: stats.ObserveRefused}, store, log)
 		if err := agent.Start(); err != nil {
@@ -111,6 +113,18 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 		// A managed plugin has one socket, serving both drivers.
 		sockets = map[string]http.Handler{cfg.PluginSocket: libnetwork.NewPluginHandler(d.Network(), d.IPAM(), log, stats.ObserveRequest)}
 	}
+	return serve(ctx, cfg, sockets, agent, store, version, log)
+}
+
+// serve serves the plugin sockets until ctx ends, once the dataplane agent (nil: none, and the datastore
+// answered already) has programmed the datastore's state: a Join served before then could not program
+// its endpoint's policy. Until then no socket exists (Docker retries its calls meanwhile), systemd is
+// told only why (STATUS=), so docker.service, ordered after the unit, waits; READY=1 follows the sockets.
+func serve(ctx context.Context, cfg *config.Config, sockets map[string]http.Handler, agent *dataplane.Agent,
+	store *datastore.Store, version string, log *slog.Logger) error {
+	if agent != nil && !awaitSync(ctx, agent, store, cfg.NotifySocket, log) {
+		return nil
+	}
 	listeners := make(map[string]net.Listener, len(sockets))
 	for name := range sockets {
 		l, err := libnetwork.Listen(filepath.Join(cfg.PluginDir, name))
@@ -128,7 +142,7 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 	}
 	log.Info("calico-libnetwork ready", "version", version, "node", cfg.NodeName, "pluginDir", cfg.PluginDir,
 		"sockets", slices.Sorted(maps.Keys(sockets)), "dataplane", cfg.Dataplane)
-	if err := notifyReady(cfg.NotifySocket); err != nil {
+	if err := notify(cfg.NotifySocket, "READY=1"); err != nil {
 		log.Warn("could not tell systemd the plugin is ready", "error", err.Error())
 	}
 	var firstErr error
@@ -138,6 +152,62 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 		}
 	}
 	return firstErr
+}
+
+// syncReportInterval is how often a daemon waiting for its dataplane says why.
+const syncReportInterval = 5 * time.Second
+
+// awaitSync waits until the agent has synced, saying every syncReportInterval what it waits for; false
+// if ctx ended first.
+func awaitSync(ctx context.Context, agent *dataplane.Agent, store *datastore.Store, notifySocket string, log *slog.Logger) bool {
+	if agent.SyncStatus() == nil {
+		return true
+	}
+	log.Info("waiting for the dataplane to program the datastore's state; the plugin sockets appear once it has")
+	// Ends with the sync, so that no wait (for the datastore's answer too) holds readiness back.
+	waiting, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-agent.Synced():
+			stop()
+		case <-waiting.Done():
+		}
+	}()
+	status := func(s string) {
+		if err := notify(notifySocket, "STATUS="+s); err != nil {
+			log.Warn("could not tell systemd the plugin's status", "error", err.Error())
+		}
+	}
+	told := false // systemd shows the last status until another replaces it
+	tick := time.NewTicker(syncReportInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-waiting.Done():
+			if ctx.Err() != nil {
+				return false
+			}
+			if told {
+				status("the dataplane has programmed the datastore's state")
+			}
+			return true
+		case <-tick.C:
+		}
+		why := agent.SyncStatus()
+		if why == nil {
+			continue
+		}
+		attrs := []any{"reason", why.Error()}
+		if err := store.Ping(waiting); waiting.Err() != nil {
+			continue
+		} else if err != nil {
+			attrs = append(attrs, "datastore", err.Error())
+		}
+		log.Warn("not ready: Docker's calls wait until the dataplane has programmed the datastore's state", attrs...)
+		status("not ready: " + why.Error())
+		told = true
+	}
 }
 
 // collectInterval runs the leak collectors (addresses, and endpoints Docker no longer has) often enough that a

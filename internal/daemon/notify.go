@@ -5,10 +5,10 @@ import (
 	"net"
 )
 
-// notifyReady tells systemd that the plugin sockets accept calls (the unit is Type=notify), so that
-// docker.service, ordered after it, starts only when Docker can reach the plugin. socket is
-// $NOTIFY_SOCKET; empty when not started by systemd, and then there is nobody to tell.
-func notifyReady(socket string) error {
+// notify sends systemd a state: READY=1 once the plugin sockets accept calls (the unit is Type=notify,
+// so docker.service, ordered after it, starts only when Docker can reach the plugin), STATUS=... while
+// it waits. socket is $NOTIFY_SOCKET; empty when not started by systemd, and then there is nobody to tell.
+func notify(socket, state string) error {
 	if socket == "" {
 		return nil
 	}
@@ -17,11 +17,11 @@ func notifyReady(socket string) error {
 	}
 	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: socket, Net: "unixgram"})
 	if err != nil {
-		return fmt.Errorf("telling systemd the plugin is ready: %w", err)
+		return fmt.Errorf("telling systemd %q: %w", state, err)
 	}
 	defer conn.Close()
-	if _, err := conn.Write([]byte("READY=1")); err != nil {
-		return fmt.Errorf("telling systemd the plugin is ready: %w", err)
+	if _, err := conn.Write([]byte(state)); err != nil {
+		return fmt.Errorf("telling systemd %q: %w", state, err)
 	}
 	return nil
 }

@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-func TestNotifyReady(t *testing.T) {
-	if err := notifyReady(""); err != nil {
+func TestNotify(t *testing.T) {
+	if err := notify("", "READY=1"); err != nil {
 		t.Fatalf("without NOTIFY_SOCKET: %v", err)
 	}
 	for name, addr := range map[string]string{
@@ -25,7 +25,7 @@ func TestNotifyReady(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			if err := notifyReady(addr); err != nil {
+			if err := notify(addr, "READY=1"); err != nil {
 				t.Fatal(err)
 			}
 			buf := make([]byte, 64)
@@ -36,7 +36,7 @@ func TestNotifyReady(t *testing.T) {
 			}
 		})
 	}
-	if err := notifyReady(filepath.Join(t.TempDir(), "absent")); err == nil {
+	if err := notify(filepath.Join(t.TempDir(), "absent"), "READY=1"); err == nil {
 		t.Fatal("no error for a NOTIFY_SOCKET nobody listens on")
 	}
 }

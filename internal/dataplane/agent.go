@@ -6,7 +6,8 @@
 //
 // All kernel work and all of the agent's state belong to one goroutine, the worker. That serialises
 // Join's EndpointUp with reconciliation, and (Config.Netns) lets the whole agent program another
-// network namespace, which is how tests run it.
+// network namespace, which is how tests run it. Work that arrives while the worker is busy is served
+// together, in one pass with one firewall transaction: a burst of Joins does not queue behind itself.
 package dataplane
 
 import (
@@ -16,6 +17,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,11 +63,14 @@ type Agent struct {
 	store *datastore.Store
 	log   *slog.Logger
 
-	work   chan func()   // jobs for the worker
+	work   chan job      // jobs for the worker
 	stop   chan struct{} // closed by Run when it ends, to stop the worker
 	done   chan struct{} // closed by the worker when it exits
 	synced chan struct{} // closed once the datastore's full state is programmed
 	rev    atomic.Int64  // the datastore revision the kernel reflects
+
+	statusMu   sync.Mutex
+	syncStatus error // why the agent is not synced yet, as of the worker's last pass
 
 	// Owned by the worker.
 	fw       *firewall.Firewall
@@ -95,10 +101,12 @@ func New(cfg Config, store *datastore.Store, log *slog.Logger) *Agent {
 		cfg.ObserveConvergence = func(time.Duration) {}
 	}
 	idx := policy.NewIndex(cfg.Node)
-	return &Agent{cfg: cfg, store: store, log: log,
-		work: make(chan func()), stop: make(chan struct{}), done: make(chan struct{}), synced: make(chan struct{}),
+	a := &Agent{cfg: cfg, store: store, log: log,
+		work: make(chan job), stop: make(chan struct{}), done: make(chan struct{}), synced: make(chan struct{}),
 		fw: firewall.New(workloadPrefix, log), idx: idx, view: newView(idx, cfg.Node, log),
 		routed: map[string]routeState{}, orphans: map[string]time.Time{}, released: map[netip.Addr]struct{}{}}
+	a.syncStatus = errors.New("the datastore has not been read yet")
+	return a
 }
 
 // Start starts the worker and prepares the host (forwarding sysctls, the firewall's base chains)
@@ -123,13 +131,54 @@ func (a *Agent) Start() error {
 // time (after Run started); a readiness signal.
 func (a *Agent) Synced() <-chan struct{} { return a.synced }
 
+// hasSynced reports whether Synced is closed.
+func (a *Agent) hasSynced() bool {
+	select {
+	case <-a.synced:
+		return true
+	default:
+		return false
+	}
+}
+
+// SyncStatus says why the agent has not synced yet: the kinds of resource the datastore has not listed,
+// or why programming them failed. It is nil once the agent has synced.
+func (a *Agent) SyncStatus() error {
+	if a.hasSynced() {
+		return nil
+	}
+	a.statusMu.Lock()
+	defer a.statusMu.Unlock()
+	return a.syncStatus
+}
+
+// setSyncStatus records, after a pass before the first sync, what stands in its way; err is the pass's.
+func (a *Agent) setSyncStatus(err error) {
+	if unlisted := a.view.unlisted(); len(unlisted) > 0 {
+		err = fmt.Errorf("the datastore has not yet listed its %s (see the watch's warnings)", strings.Join(unlisted, ", "))
+	} else if err != nil {
+		err = fmt.Errorf("programming the datastore's state failed (retried every %s): %w", a.cfg.ResyncInterval, err)
+	} else {
+		err = errors.New("the datastore's state is not programmed yet")
+	}
+	a.statusMu.Lock()
+	defer a.statusMu.Unlock()
+	a.syncStatus = err
+}
+
+// errNotSynced refuses an EndpointUp before the first sync: its policy could not be programmed yet.
+var errNotSynced = errors.New("the dataplane agent has not yet programmed the datastore's state, so it cannot " +
+	"program this endpoint's policy")
+
 // Revision is the datastore revision whose state the kernel holds (0 before the first sync): status
 // for operators, and a barrier for tests.
 func (a *Agent) Revision() int64 { return a.rev.Load() }
 
 // EndpointUp routes an endpoint's addresses to its interface, with permanent neighbour entries, and
-// (once synced) programs its policy, so the container is reachable, and protected, as soon as it runs.
-// It refuses an endpoint that is invalid or not one of the plugin's own on this node.
+// programs its policy, so the container is reachable, and protected, as soon as it runs: it returns
+// once both are in the kernel, or with an error. Calls that arrive together share one firewall
+// transaction. It refuses an endpoint that is invalid or not one of the plugin's own on this node, and
+// any endpoint before the agent has synced.
 func (a *Agent) EndpointUp(ctx context.Context, wep *api.WorkloadEndpoint) error {
 	if err := api.Validate(wep); err != nil {
 		return fmt.Errorf("not programming an invalid endpoint: %w", err)
@@ -139,15 +188,28 @@ func (a *Agent) EndpointUp(ctx context.Context, wep *api.WorkloadEndpoint) error
 		return fmt.Errorf("not programming endpoint %s: not a %s endpoint of node %s with interface %s",
 			wep.Name, api.OrchestratorLibnetwork, a.cfg.Node, api.LibnetworkInterface(wep.Spec.Endpoint))
 	}
+	if !a.hasSynced() {
+		return errNotSynced
+	}
 	rev, _ := strconv.ParseInt(wep.ResourceVersion, 10, 64)
 	key := datastore.ResourceKey(api.KindOf(wep), wep.Namespace, wep.Name)
-	return a.do(ctx, func() error {
-		a.view.put(kindWEP, key, wep, rev)
+	o := a.submit(ctx, func() error {
+		// The watch may have brought a newer revision (labels copied since Join read it): keep that.
+		if rev >= a.view.revs[kindWEP][key] {
+			a.view.put(kindWEP, key, wep, rev)
+		}
 		// Join may have just recreated the interface, and with it lost the routes: route it whatever
 		// the agent did before.
 		delete(a.routed, iface)
-		return errors.Join(a.routeInterface(iface), a.apply())
-	})
+		return a.routeInterface(iface)
+	}, true)
+	if o.policy != nil && o.sharedBy > 1 {
+		o.policy = fmt.Errorf("programming its policy, in one nftables transaction with %d other Joins or "+
+			"datastore changes: %w", o.sharedBy-1, o.policy)
+	} else if o.policy != nil {
+		o.policy = fmt.Errorf("programming its policy: %w", o.policy)
+	}
+	return errors.Join(o.step, o.policy)
 }
 
 // EndpointDown removes an endpoint's routes (they vanish with the interface anyway; this is for the case
@@ -190,16 +252,17 @@ func (a *Agent) Run(ctx context.Context) {
 		case ev := <-events:
 			arrived := time.Now()
 			evs := takeQueued(events, []event{ev})
-			a.report(a.do(ctx, func() error {
+			o := a.submit(ctx, func() error {
 				for _, ev := range evs {
 					a.view.fold(ev)
 				}
-				err := a.apply()
-				if err == nil && a.isSynced {
-					a.cfg.ObserveConvergence(time.Since(arrived))
-				}
-				return err
-			}))
+				return nil
+			}, true)
+			err := errors.Join(o.step, o.policy, o.rest)
+			if err == nil && a.hasSynced() {
+				a.cfg.ObserveConvergence(time.Since(arrived))
+			}
+			a.report(err)
 		case <-ticker.C:
 			a.report(a.do(ctx, a.resync))
 		}
@@ -228,19 +291,23 @@ func (a *Agent) report(err error) {
 
 // apply programs what changed in the index (and the pools) since the last call, once the view is
 // complete: before that, the kernel keeps what an earlier run programmed rather than a partial policy.
-func (a *Agent) apply() error {
+// It returns the policy transaction's error apart from the rest's (pools, and the routes of interfaces
+// whose claims changed). After a failed transaction the firewall rewrites its table in full, so a nil
+// policy error means that the kernel holds all of the policy, whatever earlier passes did.
+func (a *Agent) apply() (policyErr, restErr error) {
 	if !a.view.complete() {
-		return nil
+		return nil, nil
 	}
 	if !a.isSynced {
-		return a.resync()
+		return a.resync(), nil
 	}
-	ch := a.takeChanges()
-	errs := []error{a.fw.ApplyPolicy(a.idx, ch), a.routeInterfaces(a.view.claims.takeChanged())}
+	policyErr = a.fw.ApplyPolicy(a.idx, a.takeChanges())
 	if a.view.poolsChanged {
-		errs = append(errs, a.setPools())
+		restErr = a.setPools()
 	}
-	return a.applied(errors.Join(errs...))
+	restErr = errors.Join(restErr, a.routeInterfaces(a.view.claims.takeChanged()))
+	a.applied(errors.Join(policyErr, restErr))
+	return policyErr, restErr
 }
 
 // takeChanges takes the index's changes, logging and counting what policy cannot be enforced.

@@ -200,3 +200,34 @@ func BenchmarkResync(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkJoinBurst measures a burst of Joins: with 1,000 endpoints and 100 policies programmed, n new
+// endpoints, each with its veth, call EndpointUp at once (as n parallel `docker run` do); an iteration
+// ends when all have returned, their routes and dispatch entries in the kernel.
+func BenchmarkJoinBurst(b *testing.B) {
+	r, _, _ := benchRig(b, 1000)
+	r.runAgent(b)
+	for _, n := range []int{1, 10, 50} {
+		b.Run(fmt.Sprintf("endpoints=%d", n), func(b *testing.B) {
+			next := 0
+			measure(b, func(int) {
+				b.StopTimer()
+				weps := make([]*api.WorkloadEndpoint, n)
+				linktest.MustDo(b, r.host, func() {
+					for i := range weps {
+						id := fmt.Sprintf("%011x%053x", 1<<40|n<<20|next, 0)
+						weps[i] = vethEndpoint(b, id, fmt.Sprintf("10.%d.%d.%d", 96+n, next/256%256, next%256))
+						weps[i].Labels = map[string]string{"app": "app" + strconv.Itoa(next%20), "role": "role" + strconv.Itoa(next%10)}
+						next++
+					}
+				})
+				b.StartTimer()
+				var wg sync.WaitGroup
+				for _, w := range weps {
+					wg.Go(func() { linktest.Must(b, r.agent.EndpointUp(context.Background(), w)) })
+				}
+				wg.Wait()
+			})
+		})
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
 )
@@ -262,4 +263,20 @@ func (r *rig) expectReachWithin(names []string, timeout time.Duration, want ...[
 		}
 		pending = again
 	}
+}
+
+// vethEndpoint is a local endpoint with Docker endpoint ID id and address ip, of the network whose
+// profile is "net", with the veth Join would have created for it (in the calling thread's namespace)
+// and no container at its other end.
+func vethEndpoint(tb testing.TB, id, ip string) *api.WorkloadEndpoint {
+	tb.Helper()
+	w, err := api.LibnetworkEndpoint(testNode, id)
+	linktest.Must(tb, err)
+	w.Spec.InterfaceName = api.LibnetworkInterface(id)
+	w.Spec.Profiles = []string{"net"}
+	w.Spec.IPNetworks = []string{ip + "/32"}
+	mac, err := link.CreateVeth(link.Veth{HostName: w.Spec.InterfaceName, PeerName: "tmp" + id[:11]}, nil)
+	linktest.Must(tb, err)
+	w.Spec.MAC = mac.String()
+	return w
 }

@@ -83,13 +83,17 @@ func newView(idx *policy.Index, node string, log *slog.Logger) *view {
 }
 
 // complete reports whether every kind has been listed once: only then is the view worth programming.
-func (v *view) complete() bool {
-	for _, ok := range v.resynced {
+func (v *view) complete() bool { return len(v.unlisted()) == 0 }
+
+// unlisted names the kinds (their plurals, as in etcd keys) not listed yet.
+func (v *view) unlisted() []string {
+	var kinds []string
+	for k, ok := range v.resynced {
 		if !ok {
-			return false
+			kinds = append(kinds, kindInfos[k].Plural)
 		}
 	}
-	return true
+	return kinds
 }
 
 // fold applies one watch event.

@@ -12,6 +12,20 @@ import (
 // errStopped is returned to callers once the agent's Run has ended.
 var errStopped = errors.New("dataplane agent stopped")
 
+// job is work for the worker: a step, and whether an apply must follow it.
+type job struct {
+	step  func() error
+	apply bool
+	done  chan<- outcome // buffered
+}
+
+// outcome is what a job's sender learns: its step's error and, if it asked for an apply, that apply's
+// errors (see apply) and how many jobs shared it.
+type outcome struct {
+	step, policy, rest error
+	sharedBy           int
+}
+
 // startWorker starts the goroutine that runs every job touching the kernel or the agent's state. With
 // Config.Netns it locks itself to an OS thread in that namespace for good: netlink sockets, /proc/sys
 // and the nft and iptables commands it starts then all act there. Go discards a thread whose goroutine
@@ -30,8 +44,8 @@ func (a *Agent) startWorker() error {
 		ready <- nil
 		for {
 			select {
-			case job := <-a.work:
-				job()
+			case j := <-a.work:
+				a.pass(a.gather(j))
 			case <-a.stop:
 				return
 			}
@@ -52,15 +66,62 @@ func enterNetns(name string) error {
 	return nil
 }
 
+// gather takes, after first, every job whose sender is already waiting: those that came while the
+// worker was busy.
+func (a *Agent) gather(first job) []job {
+	batch := []job{first}
+	for {
+		select {
+		case j := <-a.work:
+			batch = append(batch, j)
+		default:
+			return batch
+		}
+	}
+}
+
+// pass serves jobs together: each one's step in the order they came, then one apply for all that asked
+// for one, so that a burst of Joins costs one firewall transaction, not one each.
+func (a *Agent) pass(batch []job) {
+	outs := make([]outcome, len(batch))
+	var errs []error
+	sharedBy := 0
+	for i, j := range batch {
+		outs[i].step = j.step()
+		errs = append(errs, outs[i].step)
+		if j.apply {
+			sharedBy++
+		}
+	}
+	var policyErr, restErr error
+	if sharedBy > 0 {
+		policyErr, restErr = a.apply()
+	}
+	if !a.isSynced {
+		a.setSyncStatus(errors.Join(append(errs, policyErr, restErr)...))
+	}
+	for i, j := range batch {
+		if j.apply {
+			outs[i].policy, outs[i].rest, outs[i].sharedBy = policyErr, restErr, sharedBy
+		}
+		j.done <- outs[i]
+	}
+}
+
+// submit has the worker serve step, followed by an apply if asked, and returns the outcome.
+func (a *Agent) submit(ctx context.Context, step func() error, apply bool) outcome {
+	done := make(chan outcome, 1)
+	select {
+	case a.work <- job{step: step, apply: apply, done: done}:
+	case <-a.done:
+		return outcome{step: errStopped}
+	case <-ctx.Done():
+		return outcome{step: ctx.Err()}
+	}
+	return <-done
+}
+
 // do runs fn on the worker and returns its error.
 func (a *Agent) do(ctx context.Context, fn func() error) error {
-	result := make(chan error, 1)
-	select {
-	case a.work <- func() { result <- fn() }:
-	case <-a.done:
-		return errStopped
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return <-result
+	return a.submit(ctx, fn, false).step
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -92,6 +93,8 @@ func (t setType) kernelSet(table *nftables.Table, name string) *nftables.Set {
 		s.KeyType = nftables.TypeInetService
 	case ifaceVerdicts:
 		s.KeyType, s.DataType, s.IsMap = nftables.TypeIFName, nftables.TypeVerdict, true
+		// Interface names are strings, which nft lists by the byte order the set's user data records.
+		s.KeyByteOrder = binaryutil.NativeEndian
 	}
 	return s
 }

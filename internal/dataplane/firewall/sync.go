@@ -59,9 +59,10 @@ func (f *Firewall) send(b *batch) error {
 // commit makes the kernel hold f.want for the named objects, in one transaction, by difference from
 // f.have; an object missing from f.have is rewritten whole, since the kernel may hold an earlier
 // version. With f.have unknown (a new process, a failed write, drift) every object is rewritten. With
-// f.sweep set it also deletes whatever else the table holds. Should the kernel refuse the transaction,
-// commit isolates the objects it refuses (see commitEach), so that one bad object cannot hold back
-// the rest. Callers hold f.mu.
+// f.sweep set it also deletes whatever else the table holds. Should the kernel refuse a transaction by
+// difference, commit rewrites everything (the kernel may not hold what we wrote); should it refuse a
+// full one, commit isolates the objects it refuses (see commitEach), so that one bad object cannot
+// hold back the rest. Callers hold f.mu.
 func (f *Firewall) commit(names []string) error {
 	full := f.have == nil
 	if full {
@@ -88,7 +89,12 @@ func (f *Firewall) commit(names []string) error {
 		return nil
 	}
 	if err := f.send(&b); err != nil {
-		fmt.Println("ZZ", strings.Count(b.String(), "\n"), b.String()[:min(2000, len(b.String()))])
+		if !full {
+			// The kernel may not hold what we wrote (say, the table was deleted under us): rewrite it all.
+			f.log.Warn("nftables table inet calico is not as written; rewriting it", "error", err.Error())
+			f.have, f.sweep = nil, f.policyKnown
+			return f.commit(nil)
+		}
 		f.log.Warn("the kernel refused a transaction to nftables table inet calico; applying its objects one by one", "error", err.Error())
 		return f.commitEach(names, stale, full)
 	}

@@ -1,0 +1,97 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
+)
+
+// firstPings is how many containers TestFirstPing starts.
+const firstPings = 50
+
+// A container's networking is complete when its process starts: 50 containers, run one after another,
+// each ping a peer as their very first command, and not one of those echo requests is lost. Every tenth
+// container is started while the plugin is down: Docker retries its calls until the restarted daemon's
+// sockets appear, so that container's Join is among the first calls the new daemon serves. The sockets
+// appear only once the dataplane has programmed the datastore's state, and Join returns only once the
+// endpoint's routes and dispatch entries are in the kernel.
+func TestFirstPing(t *testing.T) {
+	e := start(t, nil)
+	net := e.network("net")
+	peer := e.run("peer", "--net", net)
+	peerIP := e.containerIP(peer, net, false)
+	began := time.Now()
+	var lost []string
+	for i := range firstPings {
+		name := e.name(fmt.Sprintf("first%02d", i))
+		run := func() error {
+			out, err := harness.DockerErr("run", "--rm", "--name", name, "--net", net, harness.TestImage,
+				"ping", "-c", "1", "-W", "2", peerIP)
+			if err != nil {
+				return fmt.Errorf("%s: %w\n%s", name, err, out)
+			}
+			return nil
+		}
+		var err error
+		if i%10 == 5 {
+			e.plugin.Stop()
+			ran := make(chan error, 1)
+			go func() { ran <- run() }()
+			time.Sleep(time.Second) // docker run waits for the plugin
+			e.plugin.Restart()
+			err = <-ran
+		} else {
+			err = run()
+		}
+		if err != nil {
+			lost = append(lost, err.Error())
+		}
+	}
+	t.Logf("%d containers, each pinging as its first command, took %v", firstPings, time.Since(began).Round(100*time.Millisecond))
+	if len(lost) > 0 {
+		t.Errorf("%d of %d first pings lost:\n%s", len(lost), firstPings, strings.Join(lost, "\n"))
+	}
+}
+
+// burstRuns is how many containers TestBurstLikeBridge starts at once on each driver.
+const burstRuns = 50
+
+// A burst of parallel `docker run -d` on a Calico network takes about as long as on Docker's bridge:
+// Joins that arrive together are served by one dataplane pass. Both times are logged; the test fails only
+// if Calico takes more than twice as long plus a second, which the serial Joins it replaced did.
+func TestBurstLikeBridge(t *testing.T) {
+	e := start(t, nil)
+	bridge := e.name("bridge")
+	e.docker("network", "create", "-d", "bridge", bridge)
+	took := map[string]time.Duration{}
+	for _, net := range []string{bridge, e.network("calico")} {
+		names := make([]string, burstRuns)
+		errs := make([]error, burstRuns)
+		began := time.Now()
+		var wg sync.WaitGroup
+		for i := range names {
+			names[i] = fmt.Sprintf("%s-%03d", net, i)
+			wg.Go(func() {
+				_, errs[i] = harness.DockerErr("run", "-d", "--name", names[i], "--net", net, harness.TestImage, "sleep", "3600")
+			})
+		}
+		wg.Wait()
+		took[net] = time.Since(began)
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.docker(append([]string{"rm", "-f"}, names...)...)
+	}
+	calico := took[e.name("calico")]
+	t.Logf("%d parallel docker run -d: bridge %v, calico %v", burstRuns, took[bridge].Round(10*time.Millisecond),
+		calico.Round(10*time.Millisecond))
+	if calico > 2*took[bridge]+time.Second {
+		t.Errorf("a burst on calico took %v, more than twice the bridge's %v", calico, took[bridge])
+	}
+}
