@@ -54,10 +54,10 @@ run-plugin: build ## Build and run the plugin daemon in the foreground as root (
 		echo "run-plugin: the daemon must run as root (no sudo found)" >&2; exit 1; \
 	fi
 
-test: ## Run the whole suite as root: deps, dockerd, test image, lint, all tests (e2e on both engines), short fuzz
+test: ## Run the whole suite as root: deps, dockerd, test image, lint, all tests (e2e on Debian's engine and on the current one with each firewall backend), short fuzz
 	bash scripts/test.sh
 
-test-e2e: ## Run the e2e suite on one engine as root: ENGINE=debian (default) or current
+test-e2e: ## Run the e2e suite on one engine as root: ENGINE=debian (default), current or current-nft
 	ENGINE=$(or $(ENGINE),debian) bash scripts/test-e2e.sh
 
 engine: ## Build (once, cached) the current Docker engine and runc for ENGINE=current

@@ -11,11 +11,17 @@
 #                   run never inherits what a killed one left). The tests use the newer
 #                   client (/usr/local/bin/docker). Afterwards, even on failure or Ctrl-C, the current
 #                   engine is stopped, the firewall is put back as it was, and Debian's dockerd is
-#                   started again with the command line it had.
+#                   started again with the command line it had. Docker's default firewall backend,
+#                   iptables.
+#   ENGINE=current-nft  The same engine with --firewall-backend=nftables: Docker's nftables tables and no
+#                   iptables rules. Before it starts, FORWARD's DROP policy and DOCKER-USER (which Docker's
+#                   iptables backend, Debian's included, leaves behind for the operator) are removed as
+#                   Docker's migration notes say, so it runs on the firewall of a host that has only
+#                   known nftables; Docker removes its other iptables chains itself.
 #   ENGINE=external Whatever DOCKER_HOST, HARNESS_DOCKER and HARNESS_DOCKERD_PIDFILE point at; nothing is
 #                   started or stopped. For an engine of your own: see README "Supported Docker versions".
 #
-# Usage: ENGINE=debian|current|external bash scripts/test-e2e.sh [go test flags, e.g. -run TestIPv6]
+# Usage: ENGINE=debian|current|current-nft|external bash scripts/test-e2e.sh [go test flags, e.g. -run TestIPv6]
 # Env:   GOTEST_TIMEOUT (25m), E2E_PKGS (default: every package under ./test/), HARNESS_RACE,
 #        ENGINE_VERSION / RUNC_VERSION / ENGINE_CACHE (scripts/engine-env.sh), E2E_RESULT_FILE (a file
 #        to write the one-line result to, for scripts/test.sh's summary)
@@ -46,9 +52,9 @@ die() {
 }
 
 case "$ENGINE" in
-  debian | current) unset DOCKER_HOST ;; # their daemon is the one on $SOCKET
+  debian | current | current-nft) unset DOCKER_HOST ;; # their daemon is the one on $SOCKET
   external) ;;
-  *) die "ENGINE must be debian, current or external, not '$ENGINE'" ;;
+  *) die "ENGINE must be debian, current, current-nft or external, not '$ENGINE'" ;;
 esac
 if [ "$ENGINE" != external ] && [ "$(id -u)" -ne 0 ]; then
   die "must run as root (it starts and stops dockerd)"
@@ -155,7 +161,14 @@ save_firewall() {
 }
 
 restore_firewall() {
-  local ok=0
+  local ok=0 family
+  # Docker's nftables tables: only the current engine's nftables backend makes them, and Debian's dockerd
+  # would leave them in force (its default bridge's chain drops what it does not publish).
+  for family in ip ip6; do
+    if nft list table "$family" docker-bridges >/dev/null 2>&1; then
+      nft delete table "$family" docker-bridges || ok=1
+    fi
+  done
   if [ -s "$STATE/iptables.before" ]; then
     iptables-restore <"$STATE/iptables.before" || ok=1
   fi
@@ -218,7 +231,39 @@ use_debian() {
   export HARNESS_DOCKERD_ARGS=""
 }
 
+# forget_docker_iptables: what Docker's notes on migrating to nftables leave to the operator (FORWARD's
+# DROP policy, the DOCKER-USER chain and its jump), removed in both families as they say. The engine then
+# removes Docker's other iptables chains itself (and says so in its log), and runs on the firewall of a host
+# that has only known Docker's nftables backend. save_firewall's snapshot puts them back afterwards.
+forget_docker_iptables() {
+  local ipt
+  for ipt in iptables ip6tables; do
+    "$ipt" -w 5 -P FORWARD ACCEPT
+    while "$ipt" -w 5 -D FORWARD -j DOCKER-USER 2>/dev/null; do :; done
+    if "$ipt" -w 5 -S DOCKER-USER >/dev/null 2>&1; then
+      "$ipt" -w 5 -F DOCKER-USER
+      "$ipt" -w 5 -X DOCKER-USER
+    fi
+  done
+  # Docker's nftables backend does not turn forwarding on, and refuses to start without it (its default
+  # bridge needs it); Debian's dockerd, which this run replaces, turns it on.
+  if [ "$(cat /proc/sys/net/ipv4/ip_forward)" != 1 ]; then
+    log "net.ipv4.ip_forward is 0; setting it to 1, as Debian's dockerd does"
+    echo 1 >/proc/sys/net/ipv4/ip_forward
+  fi
+}
+
+# firewall_backend: the firewall backend of the engine under test, as docker info reports it (API 1.49+;
+# older engines, whose clients know no such field, have only iptables).
+firewall_backend() {
+  local backend
+  backend=$("$HARNESS_DOCKER" info --format '{{with .FirewallBackend}}{{.Driver}}{{end}}' 2>/dev/null || true)
+  echo "${backend:-iptables}"
+}
+
+# use_current BACKEND: the current engine with firewall backend BACKEND (iptables, its default, or nftables).
 use_current() {
+  local backend=$1
   bash scripts/build-engine.sh
   [ -x "$CURRENT_DOCKER" ] || die "$CURRENT_DOCKER (a client of API 1.44 or newer) not found"
   stop_leftover_current_engine
@@ -246,21 +291,34 @@ use_current() {
 
   fresh_engine_state
   mkdir -p "$ENGINE_DATA_ROOT" "$ENGINE_EXEC_ROOT" /run/docker/plugins
-  local runtime_args=(--add-runtime "newrunc=$ENGINE_RUNC" --default-runtime newrunc)
+  local engine_args=(--add-runtime "newrunc=$ENGINE_RUNC" --default-runtime newrunc)
+  if [ "$backend" = nftables ]; then
+    forget_docker_iptables
+    engine_args+=(--firewall-backend=nftables)
+  fi
   start_detached "the current engine" "$ENGINE_DOCKERD" \
     --data-root "$ENGINE_DATA_ROOT" --exec-root "$ENGINE_EXEC_ROOT" \
-    -H "unix://$SOCKET" --pidfile "$PIDFILE" "${runtime_args[@]}"
+    -H "unix://$SOCKET" --pidfile "$PIDFILE" "${engine_args[@]}"
   wait_ready "$CURRENT_DOCKER" "$started_pid" "the current engine"
 
   export HARNESS_DOCKER=$CURRENT_DOCKER
   export HARNESS_DOCKERD_PIDFILE=$PIDFILE
   export HARNESS_DOCKERD=$ENGINE_DOCKERD
-  export HARNESS_DOCKERD_ARGS="${runtime_args[*]}"
+  export HARNESS_DOCKERD_ARGS="${engine_args[*]}"
+  local got
+  got=$(firewall_backend)
+  [ "$got" = "$backend" ] || die "the current engine reports firewall backend '$got', not $backend"
+  if [ "$backend" = nftables ]; then
+    log "iptables: $(iptables -S FORWARD | head -n 1), ip6tables: $(ip6tables -S FORWARD | head -n 1);" \
+      "Docker's chains left: $( (iptables -S; ip6tables -S) | grep -c -- '^-N DOCKER' || true);" \
+      "nftables: $(nft list tables | grep -F docker | tr '\n' ' ')"
+  fi
 }
 
 case "$ENGINE" in
   debian) use_debian ;;
-  current) use_current ;;
+  current) use_current iptables ;;
+  current-nft) use_current nftables ;;
   external) export HARNESS_DOCKER=${HARNESS_DOCKER:-$DEBIAN_DOCKER} ;;
 esac
 
@@ -269,8 +327,9 @@ bash scripts/test-image.sh
 
 version=$("$HARNESS_DOCKER" version --format '{{.Server.Version}} (API {{.Server.APIVersion}})' 2>&1) ||
   die "cannot ask the engine its version: $version"
-log "ENGINE=$ENGINE: $(server_version "$HARNESS_DOCKER")"
-[ "$ENGINE" != current ] || log "engine binaries: $ENGINE_DOCKERD ($ENGINE_VERSION), $ENGINE_RUNC ($RUNC_VERSION)"
+backend=$(firewall_backend)
+log "ENGINE=$ENGINE: $(server_version "$HARNESS_DOCKER"), firewall backend $backend"
+[[ "$ENGINE" != current* ]] || log "engine binaries: $ENGINE_DOCKERD ($ENGINE_VERSION), $ENGINE_RUNC ($RUNC_VERSION)"
 # Calico networks left by earlier runs cost every dockerd start about 15 s each (Docker retries the absent
 # plugin). The e2e package removes its own (e2e*) once its first plugin is up; others are named here.
 stale=$("$HARNESS_DOCKER" network ls --filter driver=calico --format '{{.Name}}' 2>/dev/null | tr '\n' ' ')
@@ -293,7 +352,7 @@ if [ "$rc" -eq 0 ]; then
 else
   result="FAIL (exit $rc) after $((SECONDS - t0))s"
 fi
-line="e2e ENGINE=$ENGINE: dockerd $version through $HARNESS_DOCKER: $result"
+line="e2e ENGINE=$ENGINE: dockerd $version, $backend firewall backend, through $HARNESS_DOCKER: $result"
 log "$line"
 if [ -n "${E2E_RESULT_FILE:-}" ]; then
   echo "$line" >"$E2E_RESULT_FILE"

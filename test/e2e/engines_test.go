@@ -48,7 +48,8 @@ func TestEngineReport(t *testing.T) {
 	harness.RequireRoot(t)
 	harness.RequireDocker(t)
 	eng := harness.Engine(t)
-	t.Logf("engine under test: %v; Docker 28+: %v, per-endpoint MAC: %v", eng, eng.Docker28(), eng.PerEndpointMAC())
+	t.Logf("engine under test: %v, firewall backend %s; Docker 28+: %v, per-endpoint MAC: %v",
+		eng, harness.FirewallBackend(t), eng.Docker28(), eng.PerEndpointMAC())
 }
 
 // Default gateway with two Calico networks: with equal priority every engine gives it to the network whose

@@ -133,11 +133,22 @@ func hostVerdict(action string) (match, error) {
 }
 
 // ensureForwardAccept makes FORWARD jump exactly once to our chain holding exactly our rules, the jump
-// where planJump puts it. Called periodically, it moves a jump that dockerd's restart (or anyone) has
-// put elsewhere.
+// where planJump puts it, where Docker's use of iptables needs it (docker.go); elsewhere it removes both.
+// Called periodically, it moves a jump that dockerd's restart (or anyone) has put elsewhere.
 func (f *Firewall) ensureForwardAccept(iptables, restore string) error {
 	st, err := f.filterState(iptables)
+	if notInstalled(err) {
+		return nil // no iptables of this family: nothing of Docker's in it either
+	}
 	if err != nil {
+		return err
+	}
+	if !st.docker.needsForwardAccept() {
+		what, err := f.deleteForwardAccept(iptables, restore, st)
+		if what != "" {
+			f.log.Info("removed FORWARD accept for workload interfaces: FORWARD has no DROP policy and no DOCKER-USER",
+				"tool", iptables, "removed", what)
+		}
 		return err
 	}
 	want := f.forwardRules()
@@ -213,6 +224,7 @@ type filterState struct {
 	exists  bool     // our chain exists
 	rules   []string // its rules, as iptables -S prints them
 	forward []string // FORWARD's rules in order, ours among them
+	docker  dockerFilter
 }
 
 // jumps counts FORWARD's jumps to our chain.
@@ -242,6 +254,7 @@ func (f *Firewall) filterState(iptables string) (filterState, error) {
 			st.rules = append(st.rules, line)
 		}
 	}
+	st.docker = readDockerFilter(out)
 	return st, nil
 }
 
@@ -324,8 +337,16 @@ func (f *Firewall) removeForwardAccept(iptables, restore string) (string, error)
 	if notInstalled(err) {
 		return "", nil
 	}
-	if err != nil || (st.jumps() == 0 && !st.exists) {
+	if err != nil {
 		return "", err
+	}
+	return f.deleteForwardAccept(iptables, restore, st)
+}
+
+// deleteForwardAccept deletes what st shows of ours, and says what.
+func (f *Firewall) deleteForwardAccept(iptables, restore string, st filterState) (string, error) {
+	if st.jumps() == 0 && !st.exists {
+		return "", nil
 	}
 	var b strings.Builder
 	b.WriteString("*filter\n")

@@ -422,7 +422,7 @@ func TestJumpFollowsDockerUser(t *testing.T) {
 		cmds [][]string // run with iptables and ip6tables before Ensure
 		want []string   // FORWARD after Ensure
 	}{
-		{"no Docker: at the top", nil, []string{jumpRule}},
+		{"no Docker: nothing of ours", nil, nil},
 		{"dockerd starts, inserting its jump on top",
 			[][]string{{"-N", "DOCKER-USER"}, {"-N", "DOCKER"}, {"-I", "FORWARD", "-j", "DOCKER-USER"}, {"-A", "FORWARD", "-o", "docker0", "-j", "DOCKER"}},
 			[]string{userJump, jumpRule, docker}},

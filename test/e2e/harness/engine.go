@@ -76,6 +76,49 @@ func Engine(t testing.TB) EngineInfo {
 	return info
 }
 
+var (
+	backendMu sync.Mutex
+	backend   string
+)
+
+// FirewallBackend asks DockerBin once per test process which firewall backend the engine under test
+// programs: "iptables" or "nftables" (--firewall-backend, Docker 29). It fails the test if the daemon
+// does not answer.
+func FirewallBackend(t testing.TB) string {
+	t.Helper()
+	backendMu.Lock()
+	defer backendMu.Unlock()
+	if backend != "" {
+		return backend
+	}
+	out, err := DockerErr("info", "--format", "{{json .}}")
+	if err != nil {
+		t.Fatalf("FirewallBackend: %v", err)
+	}
+	if backend, err = parseFirewallBackend(out); err != nil {
+		t.Fatalf("FirewallBackend: %v", err)
+	}
+	return backend
+}
+
+// parseFirewallBackend reads the backend from the JSON of `docker info --format '{{json .}}'`: its
+// FirewallBackend (API 1.49+) without what follows a "+" ("iptables+firewalld"); engines and clients
+// older than that field know only iptables.
+func parseFirewallBackend(out string) (string, error) {
+	var v struct {
+		ServerVersion   string
+		FirewallBackend *struct{ Driver string }
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.ServerVersion == "" {
+		return "", fmt.Errorf("docker info: not a daemon's info (%v): %q", err, out)
+	}
+	if v.FirewallBackend == nil || v.FirewallBackend.Driver == "" {
+		return "iptables", nil
+	}
+	driver, _, _ := strings.Cut(v.FirewallBackend.Driver, "+")
+	return driver, nil
+}
+
 // parseVersion reads the JSON of `docker version --format '{{json .}}'`.
 func parseVersion(out string) (EngineInfo, error) {
 	var v struct {

@@ -95,3 +95,21 @@ func TestEngine(t *testing.T) {
 		t.Errorf("negotiated API %s outside the daemon's %s..%s", e.API, e.MinServerAPI, e.ServerAPI)
 	}
 }
+
+func TestParseFirewallBackend(t *testing.T) {
+	for out, want := range map[string]string{
+		`{"ServerVersion":"20.10.24+dfsg1"}`:                                                                       "iptables",
+		`{"ServerVersion":"29.0.0","FirewallBackend":{"Driver":"iptables"}}`:                                       "iptables",
+		`{"ServerVersion":"29.0.0","FirewallBackend":{"Driver":"nftables"}}`:                                       "nftables",
+		`{"ServerVersion":"29.0.0","FirewallBackend":{"Driver":"nftables+firewalld","Info":[["ReloadedAt","x"]]}}`: "nftables",
+	} {
+		if got, err := parseFirewallBackend(out); err != nil || got != want {
+			t.Errorf("parseFirewallBackend(%s) = %q, %v; want %q", out, got, err, want)
+		}
+	}
+	for _, out := range []string{"Cannot connect", `{"ServerErrors":["no daemon"]}`} {
+		if got, err := parseFirewallBackend(out); err == nil {
+			t.Errorf("parseFirewallBackend(%s) = %q, want an error", out, got)
+		}
+	}
+}
