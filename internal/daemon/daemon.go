@@ -204,7 +204,7 @@ func awaitSync(ctx context.Context, agent *dataplane.Agent, store *datastore.Sto
 		} else if err != nil {
 			attrs = append(attrs, "datastore", err.Error())
 		}
-		log.Warn("not ready: Docker's calls wait until the dataplane has programmed the datastore's state", attrs...)
+		log.Warn("not ready: the plugin sockets appear once the dataplane has programmed the datastore's state", attrs...)
 		status("not ready: " + why.Error())
 		told = true
 	}

@@ -58,7 +58,7 @@ func TestReadyOnlyAfterSync(t *testing.T) {
 	})
 
 	// etcd unreachable: systemd is told why, and so is the log; no socket exists.
-	msg := readNotify(t, systemd, syncReportInterval+10*time.Second)
+	msg := readNotify(t, systemd, syncReportInterval+30*time.Second)
 	if !strings.HasPrefix(msg, "STATUS=not ready: the datastore has not yet listed") {
 		t.Errorf("systemd was first told %q, want the reason the plugin is not ready", msg)
 	}
@@ -73,7 +73,9 @@ func TestReadyOnlyAfterSync(t *testing.T) {
 
 	// etcd reachable: the agent syncs, then the sockets accept calls, then systemd hears READY=1.
 	forward(t, addr, strings.TrimPrefix(etcd.Client.Endpoints[0], "https://"))
-	for msg = readNotify(t, systemd, time.Minute); strings.HasPrefix(msg, "STATUS="); msg = readNotify(t, systemd, time.Minute) {
+	msg = readNotify(t, systemd, time.Minute)
+	for strings.HasPrefix(msg, "STATUS=") {
+		msg = readNotify(t, systemd, time.Minute)
 	}
 	if msg != "READY=1" {
 		t.Fatalf("systemd was told %q, want READY=1", msg)
