@@ -205,7 +205,7 @@ func (c *cluster) wep(e endpoint) (*api.WorkloadEndpoint, error) {
 	// As calico/node's CNI plugin: a pod of a Deployment, its service account, named ports.
 	ns, app, tier := c.k8sApp(e.seq)
 	namespace := c.namespace(ns)
-	hash := id("rs", ns*100+len(app), 10)
+	hash := id("replicaset/"+namespace+"/"+app, 0, 10)
 	pod := fmt.Sprintf("%s-%s-%s", app, hash, id("pod", e.seq, 5))
 	sa := serviceAccount(app)
 	w := &api.WorkloadEndpoint{Spec: api.WorkloadEndpointSpec{Orchestrator: "k8s", Node: node, Pod: pod,

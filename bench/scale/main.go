@@ -62,10 +62,17 @@ func main() {
 	keep := flag.Bool("keep", false, "keep each phase's folder (etcd data, daemon log)")
 	flag.StringVar(&o.profileDir, "profile", "", "run the daemon in-process and write CPU and heap profiles here")
 	flag.StringVar(&jsonOut, "json", "", "also write the results as JSON to this file")
+	reportOf := flag.String("report", "", "print the report of results an earlier run wrote with -json, and exit")
 	flag.StringVar(&child, "phase", "", "internal: run one phase here, in the current network namespace")
 	flag.StringVar(&out, "out", "", "internal: where -phase writes its result")
 	flag.Parse()
 
+	if *reportOf != "" {
+		if err := reprint(*reportOf); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if child != "" {
 		o.dir = *work
 		if err := runChild(child, out, o); err != nil {
@@ -184,6 +191,22 @@ func runChild(name, out string, o options) error {
 		return err
 	}
 	return os.WriteFile(out, data, 0o644)
+}
+
+func reprint(file string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var results []*phaseResult
+	if err := json.Unmarshal(data, &results); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	if len(results) == 0 {
+		return fmt.Errorf("%s holds no results", file)
+	}
+	report(os.Stdout, results)
+	return nil
 }
 
 // machine describes what the numbers depend on.

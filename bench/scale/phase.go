@@ -34,6 +34,7 @@ type sample struct {
 	At      time.Duration `json:"at"`
 	Latency time.Duration `json:"latency"`
 	OK      bool          `json:"ok"`
+	Error   string        `json:"error,omitempty"` // the write failed
 }
 
 type window struct {
@@ -49,14 +50,15 @@ func (w window) percent() (own, children float64) {
 
 type churnResult struct {
 	window
-	Target  float64  `json:"target"` // changes/s asked for
-	Rate    float64  `json:"rate"`   // made
-	Made    int64    `json:"made"`
-	Failed  int64    `json:"failed"`
-	Error   string   `json:"error,omitempty"`
-	Probes  []sample `json:"probes"`
-	Drain   sample   `json:"drain"` // the probe right after the churn stopped
-	KeepsUp bool     `json:"keepsUp"`
+	For     time.Duration `json:"for"`    // how long changes were made
+	Target  float64       `json:"target"` // changes/s asked for
+	Rate    float64       `json:"rate"`   // made
+	Made    int64         `json:"made"`
+	Failed  int64         `json:"failed"`
+	Error   string        `json:"error,omitempty"`
+	Probes  []sample      `json:"probes"`
+	Drain   sample        `json:"drain"` // the probe right after the churn stopped
+	KeepsUp bool          `json:"keepsUp"`
 }
 
 type kernelStats struct {
@@ -177,11 +179,7 @@ func runPhase(name string, o options) (*phaseResult, error) {
 
 	log.Printf("[%s] %d label probes through set %s", name, 2*o.probes, set)
 	for i := range 2 * o.probes {
-		lat, ok, err := p.flip(ctx, i%2 == 0, o.probeTimeout)
-		if err != nil {
-			return nil, err
-		}
-		res.Probes = append(res.Probes, sample{Latency: lat, OK: ok})
+		res.Probes = append(res.Probes, p.flip(ctx, i%2 == 0, o.probeTimeout))
 		time.Sleep(200*time.Millisecond + rand.N(100*time.Millisecond))
 	}
 
@@ -233,7 +231,6 @@ func measure(d daemonUnderTest, fn func() error) (window, error) {
 func churn(ctx context.Context, c *cluster, store *datastore.Store, p *prober, d daemonUnderTest, o options) (churnResult, error) {
 	var r churnResult
 	ch := newChurner(c, store)
-	var probeErr error
 	w, err := measure(d, func() error {
 		cctx, cancel := context.WithTimeout(ctx, o.churnFor)
 		defer cancel()
@@ -242,12 +239,9 @@ func churn(ctx context.Context, c *cluster, store *datastore.Store, p *prober, d
 		start, on := time.Now(), true
 		for cctx.Err() == nil {
 			at := time.Since(start)
-			lat, ok, err := p.flip(ctx, on, o.probeTimeout)
-			if err != nil {
-				probeErr = err
-				break
-			}
-			r.Probes = append(r.Probes, sample{At: at, Latency: lat, OK: ok})
+			s := p.flip(ctx, on, o.probeTimeout)
+			s.At = at
+			r.Probes = append(r.Probes, s)
 			on = !on
 			select {
 			case <-cctx.Done():
@@ -255,15 +249,12 @@ func churn(ctx context.Context, c *cluster, store *datastore.Store, p *prober, d
 			}
 		}
 		<-done
-		lat, ok, err := p.flip(ctx, on, o.probeTimeout)
-		r.Drain = sample{At: time.Since(start), Latency: lat, OK: ok}
-		return err
+		r.Drain = p.flip(ctx, on, o.probeTimeout)
+		r.Drain.At = time.Since(start)
+		return nil
 	})
-	if err == nil {
-		err = probeErr
-	}
 	r.window = w
-	r.Made, r.Failed, r.Target = ch.done.Load(), ch.failed.Load(), o.churnRate
+	r.Made, r.Failed, r.Target, r.For = ch.done.Load(), ch.failed.Load(), o.churnRate, o.churnFor
 	r.Rate = float64(r.Made) / o.churnFor.Seconds()
 	if e := ch.err(); e != nil {
 		r.Error = e.Error()

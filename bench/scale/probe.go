@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -124,27 +125,49 @@ type prober struct {
 	addr  string
 }
 
-// flip sets the probe label to on (or off) and returns how long the kernel took to add (or delete) the
-// probe endpoint's address, from just before the datastore write; ok is false after timeout.
-func (p *prober) flip(ctx context.Context, on bool, timeout time.Duration) (d time.Duration, ok bool, err error) {
-	w, err := p.c.probeWEP(on)
+// flip sets the probe label to on (or off) and says how long the kernel took to add (or delete) the probe
+// endpoint's address, from just before the datastore write; not OK after timeout or when the write failed.
+// A write etcd fails (it times out under load, maybe after all applying it) is checked and retried twice.
+func (p *prober) flip(ctx context.Context, on bool, timeout time.Duration) sample {
+	d, ok, err := p.try(ctx, on, timeout)
+	s := sample{Latency: d, OK: ok && err == nil}
 	if err != nil {
-		return 0, false, err
+		s.Error = err.Error()
+		log.Printf("label probe: %v", err)
 	}
-	current, err := datastore.Get[*api.WorkloadEndpoint](ctx, p.store, w.Namespace, w.Name)
-	if err != nil {
-		return 0, false, err
-	}
-	current.Labels["scale-probe"] = w.Labels["scale-probe"]
-	seen := p.mon.expect(p.set, p.addr, on)
-	start := time.Now()
-	if err := p.store.Update(ctx, current); err != nil {
-		return 0, false, err
+	return s
+}
+
+func (p *prober) try(ctx context.Context, on bool, timeout time.Duration) (d time.Duration, ok bool, err error) {
+	want := map[bool]string{true: "on", false: "off"}[on]
+	var seen <-chan time.Time
+	var start time.Time
+	for attempt := 0; ; attempt++ {
+		w, err := p.c.probeWEP(on)
+		if err != nil {
+			return 0, false, err
+		}
+		current, err := datastore.Get[*api.WorkloadEndpoint](ctx, p.store, w.Namespace, w.Name)
+		if err == nil && attempt > 0 && current.Labels["scale-probe"] == want {
+			break // an earlier attempt landed
+		}
+		if err == nil {
+			current.Labels["scale-probe"] = want
+			if seen == nil {
+				seen, start = p.mon.expect(p.set, p.addr, on), time.Now()
+			}
+			if err = p.store.Update(ctx, current); err == nil {
+				break
+			}
+		}
+		if attempt == 2 || ctx.Err() != nil {
+			return 0, false, fmt.Errorf("probe write: %w", err)
+		}
 	}
 	select {
 	case at := <-seen:
 		return at.Sub(start), true, nil
-	case <-time.After(timeout):
+	case <-time.After(timeout - time.Since(start)):
 		return timeout, false, nil
 	case <-ctx.Done():
 		return 0, false, ctx.Err()

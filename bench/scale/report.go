@@ -28,14 +28,18 @@ func percentile(d []time.Duration, p int) time.Duration {
 	return s[max(rank, 1)-1]
 }
 
-func latencies(samples []sample) (all []time.Duration, timeouts int) {
+// latencies are the probes' latencies, with how many were not seen (timed out, counted as the timeout,
+// or their write failed, left out).
+func latencies(samples []sample) (all []time.Duration, missed int) {
 	for _, s := range samples {
-		all = append(all, s.Latency)
+		if s.Error == "" {
+			all = append(all, s.Latency)
+		}
 		if !s.OK {
-			timeouts++
+			missed++
 		}
 	}
-	return all, timeouts
+	return all, missed
 }
 
 func ms(d time.Duration) string {
@@ -49,17 +53,21 @@ func ms(d time.Duration) string {
 }
 
 func latencyCell(samples []sample) string {
-	lat, timeouts := latencies(samples)
+	lat, missed := latencies(samples)
 	if len(lat) == 0 {
 		return "-"
 	}
-	cell := fmt.Sprintf("%s / %s / %s (n=%d)", ms(median(lat)), ms(percentile(lat, 90)), ms(slices.Max(lat)), len(lat))
-	if timeouts > 0 {
-		cell += fmt.Sprintf(", %d timed out", timeouts)
+	cell := ms(lat[0])
+	if len(lat) > 1 {
+		cell = fmt.Sprintf("%s / %s / %s (n=%d)", ms(median(lat)), ms(percentile(lat, 90)), ms(slices.Max(lat)), len(lat))
+	}
+	if missed > 0 {
+		cell += fmt.Sprintf(", %d not seen in time or not written", missed)
 	}
 	return cell
 }
 
+// cpuCell is the CPU the daemon and its commands used over a window, in percent of one core.
 func cpuCell(w window) string {
 	own, children := w.percent()
 	return fmt.Sprintf("%.0f %% + %.0f %% (nft, iptables)", own, children)
@@ -95,7 +103,9 @@ func report(w io.Writer, phases []*phaseResult) {
 	})
 	row("initial sync: start to /healthz ok", func(p *phaseResult) string { return ms(p.Sync) })
 	row("... as the daemon logs it (dataplane synced)", func(p *phaseResult) string { return ms(p.SyncLog) })
-	row("CPU during sync, % of one core: daemon + its commands", func(p *phaseResult) string { return cpuCell(p.SyncCPU) })
+	row("CPU time to sync: daemon + its commands", func(p *phaseResult) string {
+		return fmt.Sprintf("%.1f s + %.1f s (nft, iptables)", p.SyncCPU.CPU, p.SyncCPU.ChildCPU)
+	})
 	row("RSS at sync (peak so far)", func(p *phaseResult) string {
 		return fmt.Sprintf("%.0f MB (%.0f MB)", p.AtSync.RSS, p.AtSync.HWM)
 	})
@@ -103,13 +113,24 @@ func report(w io.Writer, phases []*phaseResult) {
 		return fmt.Sprintf("%s over %s", cpuCell(p.Idle), ms(p.Idle.Took))
 	})
 	row("label change to kernel set: median / p90 / max", func(p *phaseResult) string { return latencyCell(p.Probes) })
-	row("churn: changes/s made (failed)", func(p *phaseResult) string {
+	churned := slices.ContainsFunc(phases, func(p *phaseResult) bool { return p.Churn.For > 0 })
+	churnRow := func(name string, cell func(*phaseResult) string) {
+		if churned {
+			row(name, func(p *phaseResult) string {
+				if p.Churn.For == 0 {
+					return "-"
+				}
+				return cell(p)
+			})
+		}
+	}
+	churnRow("churn: changes/s made (failed)", func(p *phaseResult) string {
 		return fmt.Sprintf("%.1f (%d)", p.Churn.Rate, p.Churn.Failed)
 	})
-	row("churn: CPU", func(p *phaseResult) string { return cpuCell(p.Churn.window) })
-	row("churn: label change to kernel set: median / p90 / max", func(p *phaseResult) string { return latencyCell(p.Churn.Probes) })
-	row("churn: probe right after the churn", func(p *phaseResult) string { return ms(p.Churn.Drain.Latency) })
-	row("churn: keeps up", func(p *phaseResult) string { return fmt.Sprint(p.Churn.KeepsUp) })
+	churnRow("churn: CPU", func(p *phaseResult) string { return cpuCell(p.Churn.window) })
+	churnRow("churn: label change to kernel set: median / p90 / max", func(p *phaseResult) string { return latencyCell(p.Churn.Probes) })
+	churnRow("churn: probe right after the churn", func(p *phaseResult) string { return latencyCell([]sample{p.Churn.Drain}) })
+	churnRow("churn: keeps up", func(p *phaseResult) string { return fmt.Sprint(p.Churn.KeepsUp) })
 	row("RSS at end (peak)", func(p *phaseResult) string { return fmt.Sprintf("%.0f MB (%.0f MB)", p.End.RSS, p.End.HWM) })
 	row("kernel: sets / elements / chains / rules", func(p *phaseResult) string {
 		return fmt.Sprintf("%d / %d / %d / %d", p.Kernel.Sets, p.Kernel.Elements, p.Kernel.Chains, p.Kernel.Rules)
@@ -131,8 +152,8 @@ func report(w io.Writer, phases []*phaseResult) {
 		fmt.Fprintf(w, "- label change within %.0fx of %s: median %s against %s, %.1fx (%s)\n", goalRatio,
 			phases[0].Name, ms(median(large)), ms(median(small)), ratio, verdict(ratio <= goalRatio))
 	}
-	if big.Churn.Took > 0 {
+	if big.Churn.For > 0 {
 		fmt.Fprintf(w, "- %.0f endpoint changes/s sustained: %.1f/s made over %s, keeps up: %v (%s)\n",
-			big.Churn.Target, big.Churn.Rate, ms(big.Churn.Took), big.Churn.KeepsUp, verdict(big.Churn.KeepsUp))
+			big.Churn.Target, big.Churn.Rate, ms(big.Churn.For), big.Churn.KeepsUp, verdict(big.Churn.KeepsUp))
 	}
 }
