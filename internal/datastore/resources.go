@@ -127,9 +127,26 @@ func prepare(o api.Object) ([]byte, error) {
 // Create stores a new resource after defaulting and validating it; it fills uid, creationTimestamp and
 // resourceVersion. ErrExists if the name is taken.
 func (s *Store) Create(ctx context.Context, o api.Object) error {
+	op, err := CreateOp(o)
+	if err != nil {
+		return err
+	}
+	rev, err := s.Txn(ctx, op)
+	if err != nil {
+		return resourceError(o, err)
+	}
+	m := o.GetObjectMeta()
+	m.ResourceVersion = strconv.FormatInt(rev, 10)
+	m.Stored = op.Value
+	return nil
+}
+
+// CreateOp is Create's write as a transaction operation, for creating many resources in one Txn: it fills
+// uid and creationTimestamp, defaults and validates o, and leaves its resourceVersion unset.
+func CreateOp(o api.Object) (Op, error) {
 	m := o.GetObjectMeta()
 	if m.ResourceVersion != "" {
-		return fmt.Errorf("%s %q: metadata.resourceVersion must not be set on create", api.KindOf(o).Kind, m.Name)
+		return Op{}, fmt.Errorf("%s %q: metadata.resourceVersion must not be set on create", api.KindOf(o).Kind, m.Name)
 	}
 	if m.UID == "" {
 		m.UID = newUID()
@@ -140,15 +157,9 @@ func (s *Store) Create(ctx context.Context, o api.Object) error {
 	}
 	data, err := prepare(o)
 	if err != nil {
-		return err
+		return Op{}, err
 	}
-	rev, err := s.Txn(ctx, Put(objectKey(o), data, 0))
-	if err != nil {
-		return resourceError(o, err)
-	}
-	m.ResourceVersion = strconv.FormatInt(rev, 10)
-	m.Stored = data
-	return nil
+	return Put(objectKey(o), data, 0), nil
 }
 
 // Update replaces a resource if it is unchanged since it was read (its resourceVersion); ErrConflict otherwise.

@@ -12,10 +12,10 @@ import (
 // annotationOwner marks profiles this plugin created, so it never deletes one an operator wrote.
 const annotationOwner = "libnetwork.projectcalico.org/created-by"
 
-// networkProfile is the profile of a Docker network: its endpoints carry the label NAME and accept traffic
+// NetworkProfile is the profile of a Docker network: its endpoints carry the label NAME and accept traffic
 // only from endpoints that carry it too, so containers on one network reach each other and no other
 // network's.
-func networkProfile(name string) *api.Profile {
+func NetworkProfile(name string) *api.Profile {
 	p := &api.Profile{Spec: api.ProfileSpec{
 		LabelsToApply: map[string]string{name: ""},
 		Ingress:       []api.Rule{{Action: api.ActionAllow, Source: api.EntityRule{Selector: fmt.Sprintf("has(%s)", name)}}},
@@ -37,7 +37,7 @@ func (d *Driver) ensureProfile(ctx context.Context, name string) error {
 	if !errors.Is(err, datastore.ErrNotFound) {
 		return fmt.Errorf("reading the profile of network %q: %w", name, err)
 	}
-	err = d.store.Create(ctx, networkProfile(name))
+	err = d.store.Create(ctx, NetworkProfile(name))
 	if err == nil || errors.Is(err, datastore.ErrExists) {
 		return nil
 	}

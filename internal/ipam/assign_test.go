@@ -229,7 +229,7 @@ func TestReleaseDeletesEmptyUnaffineBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Make the block unaffine, as Calico does when a node gives up a block that still has addresses.
-	key := blockKey(blockFor(ip, 26))
+	key := BlockKey(blockFor(ip, 26))
 	kv, _ := testStore.Get(bg, key)
 	b, _ := decodeBlock(kv)
 	b.SetOwner("")
@@ -378,7 +378,7 @@ func TestUses2018Block(t *testing.T) {
 		reset(t, testStore)
 		createPool(t, testStore, "p", "192.168.0.0/16", 30, nil)
 		cidr := netip.MustParsePrefix("192.168.0.0/30")
-		if _, err := testStore.Txn(bg, datastore.Put(blockKey(cidr), []byte(block2018), 0),
+		if _, err := testStore.Txn(bg, datastore.Put(BlockKey(cidr), []byte(block2018), 0),
 			datastore.Put(affinityKey("test", cidr), []byte(`{"state":"confirmed","deleted":false}`), 0)); err != nil {
 			t.Fatal(err)
 		}
@@ -390,7 +390,7 @@ func TestUses2018Block(t *testing.T) {
 		if ok, err := m.ReleaseIP(bg, netip.MustParseAddr("192.168.0.0")); !ok || err != nil {
 			t.Errorf("releasing the handle-less 2018 allocation: %v %v", ok, err)
 		}
-		kv, _ := testStore.Get(bg, blockKey(cidr))
+		kv, _ := testStore.Get(bg, BlockKey(cidr))
 		var raw map[string]any
 		_ = json.Unmarshal(kv.Value, &raw)
 		if raw["strictAffinity"] != false || raw["unallocated"] == nil {

@@ -208,8 +208,8 @@ func TestNewBlock(t *testing.T) {
 func TestKeys(t *testing.T) {
 	v4, v6 := netip.MustParsePrefix("192.168.0.0/26"), netip.MustParsePrefix("fd00::/122")
 	for got, want := range map[string]string{
-		blockKey(v4):              "/calico/ipam/v2/assignment/ipv4/block/192.168.0.0-26",
-		blockKey(v6):              "/calico/ipam/v2/assignment/ipv6/block/fd00::-122",
+		BlockKey(v4):              "/calico/ipam/v2/assignment/ipv4/block/192.168.0.0-26",
+		BlockKey(v6):              "/calico/ipam/v2/assignment/ipv6/block/fd00::-122",
 		affinityKey("h1", v4):     "/calico/ipam/v2/host/h1/ipv4/block/192.168.0.0-26",
 		affinityKey("h1", v6):     "/calico/ipam/v2/host/h1/ipv6/block/fd00::-122",
 		handleKey("libnetwork.1"): "/calico/ipam/v2/handle/libnetwork.1",

@@ -24,7 +24,7 @@ func (r *round) claim(cidr netip.Prefix) (*blockRec, error) {
 	}
 	b := NewBlock(cidr, m.node, time.Now())
 	raw := mustJSON(b)
-	rev, err := m.store.Txn(r.ctx, datastore.Put(blockKey(cidr), raw, 0))
+	rev, err := m.store.Txn(r.ctx, datastore.Put(BlockKey(cidr), raw, 0))
 	rec := &blockRec{b: b, rev: rev, raw: raw}
 	switch {
 	case err == nil:

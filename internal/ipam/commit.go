@@ -56,7 +56,7 @@ func (r *round) commit() error {
 		}
 		b := rec.b
 		b.Compact()
-		key := blockKey(b.CIDR)
+		key := BlockKey(b.CIDR)
 		r.m.cache.drop(b.CIDR)
 		if b.InUse() == 0 && b.Affinity == nil {
 			ops = append(ops, datastore.Del(key, rec.rev))
@@ -214,7 +214,7 @@ func (r *round) applied() (bool, error) {
 	}
 	delay := 50 * time.Millisecond
 	for {
-		_, err := r.m.store.Txn(ctx, datastore.Put(blockKey(fence.b.CIDR), fence.raw, fence.rev))
+		_, err := r.m.store.Txn(ctx, datastore.Put(BlockKey(fence.b.CIDR), fence.raw, fence.rev))
 		if err == nil {
 			return false, nil
 		}
@@ -246,7 +246,7 @@ func (r *round) inStore(ctx context.Context) (bool, error) {
 		}
 		b, ok := fresh[e.cidr]
 		if !ok {
-			kv, err := r.m.store.Get(ctx, blockKey(e.cidr))
+			kv, err := r.m.store.Get(ctx, BlockKey(e.cidr))
 			switch {
 			case errors.Is(err, datastore.ErrNotFound):
 			case err != nil:

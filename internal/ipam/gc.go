@@ -160,7 +160,7 @@ func (m *IPAM) releaseEmptyBlock(ctx context.Context, cidr netip.Prefix) (bool, 
 	if err != nil || rec.b == nil || rec.b.Owner() != m.node || rec.b.InUse() > 0 {
 		return false, err
 	}
-	_, err = m.store.Txn(ctx, datastore.Del(blockKey(cidr), rec.rev), datastore.Del(affinityKey(m.node, cidr), 0))
+	_, err = m.store.Txn(ctx, datastore.Del(BlockKey(cidr), rec.rev), datastore.Del(affinityKey(m.node, cidr), 0))
 	if isConflict(err) {
 		return false, nil
 	}

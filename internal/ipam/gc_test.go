@@ -69,13 +69,13 @@ func TestCollector(t *testing.T) {
 	now = now.Add(2 * time.Minute)
 	run("block empty for longer than the grace period")
 	mine := blockFor(dead, 26)
-	if _, err := testStore.Get(bg, blockKey(mine)); !errors.Is(err, datastore.ErrNotFound) {
+	if _, err := testStore.Get(bg, BlockKey(mine)); !errors.Is(err, datastore.ErrNotFound) {
 		t.Errorf("empty block kept: %v", err)
 	}
 	if _, err := testStore.Get(bg, affinityKey("host1", mine)); !errors.Is(err, datastore.ErrNotFound) {
 		t.Errorf("affinity of the empty block kept: %v", err)
 	}
-	if _, err := testStore.Get(bg, blockKey(blockFor(other, 26))); err != nil {
+	if _, err := testStore.Get(bg, BlockKey(blockFor(other, 26))); err != nil {
 		t.Errorf("other node's block: %v", err)
 	}
 	assertConsistent(t, testStore)

@@ -44,7 +44,8 @@ func blockListPrefix(fam int) string {
 	return blockPrefix + "ipv" + strconv.Itoa(fam) + "/block/"
 }
 
-func blockKey(cidr netip.Prefix) string { return blockListPrefix(family(cidr)) + cidrSegment(cidr) }
+// BlockKey is where Calico stores the block with this CIDR.
+func BlockKey(cidr netip.Prefix) string { return blockListPrefix(family(cidr)) + cidrSegment(cidr) }
 
 // parseBlockKey returns the CIDR of /calico/ipam/v2/assignment/ipvN/block/<cidr>.
 func parseBlockKey(key string) (netip.Prefix, bool) {

@@ -70,7 +70,7 @@ func decodeBlock(kv datastore.KV) (*Block, error) {
 	if err := json.Unmarshal(kv.Value, &b); err != nil {
 		return nil, fmt.Errorf("%w %s: %v", errDamaged, kv.Key, err)
 	}
-	if blockKey(b.CIDR) != kv.Key {
+	if BlockKey(b.CIDR) != kv.Key {
 		return nil, fmt.Errorf("%w %s: it holds CIDR %s", errDamaged, kv.Key, b.CIDR)
 	}
 	return &b, nil
@@ -96,7 +96,7 @@ func (r *round) block(cidr netip.Prefix) (*blockRec, error) {
 		return rec, nil
 	}
 	rec := &blockRec{}
-	kv, err := r.m.store.Get(r.ctx, blockKey(cidr))
+	kv, err := r.m.store.Get(r.ctx, BlockKey(cidr))
 	switch {
 	case errors.Is(err, datastore.ErrNotFound):
 		r.m.cache.drop(cidr)
