@@ -310,7 +310,7 @@ use_current() {
   [ "$got" = "$backend" ] || die "the current engine reports firewall backend '$got', not $backend"
   if [ "$backend" = nftables ]; then
     log "iptables: $(iptables -S FORWARD | head -n 1), ip6tables: $(ip6tables -S FORWARD | head -n 1);" \
-      "Docker's chains left: $( (iptables -S; ip6tables -S) | grep -c -- '^-N DOCKER' || true);" \
+      "Docker's iptables chains left: $( (iptables -S; ip6tables -S) | sed -n 's/^-N \(DOCKER.*\)/\1/p' | tr '\n' ' ');" \
       "nftables: $(nft list tables | grep -F docker | tr '\n' ' ')"
   fi
 }

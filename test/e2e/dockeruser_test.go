@@ -12,14 +12,14 @@ import (
 	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
 )
 
-// An operator's rule for forwarded traffic, where Docker tells operators to put it, applies to traffic
-// between Calico workloads as it does to Docker's bridges: a drop for one workload's address blocks it and
-// deleting the rule restores it, before and after dockerd restarts. Under Docker's iptables backend the
-// rule is in DOCKER-USER, and our jump stays right after Docker's jump to it. Docker's nftables backend has
-// no DOCKER-USER: its docs ("Docker with nftables", Replacing DOCKER-USER with an nftables table) have the
-// operator add a table of their own with a filter base chain on the forward hook; there the plugin uses no
-// iptables at all.
-func TestOperatorForwardRules(t *testing.T) {
+// DOCKER-USER, or its nftables equivalent: an operator's rule for forwarded traffic, where Docker tells
+// operators to put it, applies to traffic between Calico workloads as it does to Docker's bridges: a drop
+// for one workload's address blocks it and deleting the rule restores it, before and after dockerd
+// restarts. Under Docker's iptables backend the rule is in DOCKER-USER, and our jump stays right after
+// Docker's jump to it. Docker's nftables backend has no DOCKER-USER: its docs ("Docker with nftables",
+// Replacing DOCKER-USER with an nftables table) have the operator add a table of their own with a filter
+// base chain on the forward hook; there the plugin uses no iptables at all.
+func TestDockerUserRules(t *testing.T) {
 	e := start(t, nil)
 	netName := e.poolNetwork("e2e-dockeruser", "du", "10.232.0.0/16")
 	const addr = "10.232.0.50" // fixed, so B keeps it when dockerd restarts it
