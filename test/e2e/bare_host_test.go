@@ -56,8 +56,12 @@ func TestBareHostRunPlugin(t *testing.T) {
 	e.mustPing(a1, e.containerIP(a2, netA, false))
 	e.mustPing(a2, e.containerIP(a1, netA, false))
 	mustHost(t, "nft", "list", "table", "inet", "calico") // nft is a test dependency: the host has it
-	if out := mustHost(t, "iptables-save", "-t", "filter"); !strings.Contains(out, "-A FORWARD -j CALICO-FORWARD") {
-		t.Errorf("no FORWARD jump to CALICO-FORWARD:\n%s", out)
+	// The jump in iptables' FORWARD exactly where Docker uses iptables (its default backend), none under
+	// Docker's nftables backend.
+	wantJump := harness.FirewallBackend(t) == "iptables"
+	if out := mustHost(t, "iptables-save", "-t", "filter"); strings.Contains(out, "-A FORWARD -j CALICO-FORWARD") != wantJump {
+		t.Errorf("FORWARD jump to CALICO-FORWARD present = %v, want %v (Docker's firewall backend %s):\n%s",
+			!wantJump, wantJump, harness.FirewallBackend(t), out)
 	}
 	e.mustNotPing(a1, e.containerIP(b1, netB, false))
 	if logs := p.Logs(); strings.Contains(logs, "executable file not found") {
