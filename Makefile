@@ -81,10 +81,10 @@ staticcheck: ## Install the pinned staticcheck (v0.8.2) into GOPATH/bin if missi
 		$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); \
 	fi
 
-bench: ## Run Go benchmarks (BENCHTIME=1s) one package at a time, then bench/*.sh except the soak
+bench: ## Run Go benchmarks (BENCHTIME=1s) one package at a time, then bench/*.sh except the soak and the bursts
 	$(GO) test -p 1 -run '^$$' -bench . -benchtime $(BENCHTIME) ./...
 	@for s in bench/*.sh; do \
-		[ -e "$$s" ] && [ "$$s" != bench/soak.sh ] || continue; \
+		[ -e "$$s" ] && [ "$$s" != bench/soak.sh ] && [ "$$s" != bench/burst.sh ] || continue; \
 		echo "=== $$s"; bash "$$s" || exit 1; \
 	done
 

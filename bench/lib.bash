@@ -17,14 +17,24 @@ skip() {
   exit 0
 }
 
-# require_setup checks what every benchmark needs and says how to get what is missing.
+# require_setup [die] checks what every benchmark needs and says how to get what is missing: it skips the
+# benchmark, or with die fails it (for those `make bench` does not run).
 require_setup() {
-  [ "$(id -u)" -eq 0 ] || skip "run as root (docker and the plugin sockets are root-only)"
-  command -v curl >/dev/null || skip "needs curl"
-  "$DOCKER" info >/dev/null 2>&1 || skip "no dockerd answers (start one: bash scripts/start-dockerd.sh)"
+  local missing=${1:-skip}
+  [ "$(id -u)" -eq 0 ] || "$missing" "run as root (docker and the plugin sockets are root-only)"
+  command -v curl >/dev/null || "$missing" "needs curl"
+  "$DOCKER" info >/dev/null 2>&1 || "$missing" "no dockerd answers (start one: bash scripts/start-dockerd.sh)"
   curl -sf --max-time 5 --unix-socket "$PLUGIN_DIR/calico.sock" http://plugin/NetworkDriver.GetCapabilities \
-    >/dev/null 2>&1 || skip "no calico-libnetwork answers on $PLUGIN_DIR/calico.sock; start one first, e.g. in another shell: make run-plugin"
-  "$DOCKER" image inspect "$IMAGE" >/dev/null 2>&1 || skip "image $IMAGE missing (build it: bash scripts/test-image.sh)"
+    >/dev/null 2>&1 || "$missing" "no calico-libnetwork answers on $PLUGIN_DIR/calico.sock; start one first, e.g. in another shell: make run-plugin"
+  "$DOCKER" image inspect "$IMAGE" >/dev/null 2>&1 || "$missing" "image $IMAGE missing (build it: bash scripts/test-image.sh)"
+}
+
+# plugin_pid prints the pid of the calico-libnetwork serving $PLUGIN_DIR/calico.sock.
+plugin_pid() {
+  local pid
+  pid=$(ss -xlpn src "$PLUGIN_DIR/calico.sock" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+  [ -n "$pid" ] || die "cannot find the process listening on $PLUGIN_DIR/calico.sock"
+  echo "$pid"
 }
 
 # describe_host prints what the numbers depend on.

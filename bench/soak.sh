@@ -43,8 +43,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-plugin_pid=$(ss -xlpn src "$PLUGIN_DIR/calico.sock" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
-[ -n "$plugin_pid" ] || die "cannot find the process listening on $PLUGIN_DIR/calico.sock"
+plugin_pid=$(plugin_pid)
 
 # workload_links counts the host's workload interfaces.
 workload_links() {
