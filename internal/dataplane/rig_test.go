@@ -36,6 +36,8 @@ type rig struct {
 	wl    map[string]*workload
 	agent *Agent // the running agent, nil after kill
 	kill  func() // cancels the running agent's context and waits for it: kill -9 without the signal
+	// applied is signalled after each pass the agent applies (benchmarks; see settleB).
+	applied chan struct{}
 }
 
 type workload struct {

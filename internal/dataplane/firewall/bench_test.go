@@ -44,8 +44,8 @@ func benchIndex() (*policy.Index, []*api.WorkloadEndpoint, []*api.PolicySpec) {
 func benchFirewall(b *testing.B, ns, via string) *Firewall {
 	f := newInNS(b, ns)
 	if via == "nft" {
-		f.sendScript = func(script string) error {
-			_, err := linktest.ExecStdin(ns, script, "nft", "-f", "-")
+		f.transport = func(b *batch) error {
+			_, err := linktest.ExecStdin(ns, b.String(), "nft", "-f", "-")
 			return err
 		}
 	}

@@ -100,7 +100,8 @@ func (t setType) kernelSet(table *nftables.Table, name string) *nftables.Set {
 }
 
 // encode turns elements' text (keys; value a map's "goto <chain>") into the kernel's elements: an
-// interval is its start and, unless it reaches the top of its space, the end after it.
+// interval is its start and, unless it reaches the top of its space, the end after it. Without values
+// a map's elements are keys only, as deleting them needs.
 func (t setType) encode(keys []string, values map[string]string) ([]nftables.SetElement, error) {
 	out := make([]nftables.SetElement, 0, len(keys))
 	for _, k := range keys {
@@ -144,12 +145,15 @@ func (t setType) encode(keys []string, values map[string]string) ([]nftables.Set
 			out = append(out, nftables.SetElement{Key: key})
 		case ifaceVerdicts:
 			chain, ok := strings.CutPrefix(values[k], "goto ")
-			if !ok || len(k) >= 16 {
+			if !ok && values != nil || len(k) >= 16 {
 				return nil, fmt.Errorf("invalid dispatch element %q : %q", k, values[k])
 			}
-			key := make([]byte, 16)
-			copy(key, k)
-			out = append(out, nftables.SetElement{Key: key, VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: chain}})
+			e := nftables.SetElement{Key: make([]byte, 16)}
+			copy(e.Key, k)
+			if values != nil {
+				e.VerdictData = &expr.Verdict{Kind: expr.VerdictGoto, Chain: chain}
+			}
+			out = append(out, e)
 		}
 	}
 	return out, nil

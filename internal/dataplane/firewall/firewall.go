@@ -62,8 +62,9 @@ type Firewall struct {
 	log    *slog.Logger
 	wrap   []string // prepended to every command; tests use it to run iptables in another namespace
 	netns  int      // a network namespace to program nftables in instead of the caller's (tests)
-	// sendScript, if set, sends transactions as nft scripts instead: the benchmarks' baseline.
-	sendScript func(script string) error
+	// transport, if set, sends transactions instead of sendNetlink: the benchmarks' baseline sends them
+	// as nft scripts, tests record them.
+	transport func(*batch) error
 
 	mu          sync.Mutex         // serialises our writes and guards the state below
 	want        map[string]*object // every object of the table we own, as it should be
@@ -72,6 +73,14 @@ type Firewall struct {
 	policyKnown bool               // ApplyPolicy ran: the dispatch maps and policy objects are ours
 	sweep       bool               // the next write also deletes what the table holds that we do not want
 	fresh       bool               // the table was written in full since the last drift check
+	// unverified: the kernel may hold objects of ours missing from have, written by an earlier process
+	// or a failed write. The next commit reads them back and adopts those that are as wanted.
+	unverified bool
+	// verifiedGen is the nftables generation at which Ensure last found everything in place (valid if
+	// verified): while it stays the same, nothing changed, and Ensure reads nothing back.
+	verified    bool
+	verifiedGen uint32
+	onNFTables  map[string]bool // by iptables command: it is iptables-nft, whose changes the generation counts
 	plans       policyState
 	refused     map[string]Refusal // objects the kernel refused, by name
 }
@@ -82,7 +91,8 @@ func New(ifacePrefix string, log *slog.Logger) *Firewall {
 	if log == nil {
 		log = slog.Default()
 	}
-	f := &Firewall{prefix: ifacePrefix, log: log, want: map[string]*object{}, refused: map[string]Refusal{}}
+	f := &Firewall{prefix: ifacePrefix, log: log, want: map[string]*object{}, refused: map[string]Refusal{},
+		unverified: true, onNFTables: map[string]bool{}}
 	if !validPrefix.MatchString(ifacePrefix) {
 		f.err = fmt.Errorf("invalid interface prefix %q: want 1-12 of [a-zA-Z0-9_.-]", ifacePrefix)
 	}
@@ -91,9 +101,11 @@ func New(ifacePrefix string, log *slog.Logger) *Firewall {
 
 // Ensure makes the base chains match opts and repairs drift. It is idempotent and meant to be called
 // periodically (dockerd may rewrite its chains whenever it restarts, and anyone may flush ours): when
-// nothing changed it only reads the current state, and it rewrites the table only if the kernel no
-// longer holds what we last wrote. (Right after a full write, as at start-up, it does not even read
-// the table: that listing costs time in proportion to the policy.)
+// nothing changed it only reads the current state, and it rewrites only what the kernel no longer holds
+// as we last wrote it. Reading the table costs time in proportion to the policy, so it is skipped
+// right after a full write (as at start-up), and while nftables' generation shows that no transaction
+// has changed any table since the last Ensure found everything in place (with iptables-nft, that
+// covers FORWARD too).
 func (f *Firewall) Ensure(opts Options) error {
 	if f.err != nil {
 		return f.err
@@ -106,18 +118,39 @@ func (f *Firewall) Ensure(opts Options) error {
 	defer f.mu.Unlock()
 	base := baseChains(f.prefix, verdict)
 	maps.Copy(f.want, base)
-	if err := f.checkDrift(); err != nil {
-		return err
+	gen, genErr := f.generation()
+	unchanged := genErr == nil && f.verified && gen == f.verifiedGen
+	f.verified = false
+	var drifted []string
+	if !unchanged {
+		if drifted, err = f.checkDrift(); err != nil {
+			return err
+		}
 	}
-	if err := f.commit(slices.Sorted(maps.Keys(base))); err != nil {
+	if err := f.commit(slices.Concat(slices.Sorted(maps.Keys(base)), drifted)); err != nil {
 		return err
 	}
 	for _, fam := range ipFamilies {
+		if unchanged && f.iptablesOnNFTables(fam.iptables) {
+			continue
+		}
 		if err := f.ensureForwardAccept(fam.iptables, fam.restore); err != nil {
 			return err
 		}
 	}
+	f.verified, f.verifiedGen = genErr == nil, gen
 	return nil
+}
+
+// iptablesOnNFTables reports whether an iptables command is iptables-nft (asked once).
+func (f *Firewall) iptablesOnNFTables(iptables string) bool {
+	nft, ok := f.onNFTables[iptables]
+	if !ok {
+		out, err := f.run("", iptables, "-V")
+		nft = err == nil && strings.Contains(out, "(nf_tables)")
+		f.onNFTables[iptables] = nft
+	}
+	return nft
 }
 
 func hostVerdict(action string) (match, error) {
@@ -288,8 +321,9 @@ func (f *Firewall) hasTable() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	_, _, ok, err := f.kernelTable(c)
-	return ok, err
+	defer c.CloseLasting()
+	l, err := list(c)
+	return l.exists, err
 }
 
 func notInstalled(err error) bool { return errors.Is(err, exec.ErrNotFound) }
@@ -303,7 +337,8 @@ func (f *Firewall) Remove() ([]string, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.want, f.have, f.poolsKnown, f.policyKnown, f.sweep = map[string]*object{}, nil, false, false, false
+	f.want, f.poolsKnown, f.policyKnown = map[string]*object{}, false, false
+	f.forget()
 	clear(f.refused)
 	exists, err := f.hasTable()
 	if err != nil {
@@ -315,6 +350,7 @@ func (f *Firewall) Remove() ([]string, error) {
 		if err == nil {
 			c.DelTable(table())
 			err = c.Flush()
+			c.CloseLasting()
 		}
 		if err != nil {
 			return nil, fmt.Errorf("deleting nftables table inet calico: %w", err)

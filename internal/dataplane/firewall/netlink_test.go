@@ -3,6 +3,8 @@ package firewall
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -52,13 +54,25 @@ func TestReadBackMatchesWrite(t *testing.T) {
 	if err := f.ApplyPolicy(idx, idx.TakeChanges()); err != nil {
 		t.Fatal(err)
 	}
-	if why, err := f.drift(); err != nil || why != "" {
-		t.Errorf("drift right after writing: %q, %v\n%s", why, err, mustExec(t, host, "nft", "list", "table", "inet", "calico"))
+	noDrift(t, host, f)
+}
+
+// noDrift checks the table for drift now (Ensure skips the check right after a full write) and fails t
+// on any.
+func noDrift(t *testing.T, host string, f *Firewall) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fresh = false
+	drifted, err := f.checkDrift()
+	if err != nil || len(drifted) > 0 || f.sweep {
+		t.Errorf("drift: %v (unexpected objects: %v), %v\n%s", drifted, f.sweep, err, mustExec(t, host, "nft", "list", "table", "inet", "calico"))
 	}
 }
 
-// A rule edited by hand is found by its content (the chain keeps its length) and restored by the next
-// Ensure, which the agent runs every resync period.
+// A rule edited by hand is found by its content (the chain keeps its length), and an element added to or
+// deleted from a map by hand is found too; the next Ensure, which the agent runs every resync period,
+// restores each.
 func TestHandEditedRuleRestored(t *testing.T) {
 	host, w := linktest.Routed(t, "cali")
 	f := newInNS(t, host)
@@ -104,6 +118,20 @@ func TestHandEditedRuleRestored(t *testing.T) {
 		if err := f.Ensure(Options{}); err != nil { // again past the full write
 			t.Fatal(err)
 		}
+	}
+	// Maps and sets are compared element by element, and repaired by difference.
+	mustExec(t, host, "nft", `add element inet calico to-wl-map { "cali-extra" : accept }; delete element inet calico from-wl-map { "`+w[1].HostIface+`" }`)
+	before := mustExec(t, host, "nft", "list", "map", "inet", "calico", "to-wl-map")
+	if err := f.Ensure(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustExec(t, host, "nft", "list", "map", "inet", "calico", "to-wl-map"); strings.Contains(got, "cali-extra") {
+		t.Errorf("an element added by hand is not removed:\n%s", got)
+	} else if !strings.Contains(before, "cali-extra") {
+		t.Errorf("the element was not added:\n%s", before)
+	}
+	if got := mustExec(t, host, "nft", "list", "map", "inet", "calico", "from-wl-map"); !strings.Contains(got, `"`+w[1].HostIface+`" : goto`) {
+		t.Errorf("an element deleted by hand is not restored:\n%s", got)
 	}
 }
 
@@ -170,28 +198,36 @@ func TestRefusedPolicyFailsClosed(t *testing.T) {
 }
 
 // A thousand endpoints go to the kernel in one transaction (the dispatch maps' element lists are split
-// to fit netlink's 16-bit attribute lengths), read back without drift, and a new process rewrites them
-// in one transaction too.
+// to fit netlink's 16-bit attribute lengths) and read back without drift. A new process (a restart)
+// finds them in the kernel as it wants them and writes nothing; with one endpoint's labels changed
+// meanwhile, it writes only the sets that endpoint left and joined.
 func TestThousandEndpoints(t *testing.T) {
 	host := linktest.Host(t)
 	idx := policy.NewIndex("host")
 	idx.SetProfile("open", &api.Profile{Spec: api.ProfileSpec{
 		Ingress: []api.Rule{{Action: api.ActionAllow}}, Egress: []api.Rule{{Action: api.ActionAllow}}}})
 	var nets []string
-	for i := range 1000 {
-		wep := &api.WorkloadEndpoint{Spec: api.WorkloadEndpointSpec{Node: "host", InterfaceName: fmt.Sprintf("cali%011x", i),
+	weps := make([]*api.WorkloadEndpoint, 1000)
+	for i := range weps {
+		weps[i] = &api.WorkloadEndpoint{Spec: api.WorkloadEndpointSpec{Node: "host", InterfaceName: fmt.Sprintf("cali%011x", i),
 			IPNetworks: []string{fmt.Sprintf("10.%d.%d.%d/32", 64+i/65536, i/256%256, i%256)}, Profiles: []string{"open"}}}
-		wep.Namespace, wep.Labels = "libnetwork", map[string]string{"app": fmt.Sprint("app", i%20)}
-		idx.SetEndpoint(wep.Spec.InterfaceName, wep)
+		weps[i].Namespace, weps[i].Labels = "libnetwork", map[string]string{"app": fmt.Sprint("app", i%20)}
+		idx.SetEndpoint(weps[i].Spec.InterfaceName, weps[i])
 		nets = append(nets, fmt.Sprintf("192.168.%d.%d/32", i/256, i%256))
 	}
 	order := 1.0
 	idx.SetPolicy("", "many-nets", &api.PolicySpec{Order: &order, Selector: "app == 'app1'", Types: []string{"Ingress"},
-		Ingress: []api.Rule{{Action: api.ActionAllow, Source: api.EntityRule{Nets: nets, Selector: "has(app)"}}}})
-	for range 2 {
+		Ingress: []api.Rule{{Action: api.ActionAllow, Source: api.EntityRule{Nets: nets, Selector: "app == 'app2'"}}}})
+	// start runs a new process's first Ensure and ApplyPolicy and returns the transactions it sent.
+	start := func() []string {
 		f := newInNS(t, host)
 		var logs strings.Builder
 		f.log = slog.New(slog.NewTextHandler(&logs, nil))
+		var sent []string
+		f.transport = func(b *batch) error {
+			sent = append(sent, b.String())
+			return f.sendNetlink(b)
+		}
 		if err := f.Ensure(Options{}); err != nil {
 			t.Fatal(err)
 		}
@@ -201,8 +237,94 @@ func TestThousandEndpoints(t *testing.T) {
 		if strings.Contains(logs.String(), "refused") {
 			t.Errorf("a transaction was refused:\n%s", logs.String())
 		}
-		if why, err := f.drift(); err != nil || why != "" {
-			t.Errorf("drift after writing: %q, %v", why, err)
+		noDrift(t, host, newInNSAdopting(t, host, idx))
+		return sent
+	}
+	if sent := start(); len(sent) != 2 || !strings.Contains(sent[1], `"cali000000003e7" : goto`) {
+		t.Errorf("the first process sent %d transactions, want the base chains, then all of the policy", len(sent))
+	}
+	if sent := start(); len(sent) != 0 {
+		t.Errorf("a restart with nothing changed wrote to the kernel:\n%s", strings.Join(sent, "\n"))
+	}
+	weps[2].Labels = map[string]string{"app": "app1"} // leaves app2's set, joins app1's: now under the policy
+	idx.SetEndpoint(weps[2].Spec.InterfaceName, weps[2])
+	sent := start()
+	script := strings.Join(sent, "\n")
+	if len(sent) != 1 || strings.Count(script, "\n") > 12 || !strings.Contains(script, "10.64.0.2") || strings.Contains(script, "cali000000003e7") {
+		t.Errorf("a restart after one endpoint's labels changed sent, want only what changed:\n%s", script)
+	}
+}
+
+// newInNSAdopting is a new process's Firewall that has applied idx by adopting what the kernel holds.
+func newInNSAdopting(t *testing.T, host string, idx *policy.Index) *Firewall {
+	f := newInNS(t, host)
+	f.transport = func(b *batch) error { return fmt.Errorf("the kernel does not hold what is wanted:\n%s", b) }
+	if err := f.Ensure(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ApplyPolicy(idx, idx.All()); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// The generation counts transactions of any table: ours, and another's.
+func TestGeneration(t *testing.T) {
+	host := linktest.Host(t)
+	f := newInNS(t, host)
+	g0, err := f.generation()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Ensure(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	g1, err := f.generation()
+	if err != nil || g1 == g0 {
+		t.Fatalf("generation %d after Ensure, %d before (%v)", g1, g0, err)
+	}
+	mustExec(t, host, "nft", "add table ip other")
+	if g2, err := f.generation(); err != nil || g2 != g1+1 {
+		t.Errorf("generation %d after another table's transaction, want %d (%v)", g2, g1+1, err)
+	}
+}
+
+// While no transaction changes any table, Ensure reads nothing back: neither the table (which it would
+// repair) nor, with iptables-nft, FORWARD; a change anywhere makes the next Ensure look again.
+func TestQuietEnsureReadsNothing(t *testing.T) {
+	host, w := linktest.Routed(t, "cali")
+	f := newInNS(t, host)
+	commands := filepath.Join(t.TempDir(), "commands")
+	f.wrap = []string{"sh", "-c", `echo "$*" >>` + commands + `; exec ip netns exec ` + host + ` "$@"`, "sh"}
+	if err := f.Ensure(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	idx := allowAll(t, f, w)
+	if err := f.ApplyPolicy(idx, idx.TakeChanges()); err != nil {
+		t.Fatal(err)
+	}
+	ran := func() string {
+		out, _ := os.ReadFile(commands)
+		os.Remove(commands)
+		return string(out)
+	}
+	for i, want := range []bool{true, false, false} {
+		ran()
+		if err := f.Ensure(Options{}); err != nil {
+			t.Fatal(err)
 		}
+		if got := ran(); strings.Contains(got, "-S") != want {
+			t.Errorf("Ensure %d: read FORWARD: %v, want %v (ran %q)", i+1, !want, want, got)
+		}
+	}
+	if !f.iptablesOnNFTables("iptables") {
+		t.Skip("iptables is not iptables-nft here: the generation does not count its changes")
+	}
+	mustExec(t, host, "iptables", "-P", "FORWARD", "DROP")
+	if err := f.Ensure(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustExec(t, host, "iptables", "-S", "FORWARD"); !strings.Contains(got, "-j "+forwardChain) {
+		t.Errorf("FORWARD set to DROP has no jump to %s after Ensure:\n%s", forwardChain, got)
 	}
 }

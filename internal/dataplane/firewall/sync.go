@@ -20,9 +20,10 @@ import (
 // (nft sizes its buffers the same way).
 const socketBuffer = 64 << 20
 
-// conn opens a netlink connection to nftables in our namespace (f.netns in tests).
+// conn opens a netlink connection to nftables in our namespace (f.netns in tests), one socket for all
+// of its requests (a drift check makes hundreds); close it with CloseLasting.
 func (f *Firewall) conn() (*nftables.Conn, error) {
-	opts := []nftables.ConnOption{nftables.WithSockOptions(func(c *netlink.Conn) error {
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
 		// The kernel then says which attribute of which message it refused, and why.
 		if err := c.SetOption(netlink.ExtendedAcknowledge, true); err != nil {
 			return err
@@ -44,80 +45,139 @@ func (f *Firewall) conn() (*nftables.Conn, error) {
 	return nftables.New(opts...)
 }
 
-// send sends a batch as one transaction (by netlink, unless a benchmark measures the nft tool instead).
+// send sends a batch as one transaction, by netlink unless a test or benchmark replaced f.transport.
 func (f *Firewall) send(b *batch) error {
-	if f.sendScript != nil {
-		return f.sendScript(b.String())
+	if f.transport != nil {
+		return f.transport(b)
 	}
+	return f.sendNetlink(b)
+}
+
+// sendNetlink sends a batch as one netlink transaction.
+func (f *Firewall) sendNetlink(b *batch) error {
 	c, err := f.conn()
 	if err != nil {
 		return fmt.Errorf("opening netlink connection to nftables: %w", err)
 	}
+	defer c.CloseLasting()
 	return b.send(c)
 }
 
 // commit makes the kernel hold f.want for the named objects, in one transaction, by difference from
-// f.have; an object missing from f.have is rewritten whole, since the kernel may hold an earlier
-// version. With f.have unknown (a new process, a failed write, drift) every object is rewritten. With
-// f.sweep set it also deletes whatever else the table holds. Should the kernel refuse a transaction by
-// difference, commit rewrites everything (the kernel may not hold what we wrote); should it refuse a
-// full one, commit isolates the objects it refuses (see commitEach), so that one bad object cannot
-// hold back the rest. Callers hold f.mu.
+// f.have; an object missing from f.have is written whole, since the kernel may hold an earlier
+// version. With f.have unknown (a new process, a failed write, drift) every object is. While
+// f.unverified, an object missing from f.have is first read back from the kernel and, where it is
+// there in a form to write over by difference (see held), written by difference: a restart that finds
+// the table as it wants it writes nothing. With f.sweep set commit also deletes whatever else the
+// table holds. Should the kernel refuse a transaction by difference, commit
+// rewrites everything (the kernel may not hold what we wrote); should it refuse a full one, commit
+// isolates the objects it refuses (see commitEach), so that one bad object cannot hold back the rest.
+// Callers hold f.mu.
 func (f *Firewall) commit(names []string) error {
 	full := f.have == nil
 	if full {
 		names = slices.Sorted(maps.Keys(f.want))
 	}
-	var stale map[string]*object
-	if f.sweep {
-		var err error
-		if stale, err = f.listStale(); err != nil {
-			return err
-		}
-	}
 	var b batch
-	if full {
-		f.declareSkeleton(&b)
+	held, stale, err := f.readKernel(&b, names, full)
+	if err != nil {
+		return err
 	}
+	if full {
+		f.have = map[string]*object{}
+	}
+	maps.Copy(f.have, held)
 	for _, name := range names {
 		f.plan(&b, name)
 	}
 	for _, name := range slices.Sorted(maps.Keys(stale)) {
 		b.delete(stale[name].kind, stale[name].set, name)
 	}
-	if b.empty() {
-		return nil
-	}
-	if err := f.send(&b); err != nil {
-		if !full {
-			// The kernel may not hold what we wrote (say, the table was deleted under us): rewrite it all.
-			f.log.Warn("nftables table inet calico is not as written; rewriting it", "error", err.Error())
-			f.have, f.sweep = nil, f.policyKnown
-			return f.commit(nil)
+	if !b.empty() {
+		if err := f.send(&b); err != nil {
+			if !full {
+				// The kernel may not hold what we wrote (say, the table was deleted under us): rewrite it all.
+				f.log.Warn("nftables table inet calico is not as written; rewriting it", "error", err.Error())
+				f.forget()
+				return f.commit(nil)
+			}
+			f.log.Warn("the kernel refused a transaction to nftables table inet calico; applying its objects one by one", "error", err.Error())
+			return f.commitEach(names, stale, full)
 		}
-		f.log.Warn("the kernel refused a transaction to nftables table inet calico; applying its objects one by one", "error", err.Error())
-		return f.commitEach(names, stale, full)
 	}
 	if full {
-		f.have, f.fresh = map[string]*object{}, true
-		f.log.Info("programmed nftables table inet calico in full", "objects", len(names))
+		f.fresh = true
+		f.log.Info("programmed nftables table inet calico in full", "objects", len(names), "readBack", len(held))
 	}
 	if len(stale) > 0 {
 		f.log.Info("removed stale objects from nftables table inet calico", "objects", len(stale))
 	}
-	f.sweep = false
+	if f.sweep {
+		f.sweep, f.unverified = false, false
+	}
 	for _, name := range names {
 		f.wrote(name)
 	}
 	return nil
 }
 
-// declareSkeleton makes the table and the skeleton's objects exist, keeping any contents.
-func (f *Firewall) declareSkeleton(b *batch) {
-	b.declareTable()
+// forget drops what we know of the kernel's table: the next commit writes, or adopts, everything, and
+// once the policy is known removes what we did not write.
+func (f *Firewall) forget() {
+	f.have, f.sweep, f.unverified, f.verified = nil, f.policyKnown, true, false
+}
+
+// readKernel reads the table where a commit of names needs it. In full, it declares in b the table and
+// the skeleton's objects that the kernel lacks. While f.unverified, it returns (held) what the kernel
+// holds of the objects missing from f.have. With f.sweep, it returns (stale) the objects the table
+// holds that we neither want nor wrote.
+func (f *Firewall) readKernel(b *batch, names []string, full bool) (held, stale map[string]*object, err error) {
+	var adopt []string
+	if f.unverified {
+		adopt = slices.DeleteFunc(slices.Clone(names), func(name string) bool { return f.have[name] != nil || f.wanted(name) == nil })
+	}
+	if !full && !f.sweep && len(adopt) == 0 {
+		return nil, nil, nil
+	}
+	c, err := f.conn()
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening netlink connection to nftables: %w", err)
+	}
+	defer c.CloseLasting()
+	l, err := list(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	if full {
+		f.declareSkeleton(b, l)
+	}
+	held = map[string]*object{}
+	for _, name := range adopt {
+		h, err := l.held(c, name, f.wanted(name))
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading nftables %s %s: %w", f.wanted(name).kind, name, err)
+		}
+		if h != nil {
+			held[name] = h
+		}
+	}
+	if f.sweep {
+		stale = f.stale(l)
+	}
+	return held, stale, nil
+}
+
+// declareSkeleton makes the table and the skeleton's objects exist, keeping any contents; those the
+// kernel holds already (l) are not declared again.
+func (f *Firewall) declareSkeleton(b *batch, l listing) {
+	if !l.exists {
+		b.declareTable()
+	}
 	sk := skeleton()
 	for _, name := range slices.Sorted(maps.Keys(sk)) {
-		b.add(sk[name], name)
+		if l.sets[name] == nil {
+			b.add(sk[name], name)
+		}
 	}
 }
 
@@ -197,7 +257,7 @@ func (f *Firewall) Refused() []Refusal {
 func (f *Firewall) commitEach(names []string, stale map[string]*object, full bool) error {
 	if full {
 		var b batch
-		f.declareSkeleton(&b)
+		f.declareSkeleton(&b, listing{})
 		if err := f.send(&b); err != nil {
 			return fmt.Errorf("programming nftables table inet calico: %w", err)
 		}
@@ -314,136 +374,160 @@ func (f *Firewall) rank(name string) int {
 	return 1
 }
 
-// kernelTable reads which chains and sets (maps among them) table inet calico holds; ok is false when
-// there is no such table.
-func (f *Firewall) kernelTable(c *nftables.Conn) (chains []string, sets []*nftables.Set, ok bool, err error) {
+// listing is what table inet calico holds, by name: chains, and sets and maps (not anonymous ones).
+type listing struct {
+	exists bool
+	chains map[string]*nftables.Chain
+	sets   map[string]*nftables.Set
+}
+
+// list reads which chains and sets the table holds (names and types, not contents).
+func list(c *nftables.Conn) (listing, error) {
+	l := listing{chains: map[string]*nftables.Chain{}, sets: map[string]*nftables.Set{}}
 	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
 	if err != nil {
-		return nil, nil, false, fmt.Errorf("listing nftables tables: %w", err)
+		return l, fmt.Errorf("listing nftables tables: %w", err)
 	}
-	if !slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == tableName }) {
-		return nil, nil, false, nil
+	if l.exists = slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == tableName }); !l.exists {
+		return l, nil
 	}
-	all, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
-		return nil, nil, false, fmt.Errorf("listing the chains of table inet calico: %w", err)
+		return l, fmt.Errorf("listing the chains of table inet calico: %w", err)
 	}
-	for _, ch := range all {
+	for _, ch := range chains {
 		if ch.Table.Name == tableName {
-			chains = append(chains, ch.Name)
+			l.chains[ch.Name] = ch
 		}
 	}
-	sets, err = c.GetSets(table())
+	sets, err := c.GetSets(table())
 	if err != nil {
-		return nil, nil, false, fmt.Errorf("listing the sets of table inet calico: %w", err)
+		return l, fmt.Errorf("listing the sets of table inet calico: %w", err)
 	}
-	sets = slices.DeleteFunc(sets, func(s *nftables.Set) bool { return s.Anonymous || strings.HasPrefix(s.Name, "__") })
-	return chains, sets, true, nil
+	for _, s := range sets {
+		if !s.Anonymous && !strings.HasPrefix(s.Name, "__") {
+			l.sets[s.Name] = s
+		}
+	}
+	return l, nil
 }
 
-// listStale lists the chains and sets of the table that we neither want nor wrote (what we wrote goes
-// by difference; the dispatch maps' and pool sets' names are fixed, never stale). Names only: cheap
-// whatever the sets hold.
-func (f *Firewall) listStale() (map[string]*object, error) {
-	c, err := f.conn()
+// kindOf is the kind of the kernel's object name, and whether it has one.
+func (l listing) kindOf(name string) (kind, bool) {
+	if l.chains[name] != nil {
+		return chainKind, true
+	}
+	s := l.sets[name]
+	if s == nil {
+		return 0, false
+	}
+	if s.IsMap {
+		return mapKind, true
+	}
+	return setKind, true
+}
+
+// held is what the kernel holds of o as name, in a form that o can be written over by difference: o
+// itself for a chain with o's hook and, expression by expression, o's rules (anonymous sets by their
+// elements); for a set or map of o's type, o with the kernel's elements. It is nil for anything else
+// (none, another kind or type, other rules), which o must be written over whole.
+func (l listing) held(c *nftables.Conn, name string, o *object) (*object, error) {
+	if k, ok := l.kindOf(name); !ok || k != o.kind {
+		return nil, nil
+	}
+	if o.kind == chainKind {
+		if !o.hook.is(l.chains[name]) {
+			return nil, nil
+		}
+		same, err := sameChain(c, name, o.rules)
+		if !same {
+			return nil, err
+		}
+		return o, nil
+	}
+	got, want := l.sets[name], o.set.kernelSet(table(), name)
+	// (The library lists a verdict map's key type as its data type's: its elements tell its keys.)
+	if !got.IsMap && got.KeyType.Name != want.KeyType.Name || got.Interval != want.Interval {
+		return nil, nil
+	}
+	elems, err := c.GetSetElements(want)
 	if err != nil {
 		return nil, err
 	}
-	chains, sets, _, err := f.kernelTable(c)
-	if err != nil {
-		return nil, err
-	}
+	h := o.clone()
+	h.elems = o.set.decode(elems)
+	return h, nil
+}
+
+// same reports whether two versions of an object are equal.
+func same(a, b *object) bool {
+	return a != nil && b != nil && a.kind == b.kind && sameRules(a.rules, b.rules) && maps.Equal(a.elems, b.elems)
+}
+
+// stale lists the chains and sets of the table (l) that we neither want nor wrote (what we wrote goes by
+// difference; the dispatch maps' and pool sets' names are fixed, never stale).
+func (f *Firewall) stale(l listing) map[string]*object {
 	sk := skeleton()
 	stale := map[string]*object{}
-	known := func(name string) bool { return f.want[name] != nil || f.have[name] != nil || sk[name] != nil }
-	for _, name := range chains {
-		if !known(name) {
-			stale[name] = &object{kind: chainKind}
+	for _, name := range slices.Concat(slices.Collect(maps.Keys(l.chains)), slices.Collect(maps.Keys(l.sets))) {
+		if f.want[name] == nil && f.have[name] == nil && sk[name] == nil {
+			k, _ := l.kindOf(name)
+			stale[name] = &object{kind: k}
 		}
 	}
-	for _, s := range sets {
-		if !known(s.Name) {
-			o := &object{kind: setKind}
-			if s.IsMap {
-				o.kind = mapKind
-			}
-			stale[s.Name] = o
-		}
-	}
-	return stale, nil
+	return stale
 }
 
-// checkDrift compares the kernel's table with what we last wrote and forgets the latter if they differ,
-// so the next commit rewrites everything (and, once the policy is known, removes what we did not
-// write). Chains are compared rule by rule, expression by expression; sets and maps element by element.
-// The reading costs time in proportion to the table, so it is skipped once after a full write (as at
-// start-up).
-func (f *Firewall) checkDrift() error {
+// checkDrift compares the kernel's table with what we last wrote, object by object: chains rule by rule,
+// expression by expression; sets and maps element by element. It records what the kernel holds of the
+// objects that differ and returns their names, for the caller to write again (sets and maps by
+// difference, chains whole); should the table hold objects we did not write,
+// the next commit also removes them (once the policy is known). Without the table, it forgets
+// everything. The reading costs time in proportion to the table, so it is skipped once after a full
+// write (as at start-up).
+func (f *Firewall) checkDrift() ([]string, error) {
 	if f.have == nil || f.fresh {
 		f.fresh = false
-		return nil
+		return nil, nil
 	}
-	why, err := f.drift()
-	if err != nil {
-		return err
-	}
-	if why != "" {
-		f.log.Warn("nftables table inet calico drifted; rewriting it", "reason", why)
-		f.have, f.sweep = nil, f.policyKnown
-	}
-	return nil
-}
-
-// drift says how the kernel's table differs from f.have ("" if it does not).
-func (f *Firewall) drift() (string, error) {
 	c, err := f.conn()
 	if err != nil {
-		return "", err
+		return nil, fmt.Errorf("opening netlink connection to nftables: %w", err)
 	}
-	chains, sets, _, err := f.kernelTable(c)
+	defer c.CloseLasting()
+	l, err := list(c)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	inKernel := map[string]kind{}
-	for _, name := range chains {
-		inKernel[name] = chainKind
+	if !l.exists {
+		f.log.Warn("nftables table inet calico was deleted; writing it again")
+		f.forget()
+		return nil, nil
 	}
-	for _, s := range sets {
-		inKernel[s.Name] = setKind
-		if s.IsMap {
-			inKernel[s.Name] = mapKind
-		}
-	}
+	var drifted []string
 	for _, name := range slices.Sorted(maps.Keys(f.have)) {
 		h := f.have[name]
-		k, ok := inKernel[name]
-		if !ok {
-			return h.kind.String() + " " + name + " missing", nil
-		}
-		same := k == h.kind
-		if same && h.kind == chainKind {
-			same, err = sameChain(c, name, h.rules)
-		} else if same {
-			var elems []nftables.SetElement
-			elems, err = c.GetSetElements(h.set.kernelSet(table(), name))
-			same = err == nil && maps.Equal(h.set.decode(elems), h.elems)
-		}
+		got, err := l.held(c, name, h)
 		if err != nil {
-			return "", fmt.Errorf("reading nftables %s %s: %w", h.kind, name, err)
+			return nil, fmt.Errorf("reading nftables %s %s: %w", h.kind, name, err)
 		}
-		if !same {
-			return h.kind.String() + " " + name + " changed", nil
-		}
-	}
-	if f.policyKnown {
-		sk := skeleton()
-		for _, name := range slices.Sorted(maps.Keys(inKernel)) {
-			if f.have[name] == nil && sk[name] == nil {
-				return "unexpected " + inKernel[name].String() + " " + name, nil
+		if !same(got, h) {
+			drifted = append(drifted, name)
+			f.have[name] = got
+			if got == nil {
+				delete(f.have, name)
 			}
 		}
 	}
-	return "", nil
+	var unexpected []string
+	if f.policyKnown {
+		unexpected = slices.Sorted(maps.Keys(f.stale(l)))
+		f.sweep = f.sweep || len(unexpected) > 0
+	}
+	if len(drifted) > 0 || len(unexpected) > 0 {
+		f.log.Warn("nftables table inet calico drifted; writing what differs again", "changed", drifted, "unexpected", unexpected)
+	}
+	return drifted, nil
 }
 
 // sameChain reports whether the kernel's chain holds exactly the rules, expression by expression

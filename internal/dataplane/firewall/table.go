@@ -45,6 +45,14 @@ type hook struct {
 	text     string // the same in nft's syntax
 }
 
+// is reports whether a kernel's chain is attached as h says (h nil: a regular chain).
+func (h *hook) is(ch *nftables.Chain) bool {
+	if h == nil || ch.Hooknum == nil {
+		return h == nil && ch.Hooknum == nil
+	}
+	return ch.Type == h.typ && *ch.Hooknum == *h.num && ch.Priority != nil && *ch.Priority == h.priority
+}
+
 func (o *object) clone() *object {
 	c := *o
 	c.rules = slices.Clone(o.rules)
@@ -217,7 +225,7 @@ func (b *batch) update(w, h *object, name string) {
 		b.elems[w.kind] = append(b.elems[w.kind], step{
 			text: fmt.Sprintf("delete element inet %s %s { %s }", tableName, name, strings.Join(quoteKeys(w.kind, gone), ", ")),
 			apply: func(c *nftables.Conn, _ *setIDs) error {
-				elems, err := w.set.encode(gone, h.elems)
+				elems, err := w.set.encode(gone, nil)
 				if err != nil {
 					return err
 				}
