@@ -242,6 +242,7 @@ func (a *Agent) EndpointDown(ctx context.Context, wep *api.WorkloadEndpoint) err
 // agent is away, and stops the worker.
 func (a *Agent) Run(ctx context.Context) {
 	defer close(a.stop)
+	a.fw.Prefetch() // the first pass compares with the kernel's table: read it while the datastore is listed
 	events := a.watch(ctx)
 	ticker := time.NewTicker(a.cfg.ResyncInterval)
 	defer ticker.Stop()

@@ -36,10 +36,13 @@ func (a *Agent) startWorker() error {
 		defer close(a.done)
 		if a.cfg.Netns != "" {
 			runtime.LockOSThread()
-			if err := enterNetns(a.cfg.Netns); err != nil {
+			ns, err := enterNetns(a.cfg.Netns)
+			if err != nil {
 				ready <- err
 				return
 			}
+			defer ns.Close()
+			a.fw.InNetns(int(ns)) // for its reads from other goroutines (Prefetch)
 		}
 		ready <- nil
 		for {
@@ -54,16 +57,17 @@ func (a *Agent) startWorker() error {
 	return <-ready
 }
 
-func enterNetns(name string) error {
+// enterNetns moves the calling thread into the named network namespace and returns a handle to it.
+func enterNetns(name string) (netns.NsHandle, error) {
 	ns, err := netns.GetFromName(name)
 	if err != nil {
-		return fmt.Errorf("opening network namespace %s: %w", name, err)
+		return ns, fmt.Errorf("opening network namespace %s: %w", name, err)
 	}
-	defer ns.Close()
 	if err := netns.Set(ns); err != nil {
-		return fmt.Errorf("entering network namespace %s: %w", name, err)
+		ns.Close()
+		return ns, fmt.Errorf("entering network namespace %s: %w", name, err)
 	}
-	return nil
+	return ns, nil
 }
 
 // gather takes, after first, every job whose sender is already waiting: those that came while the

@@ -61,7 +61,7 @@ type Firewall struct {
 	err    error // the prefix's validation error, returned by every method
 	log    *slog.Logger
 	wrap   []string // prepended to every command; tests use it to run iptables in another namespace
-	netns  int      // a network namespace to program nftables in instead of the caller's (tests)
+	netns  int      // a network namespace to program nftables in instead of the caller's (InNetns)
 	// transport, if set, sends transactions instead of sendNetlink: the benchmarks' baseline sends them
 	// as nft scripts, tests record them.
 	transport func(*batch) error
@@ -81,6 +81,7 @@ type Firewall struct {
 	verified    bool
 	verifiedGen uint32
 	onNFTables  map[string]bool // by iptables command: it is iptables-nft, whose changes the generation counts
+	prefetch    *prefetch       // Prefetch's reading of the table, used while unverified
 	plans       policyState
 	refused     map[string]Refusal // objects the kernel refused, by name
 }
@@ -98,6 +99,10 @@ func New(ifacePrefix string, log *slog.Logger) *Firewall {
 	}
 	return f
 }
+
+// InNetns makes f program the network namespace that fd (an open handle) refers to, whichever thread
+// calls it; by default f programs the calling thread's.
+func (f *Firewall) InNetns(fd int) { f.netns = fd }
 
 // Ensure makes the base chains match opts and repairs drift. It is idempotent and meant to be called
 // periodically (dockerd may rewrite its chains whenever it restarts, and anyone may flush ours): when

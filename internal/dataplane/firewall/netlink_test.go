@@ -200,7 +200,9 @@ func TestRefusedPolicyFailsClosed(t *testing.T) {
 // A thousand endpoints go to the kernel in one transaction (the dispatch maps' element lists are split
 // to fit netlink's 16-bit attribute lengths) and read back without drift. A new process (a restart)
 // finds them in the kernel as it wants them and writes nothing; with one endpoint's labels changed
-// meanwhile, it writes only the sets that endpoint left and joined.
+// meanwhile, it writes only the sets that endpoint left and joined; both reading the kernel when it
+// writes and reading it ahead (Prefetch). What changes between reading ahead and writing is repaired
+// by the next Ensure.
 func TestThousandEndpoints(t *testing.T) {
 	host := linktest.Host(t)
 	idx := policy.NewIndex("host")
@@ -218,8 +220,9 @@ func TestThousandEndpoints(t *testing.T) {
 	order := 1.0
 	idx.SetPolicy("", "many-nets", &api.PolicySpec{Order: &order, Selector: "app == 'app1'", Types: []string{"Ingress"},
 		Ingress: []api.Rule{{Action: api.ActionAllow, Source: api.EntityRule{Nets: nets, Selector: "app == 'app2'"}}}})
-	// start runs a new process's first Ensure and ApplyPolicy and returns the transactions it sent.
-	start := func() []string {
+	// start runs a new process's first Ensure and ApplyPolicy and returns the transactions it sent;
+	// meanwhile, after reading the table ahead, it runs meanwhile.
+	start := func(ahead bool, meanwhile func()) []string {
 		f := newInNS(t, host)
 		var logs strings.Builder
 		f.log = slog.New(slog.NewTextHandler(&logs, nil))
@@ -231,7 +234,15 @@ func TestThousandEndpoints(t *testing.T) {
 		if err := f.Ensure(Options{}); err != nil {
 			t.Fatal(err)
 		}
+		if ahead {
+			f.Prefetch()
+			<-f.prefetch.done
+		}
+		meanwhile()
 		if err := f.ApplyPolicy(idx, idx.All()); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Ensure(Options{}); err != nil {
 			t.Fatal(err)
 		}
 		if strings.Contains(logs.String(), "refused") {
@@ -240,18 +251,28 @@ func TestThousandEndpoints(t *testing.T) {
 		noDrift(t, host, newInNSAdopting(t, host, idx))
 		return sent
 	}
-	if sent := start(); len(sent) != 2 || !strings.Contains(sent[1], `"cali000000003e7" : goto`) {
+	nothing := func() {}
+	if sent := start(false, nothing); len(sent) != 2 || !strings.Contains(sent[1], `"cali000000003e7" : goto`) {
 		t.Errorf("the first process sent %d transactions, want the base chains, then all of the policy", len(sent))
 	}
-	if sent := start(); len(sent) != 0 {
-		t.Errorf("a restart with nothing changed wrote to the kernel:\n%s", strings.Join(sent, "\n"))
+	for _, ahead := range []bool{false, true} {
+		if sent := start(ahead, nothing); len(sent) != 0 {
+			t.Errorf("a restart (reading ahead: %v) with nothing changed wrote to the kernel:\n%s", ahead, strings.Join(sent, "\n"))
+		}
 	}
-	weps[2].Labels = map[string]string{"app": "app1"} // leaves app2's set, joins app1's: now under the policy
-	idx.SetEndpoint(weps[2].Spec.InterfaceName, weps[2])
-	sent := start()
-	script := strings.Join(sent, "\n")
-	if len(sent) != 1 || strings.Count(script, "\n") > 12 || !strings.Contains(script, "10.64.0.2") || strings.Contains(script, "cali000000003e7") {
-		t.Errorf("a restart after one endpoint's labels changed sent, want only what changed:\n%s", script)
+	for i, ahead := range []bool{false, true} {
+		w := weps[2+20*i]
+		w.Labels = map[string]string{"app": "app1"} // leaves app2's set, joins app1's: now under the policy
+		idx.SetEndpoint(w.Spec.InterfaceName, w)
+		sent := start(ahead, nothing)
+		script := strings.Join(sent, "\n")
+		if len(sent) != 1 || strings.Count(script, "\n") > 12 || !strings.Contains(script, strings.TrimSuffix(w.Spec.IPNetworks[0], "/32")) || strings.Contains(script, "cali000000003e7") {
+			t.Errorf("a restart (reading ahead: %v) after one endpoint's labels changed sent, want only what changed:\n%s", ahead, script)
+		}
+	}
+	sent := start(true, func() { mustExec(t, host, "nft", `delete element inet calico to-wl-map { "cali000000003e7" }`) })
+	if script := strings.Join(sent, "\n"); len(sent) != 1 || !strings.Contains(script, `add element inet calico to-wl-map { "cali000000003e7" : goto`) {
+		t.Errorf("an element deleted after reading ahead is not restored by the next Ensure; sent:\n%s", script)
 	}
 }
 

@@ -109,11 +109,14 @@ func (f *Firewall) commit(names []string) error {
 		f.fresh = true
 		f.log.Info("programmed nftables table inet calico in full", "objects", len(names), "readBack", len(held))
 	}
+	if len(held) > 0 {
+		f.fresh = false // what was read back may be a snapshot (Prefetch): the next check reads the kernel
+	}
 	if len(stale) > 0 {
 		f.log.Info("removed stale objects from nftables table inet calico", "objects", len(stale))
 	}
 	if f.sweep {
-		f.sweep, f.unverified = false, false
+		f.sweep, f.unverified, f.prefetch = false, false, nil
 	}
 	for _, name := range names {
 		f.wrote(name)
@@ -124,7 +127,7 @@ func (f *Firewall) commit(names []string) error {
 // forget drops what we know of the kernel's table: the next commit writes, or adopts, everything, and
 // once the policy is known removes what we did not write.
 func (f *Firewall) forget() {
-	f.have, f.sweep, f.unverified, f.verified = nil, f.policyKnown, true, false
+	f.have, f.sweep, f.unverified, f.verified, f.prefetch = nil, f.policyKnown, true, false, nil
 }
 
 // readKernel reads the table where a commit of names needs it. In full, it declares in b the table and
@@ -139,21 +142,27 @@ func (f *Firewall) readKernel(b *batch, names []string, full bool) (held, stale 
 	if !full && !f.sweep && len(adopt) == 0 {
 		return nil, nil, nil
 	}
-	c, err := f.conn()
-	if err != nil {
-		return nil, nil, fmt.Errorf("opening netlink connection to nftables: %w", err)
-	}
-	defer c.CloseLasting()
-	l, err := list(c)
-	if err != nil {
-		return nil, nil, err
+	var r reader
+	var l listing
+	if snap := f.prefetched(); snap != nil {
+		r, l = snap, snap.listing
+	} else {
+		c, err := f.conn()
+		if err != nil {
+			return nil, nil, fmt.Errorf("opening netlink connection to nftables: %w", err)
+		}
+		defer c.CloseLasting()
+		if l, err = list(c); err != nil {
+			return nil, nil, err
+		}
+		r = c
 	}
 	if full {
 		f.declareSkeleton(b, l)
 	}
 	held = map[string]*object{}
 	for _, name := range adopt {
-		h, err := l.held(c, name, f.wanted(name))
+		h, err := l.held(r, name, f.wanted(name))
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading nftables %s %s: %w", f.wanted(name).kind, name, err)
 		}
@@ -431,7 +440,7 @@ func (l listing) kindOf(name string) (kind, bool) {
 // itself for a chain with o's hook and, expression by expression, o's rules (anonymous sets by their
 // elements); for a set or map of o's type, o with the kernel's elements. It is nil for anything else
 // (none, another kind or type, other rules), which o must be written over whole.
-func (l listing) held(c *nftables.Conn, name string, o *object) (*object, error) {
+func (l listing) held(c reader, name string, o *object) (*object, error) {
 	if k, ok := l.kindOf(name); !ok || k != o.kind {
 		return nil, nil
 	}
@@ -532,7 +541,7 @@ func (f *Firewall) checkDrift() ([]string, error) {
 
 // sameChain reports whether the kernel's chain holds exactly the rules, expression by expression
 // (anonymous sets by their elements).
-func sameChain(c *nftables.Conn, name string, want []rule) (bool, error) {
+func sameChain(c reader, name string, want []rule) (bool, error) {
 	got, err := c.GetRules(table(), &nftables.Chain{Table: table(), Name: name})
 	if err != nil || len(got) != len(want) {
 		return false, err
@@ -546,7 +555,7 @@ func sameChain(c *nftables.Conn, name string, want []rule) (bool, error) {
 	return true, nil
 }
 
-func sameRule(c *nftables.Conn, want rule, got []expr.Any) (bool, error) {
+func sameRule(c reader, want rule, got []expr.Any) (bool, error) {
 	if len(got) != len(want.exprs) {
 		return false, nil
 	}
