@@ -87,30 +87,6 @@ func create(b *testing.B, store *datastore.Store, objs []api.Object) {
 	wg.Wait()
 }
 
-// runAgent starts an agent on the rig and waits until it has programmed the whole datastore.
-func (r *rig) runAgent(b *testing.B) {
-	b.Helper()
-	a := New(r.cfg, r.store, r.log)
-	linktest.Must(b, a.Start())
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan struct{})
-	go func() {
-		a.Run(ctx)
-		close(ran)
-	}()
-	r.agent, r.kill = a, func() { cancel(); <-ran; <-a.done; r.agent = nil }
-	b.Cleanup(func() {
-		if r.agent == a {
-			r.kill()
-		}
-	})
-	select {
-	case <-a.Synced():
-	case <-time.After(60 * time.Second):
-		b.Fatal("agent not synced after 60s")
-	}
-}
-
 // settleB is rig.settle for benchmarks: it waits until the agent has applied every write so far. It
 // wakes as each pass ends (polling would add up to its period to every measurement).
 func (r *rig) settleB(rev int64) {
@@ -153,7 +129,7 @@ func BenchmarkChange(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("endpoints=%d", n), func(b *testing.B) {
 			r, weps, pols := benchRig(b, n)
-			r.runAgent(b)
+			r.run(b, time.Minute)
 			b.Run("label", func(b *testing.B) {
 				w := weps[n/2]
 				measure(b, func(i int) {
@@ -194,7 +170,7 @@ func BenchmarkResync(b *testing.B) {
 					linktest.Must(b, fmtErr(out, err))
 					b.StartTimer()
 				}
-				r.runAgent(b)
+				r.run(b, time.Minute)
 				b.StopTimer()
 				r.kill()
 				b.StartTimer()
@@ -202,7 +178,7 @@ func BenchmarkResync(b *testing.B) {
 		})
 	}
 	b.Run("periodic", func(b *testing.B) {
-		r.runAgent(b)
+		r.run(b, time.Minute)
 		measure(b, func(int) {
 			linktest.Must(b, r.agent.do(context.Background(), r.agent.resync))
 		})
@@ -214,7 +190,7 @@ func BenchmarkResync(b *testing.B) {
 // ends when all have returned, their routes and dispatch entries in the kernel.
 func BenchmarkJoinBurst(b *testing.B) {
 	r, _, _ := benchRig(b, 1000)
-	r.runAgent(b)
+	r.run(b, time.Minute)
 	for _, n := range []int{1, 10, 50} {
 		b.Run(fmt.Sprintf("endpoints=%d", n), func(b *testing.B) {
 			next := 0

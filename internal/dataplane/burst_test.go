@@ -21,12 +21,7 @@ func TestEndpointUpBurst(t *testing.T) {
 	r := newRig(t, Config{ResyncInterval: time.Hour}) // no periodic pass among the counted transactions
 	r.put(networkProfile("net"))
 	const n = 40
-	weps := make([]*api.WorkloadEndpoint, n)
-	linktest.MustDo(t, r.host, func() {
-		for i := range weps {
-			weps[i] = vethEndpoint(t, endpointID(fmt.Sprintf("burst%d", i)), fmt.Sprintf("10.65.1.%d", i+1))
-		}
-	})
+	weps := r.vethEndpoints(n, "burst", "10.65.1.")
 	transactions := countTransactions(t, r.host)
 	var wg sync.WaitGroup
 	for _, w := range weps {
@@ -55,12 +50,7 @@ func TestEndpointUpBurstTableDeleted(t *testing.T) {
 	r := newRig(t, Config{ResyncInterval: time.Hour})
 	r.put(networkProfile("net"))
 	const n = 10
-	weps := make([]*api.WorkloadEndpoint, n)
-	linktest.MustDo(t, r.host, func() {
-		for i := range weps {
-			weps[i] = vethEndpoint(t, endpointID(fmt.Sprintf("fail%d", i)), fmt.Sprintf("10.65.2.%d", i+1))
-		}
-	})
+	weps := r.vethEndpoints(n, "fail", "10.65.2.")
 	// The burst queues behind a job that holds the worker while the table goes.
 	held, release := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -175,4 +165,16 @@ func countTransactions(t *testing.T, ns string) func() int {
 		linktest.Must(t, err)
 		return <-counted
 	}
+}
+
+// vethEndpoints makes n endpoints, each with its veth in the rig's host namespace: names name<i>,
+// addresses net<i+1> (net a /24's first three bytes and a dot).
+func (r *rig) vethEndpoints(n int, name, net string) []*api.WorkloadEndpoint {
+	weps := make([]*api.WorkloadEndpoint, n)
+	linktest.MustDo(r.t, r.host, func() {
+		for i := range weps {
+			weps[i] = vethEndpoint(r.t, endpointID(fmt.Sprint(name, i)), fmt.Sprint(net, i+1))
+		}
+	})
+	return weps
 }

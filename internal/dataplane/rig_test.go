@@ -65,8 +65,16 @@ func newRig(t *testing.T, cfg Config) *rig {
 // start runs a new agent on the rig's host namespace and waits until it has programmed the datastore.
 func (r *rig) start() {
 	r.t.Helper()
+	r.run(r.t, 10*time.Second)
+	r.settle()
+}
+
+// run runs a new agent on the rig's host namespace and waits, up to within, until it has programmed the
+// whole datastore. r.kill stops it, as does the end of tb.
+func (r *rig) run(tb testing.TB, within time.Duration) {
+	tb.Helper()
 	a := New(r.cfg, r.store, r.log)
-	linktest.Must(r.t, a.Start())
+	linktest.Must(tb, a.Start())
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan struct{})
 	go func() {
@@ -74,13 +82,16 @@ func (r *rig) start() {
 		close(ran)
 	}()
 	r.agent, r.kill = a, func() { cancel(); <-ran; <-a.done; r.agent = nil }
-	r.t.Cleanup(r.kill)
+	tb.Cleanup(func() {
+		if r.agent == a {
+			r.kill()
+		}
+	})
 	select {
 	case <-a.Synced():
-	case <-time.After(10 * time.Second):
-		r.t.Fatal("agent not synced after 10s")
+	case <-time.After(within):
+		tb.Fatalf("agent not synced after %s", within)
 	}
-	r.settle()
 }
 
 // endpointID is a Docker endpoint ID made from a name.

@@ -123,10 +123,7 @@ func TestForwardAcceptFollowsDockerBackend(t *testing.T) {
 
 	// Switched to nftables: FORWARD keeps DROP and DOCKER-USER until the operator removes them, here in
 	// ip6tables first.
-	mustExec(t, host, "ip6tables", "-P", "FORWARD", "ACCEPT")
-	mustExec(t, host, "ip6tables", "-D", "FORWARD", "-j", "DOCKER-USER")
-	mustExec(t, host, "ip6tables", "-F", "DOCKER-USER")
-	mustExec(t, host, "ip6tables", "-X", "DOCKER-USER")
+	dropDockerForward(t, host, "ip6tables")
 	if err := f.Ensure(Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -138,10 +135,7 @@ func TestForwardAcceptFollowsDockerBackend(t *testing.T) {
 	}
 	expectReachable(t, w, true)
 
-	mustExec(t, host, "iptables", "-P", "FORWARD", "ACCEPT")
-	mustExec(t, host, "iptables", "-D", "FORWARD", "-j", "DOCKER-USER")
-	mustExec(t, host, "iptables", "-F", "DOCKER-USER")
-	mustExec(t, host, "iptables", "-X", "DOCKER-USER")
+	dropDockerForward(t, host, "iptables")
 	if err := f.Ensure(Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -152,4 +146,13 @@ func TestForwardAcceptFollowsDockerBackend(t *testing.T) {
 	if after := dockerTables(); after != docker {
 		t.Errorf("Docker's tables changed:\n%s\nwas:\n%s", after, docker)
 	}
+}
+
+// dropDockerForward removes what Docker's iptables backend leaves in one family's FORWARD: its DROP
+// policy and DOCKER-USER, as an operator does after switching Docker to nftables.
+func dropDockerForward(t *testing.T, host, iptables string) {
+	mustExec(t, host, iptables, "-P", "FORWARD", "ACCEPT")
+	mustExec(t, host, iptables, "-D", "FORWARD", "-j", "DOCKER-USER")
+	mustExec(t, host, iptables, "-F", "DOCKER-USER")
+	mustExec(t, host, iptables, "-X", "DOCKER-USER")
 }

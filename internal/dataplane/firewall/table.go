@@ -222,20 +222,7 @@ func (b *batch) update(w, h *object, name string) {
 	slices.Sort(gone)
 	slices.Sort(added)
 	if len(gone) > 0 {
-		b.elems[w.kind] = append(b.elems[w.kind], step{
-			text: fmt.Sprintf("delete element inet %s %s { %s }", tableName, name, strings.Join(quoteKeys(w.kind, gone), ", ")),
-			apply: func(c *nftables.Conn, _ *setIDs) error {
-				elems, err := w.set.encode(gone, nil)
-				if err != nil {
-					return err
-				}
-				for chunk := range chunks(elems) {
-					if err := c.SetDeleteElements(w.set.kernelSet(table(), name), chunk); err != nil {
-						return err
-					}
-				}
-				return nil
-			}})
+		b.elemStep(w, name, "delete", quoteKeys(w.kind, gone), gone, nil, (*nftables.Conn).SetDeleteElements)
 	}
 	b.addElems(w, name, added)
 }
@@ -275,15 +262,22 @@ func (b *batch) addElems(w *object, name string, keys []string) {
 			elems[i] += " : " + w.elems[k]
 		}
 	}
+	b.elemStep(w, name, "add", elems, keys, w.elems, (*nftables.Conn).SetAddElements)
+}
+
+// elemStep adds or deletes (op, with its library call) the elements keys of w's set or map name, values as
+// encode takes them; text is how nft writes each.
+func (b *batch) elemStep(w *object, name, op string, text, keys []string, values map[string]string,
+	call func(*nftables.Conn, *nftables.Set, []nftables.SetElement) error) {
 	b.elems[w.kind] = append(b.elems[w.kind], step{
-		text: fmt.Sprintf("add element inet %s %s { %s }", tableName, name, strings.Join(elems, ", ")),
+		text: fmt.Sprintf("%s element inet %s %s { %s }", op, tableName, name, strings.Join(text, ", ")),
 		apply: func(c *nftables.Conn, _ *setIDs) error {
-			encoded, err := w.set.encode(keys, w.elems)
+			elems, err := w.set.encode(keys, values)
 			if err != nil {
 				return err
 			}
-			for chunk := range chunks(encoded) {
-				if err := c.SetAddElements(w.set.kernelSet(table(), name), chunk); err != nil {
+			for chunk := range chunks(elems) {
+				if err := call(c, w.set.kernelSet(table(), name), chunk); err != nil {
 					return err
 				}
 			}
