@@ -17,11 +17,13 @@ import (
 
 // liveAddresses is a short-lived snapshot of the addresses that have an owner, shared by the many
 // AllocationLive questions of one collector pass. It must not outlive the pass: an endpoint created after
-// it was taken would look dead to the next pass.
+// it was taken would look dead to the next pass. A failure to take it is kept as long, so that a pass
+// while Docker is down lists the cluster's endpoints once, not once per allocation.
 type liveAddresses struct {
 	mu    sync.Mutex
 	at    time.Time
 	addrs map[netip.Addr]bool
+	err   error
 }
 
 // AllocationLive tells the IPAM leak collector whether an address still has an owner: a workload endpoint
@@ -34,11 +36,11 @@ func (d *Driver) AllocationLive(ctx context.Context, a ipam.AllocationInfo) (boo
 		maxAge = min(maxAge, d.cfg.GCInterval/2)
 	}
 	if time.Since(d.live.at) > maxAge {
-		addrs, err := d.ownedAddresses(ctx)
-		if err != nil {
-			return true, err
-		}
-		d.live.addrs, d.live.at = addrs, time.Now()
+		d.live.addrs, d.live.err = d.ownedAddresses(ctx)
+		d.live.at = time.Now()
+	}
+	if d.live.err != nil {
+		return true, d.live.err
 	}
 	return d.live.addrs[a.IP], nil
 }

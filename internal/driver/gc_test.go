@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore/datastoretest"
 	"github.com/projectcalico/calico-libnetwork/internal/docker"
+	"github.com/projectcalico/calico-libnetwork/internal/ipam"
 	"github.com/projectcalico/calico-libnetwork/internal/libnetwork"
 )
 
@@ -33,6 +36,17 @@ func (noEndpoints) ContainerLabels(context.Context, string) (map[string]string, 
 func (noEndpoints) WatchNetworks(ctx context.Context, _ func(docker.NetworkEvent)) error {
 	<-ctx.Done()
 	return ctx.Err()
+}
+
+// dockerDown is Docker not answering, counting the questions.
+type dockerDown struct {
+	noEndpoints
+	asked *int
+}
+
+func (d dockerDown) Networks(context.Context) ([]docker.Network, error) {
+	*d.asked++
+	return nil, errors.New("Docker is down")
 }
 
 const gcNode = "host1"
@@ -137,5 +151,23 @@ func TestDeleteEndpointLeavesOtherKinds(t *testing.T) {
 	})
 	if _, err := datastore.Get[*api.WorkloadEndpoint](context.Background(), store, w.Namespace, w.Name); err == nil {
 		t.Error("endpoint not deleted")
+	}
+}
+
+// While Docker cannot be asked, every allocation counts as live (nothing is released on half an answer),
+// and one collector pass asks once, not once per allocation.
+func TestAllocationLiveWhileDockerIsDown(t *testing.T) {
+	store := datastoretest.Start(t).Store
+	asked := 0
+	d := New(Config{Node: gcNode, GCGrace: time.Minute, GCInterval: time.Minute}, store, nil, link.Ops{},
+		dataplane.Disabled{}, dockerDown{asked: &asked}, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	for i := range 5 {
+		live, err := d.AllocationLive(context.Background(), ipam.AllocationInfo{IP: netip.AddrFrom4([4]byte{10, 65, 0, byte(i)})})
+		if !live || err == nil {
+			t.Errorf("allocation %d: live %v, error %v; want live, with Docker's error", i, live, err)
+		}
+	}
+	if asked != 1 {
+		t.Errorf("Docker asked %d times in one pass, want once", asked)
 	}
 }
