@@ -14,9 +14,11 @@ package routing
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,8 +67,9 @@ func New(cfg Config, store *datastore.Store, addrs *ipam.IPAM, log *slog.Logger)
 	return &Reconciler{cfg: cfg, store: store, log: log,
 		tunnel: &tunnelAllocator{node: cfg.Node, store: store, ipam: addrs, log: log},
 		nodes:  newCache(decodeResource[*api.Node]), pools: newCache(decodeResource[*api.IPPool]),
-		blocks: newCache(decodeBlock), felix: newCache(decodeResource[*api.FelixConfiguration]),
-		kick: make(chan struct{}, 1), tunnelKick: make(chan struct{}, 1)}
+		blocks: cache[*ipam.Block]{decode: decodeBlock, items: map[string]*ipam.Block{}, routes: blockRoutes},
+		felix:  newCache(decodeResource[*api.FelixConfiguration]),
+		kick:   make(chan struct{}, 1), tunnelKick: make(chan struct{}, 1)}
 }
 
 // Run watches nodes, pools, blocks and Felix configurations and converges on every change until ctx ends.
@@ -82,6 +85,7 @@ func (r *Reconciler) Run(ctx context.Context) {
 	for {
 		var ev datastore.Event
 		var ok, tunnelInput bool
+		routesInput := true
 		select {
 		case <-ctx.Done():
 			return
@@ -92,18 +96,33 @@ func (r *Reconciler) Run(ctx context.Context) {
 			r.fold(func() { r.pools.apply(ev) })
 			tunnelInput = true
 		case ev, ok = <-blocks:
-			r.fold(func() { r.blocks.apply(ev) })
+			r.fold(func() { routesInput = r.blocks.apply(ev) })
 		case ev, ok = <-felix:
 			r.fold(func() { r.felix.apply(ev) })
 		}
 		if !ok {
 			return
 		}
-		signal(r.kick)
+		if routesInput {
+			signal(r.kick)
+		}
 		if tunnelInput {
 			signal(r.tunnelKick)
 		}
 	}
+}
+
+// blockRoutes is what of a block the routes depend on (see compute): its CIDR, its owner and who
+// borrowed which of its addresses. Most block changes are the owner's allocations, which route nothing.
+func blockRoutes(b *ipam.Block) string {
+	var s strings.Builder
+	s.WriteString(b.CIDR.String() + " " + b.Owner())
+	for ord, a := range b.Allocated() {
+		if user := a.Secondary[ipam.AttrNode]; user != "" && user != b.Owner() {
+			fmt.Fprintf(&s, " %d:%s", ord, user)
+		}
+	}
+	return s.String()
 }
 
 func (r *Reconciler) fold(f func()) {
@@ -212,13 +231,17 @@ type cache[T any] struct {
 	decode func(datastore.KV) (T, bool)
 	items  map[string]T
 	synced bool
+	// routes, if set, says what of an item routes depend on: apply reports a change of an item only
+	// when that changes.
+	routes func(T) string
 }
 
 func newCache[T any](decode func(datastore.KV) (T, bool)) cache[T] {
 	return cache[T]{decode: decode, items: map[string]T{}}
 }
 
-func (c *cache[T]) apply(ev datastore.Event) {
+// apply applies a watch event and reports whether it may change the routes.
+func (c *cache[T]) apply(ev datastore.Event) bool {
 	switch ev.Type {
 	case datastore.EventResync:
 		clear(c.items)
@@ -226,19 +249,29 @@ func (c *cache[T]) apply(ev datastore.Event) {
 			c.put(kv)
 		}
 		c.synced = true
+		return true
 	case datastore.EventPut:
-		c.put(ev.KV)
+		return c.put(ev.KV)
 	case datastore.EventDelete:
+		_, had := c.items[ev.KV.Key]
 		delete(c.items, ev.KV.Key)
+		return had || c.routes == nil
 	}
+	return true
 }
 
-func (c *cache[T]) put(kv datastore.KV) {
-	if v, ok := c.decode(kv); ok {
+func (c *cache[T]) put(kv datastore.KV) (changed bool) {
+	old, had := c.items[kv.Key]
+	v, ok := c.decode(kv)
+	if ok {
 		c.items[kv.Key] = v
 	} else {
 		delete(c.items, kv.Key)
 	}
+	if c.routes == nil || had != ok {
+		return true
+	}
+	return ok && c.routes(old) != c.routes(v)
 }
 
 func decodeResource[T api.Object](kv datastore.KV) (T, bool) {

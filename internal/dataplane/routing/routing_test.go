@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+	"github.com/projectcalico/calico-libnetwork/internal/ipam"
 )
 
 // The view is withheld until every watch has listed once, and follows puts and deletes after that.
@@ -56,5 +57,39 @@ func TestSnapshot(t *testing.T) {
 	r.nodes.apply(datastore.Event{Type: datastore.EventDelete, KV: datastore.KV{Key: nodeKV("b", "").Key}})
 	if v, _ := r.snapshot(); len(v.blocks) != 0 || len(v.nodes) != 1 {
 		t.Errorf("after damage and delete: %+v", v)
+	}
+}
+
+// A block change reaches the routes only when what they depend on changes: the block's existence, CIDR,
+// owner, or an address borrowed by another node; the owner's own allocations route nothing.
+func TestBlockChangesThatRoute(t *testing.T) {
+	c := cache[*ipam.Block]{decode: decodeBlock, items: map[string]*ipam.Block{}, routes: blockRoutes}
+	put := func(b *ipam.Block) bool {
+		value, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.apply(datastore.Event{Type: datastore.EventPut, KV: datastore.KV{Key: "b", Value: value}})
+	}
+	for _, step := range []struct {
+		what   string
+		block  *ipam.Block
+		routes bool
+	}{
+		{"a new block", testBlock("10.65.0.0/26", "host2", nil), true},
+		{"the owner's allocation", testBlock("10.65.0.0/26", "host2", map[int]string{0: "host2", 1: ""}), false},
+		{"an address borrowed by host3", testBlock("10.65.0.0/26", "host2", map[int]string{0: "host2", 5: "host3"}), true},
+		{"the same again", testBlock("10.65.0.0/26", "host2", map[int]string{0: "host2", 5: "host3"}), false},
+		{"a new owner", testBlock("10.65.0.0/26", "host3", map[int]string{0: "host2", 5: "host3"}), true},
+	} {
+		if got := put(step.block); got != step.routes {
+			t.Errorf("%s: reaches the routes %v, want %v", step.what, got, step.routes)
+		}
+	}
+	if !c.apply(datastore.Event{Type: datastore.EventDelete, KV: datastore.KV{Key: "b"}}) {
+		t.Error("a deleted block does not reach the routes")
+	}
+	if c.apply(datastore.Event{Type: datastore.EventDelete, KV: datastore.KV{Key: "b"}}) {
+		t.Error("deleting a block that is not there reaches the routes")
 	}
 }
