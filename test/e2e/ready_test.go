@@ -44,14 +44,18 @@ func TestFirstPing(t *testing.T) {
 			return nil
 		}
 		var err error
-		if i%10 == 5 {
+		switch i % 10 {
+		case 5: // the first container after a restart
+			e.plugin.Restart()
+			err = run()
+		case 9: // started while the plugin is down
 			e.plugin.Stop()
 			ran := make(chan error, 1)
 			go func() { ran <- run() }()
 			time.Sleep(time.Second) // docker run waits for the plugin
 			e.plugin.Restart()
 			err = <-ran
-		} else {
+		default:
 			err = run()
 		}
 		if err != nil {
