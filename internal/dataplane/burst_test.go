@@ -53,6 +53,8 @@ func TestEndpointUpBurstTableDeleted(t *testing.T) {
 	weps := r.vethEndpoints(n, "fail", "10.65.2.")
 	// The burst queues behind a job that holds the worker while the table goes.
 	held, release := make(chan struct{}), make(chan struct{})
+	free := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(free) // runs before the rig's cleanup, which waits for the worker: a failure cannot hang it
 	go func() {
 		_ = r.agent.do(context.Background(), func() error {
 			close(held)
@@ -69,7 +71,7 @@ func TestEndpointUpBurstTableDeleted(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // all queued
 	_, err := linktest.Exec(r.host, "nft", "delete", "table", "inet", "calico")
 	linktest.Must(t, err)
-	close(release)
+	free()
 	wg.Wait()
 	for i, err := range errs {
 		if err == nil {
