@@ -18,7 +18,7 @@ type endpoint struct {
 	profiles     []string            // in the endpoint's order
 	labels       map[string]string   // effective: own, then profiles' labelsToApply
 	sets         map[string]struct{} // IP sets it is a member of
-	plans        [2]Plan             // local endpoints only
+	plans        [2]Plan             // local endpoints only; set by setPlans
 }
 
 // SetEndpoint adds, updates or (with nil) removes a workload endpoint. Its labels are taken as stored;
@@ -60,6 +60,8 @@ func (x *Index) SetEndpoint(key string, wep *api.WorkloadEndpoint) {
 		if x.replan(ep) || linked || addrsChanged || oldMAC != ep.mac {
 			x.changes.Interfaces[ep.iface] = struct{}{}
 		}
+	} else if wasLocal {
+		x.setPlans(ep, [2]Plan{})
 	}
 }
 
@@ -70,6 +72,7 @@ func (x *Index) removeEndpoint(ep *endpoint) {
 	x.indexProfiles(ep, nil)
 	if ep.local {
 		x.unlinkIface(ep, ep.iface)
+		x.setPlans(ep, [2]Plan{})
 	}
 	delete(x.endpoints, ep.key)
 }
@@ -146,11 +149,10 @@ func (x *Index) relabel(ep *endpoint) {
 
 // replan recomputes a local endpoint's plans and reports whether they changed.
 func (x *Index) replan(ep *endpoint) bool {
-	changed := false
-	for _, d := range Directions {
-		if p := x.plan(ep, d); !p.Equal(ep.plans[d]) {
-			ep.plans[d], changed = p, true
-		}
+	plans := [2]Plan{x.plan(ep, Ingress), x.plan(ep, Egress)}
+	if plans[Ingress].Equal(ep.plans[Ingress]) && plans[Egress].Equal(ep.plans[Egress]) {
+		return false
 	}
-	return changed
+	x.setPlans(ep, plans)
+	return true
 }

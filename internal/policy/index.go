@@ -19,8 +19,9 @@ type Index struct {
 	sets       map[string]*ipSet                 // by selector unique ID
 	sorted     []*policyEntry                    // policies in evaluation order, when sortedOK
 	sortedOK   bool                              // false after a policy's placement or a tier changed
+	uses       map[RuleSetID]int                 // ownerKey → references from local endpoints' plans
 	changes    Changes                           // since the last TakeChanges
-	unenforced int                               // rules enforced failing closed, of every policy and profile
+	unenforced int                               // rules enforced failing closed, of the active owners
 }
 
 // NewIndex returns an empty index for the node named node.
@@ -34,6 +35,7 @@ func NewIndex(node string) *Index {
 		policies:  map[policyKey]*policyEntry{},
 		tiers:     map[string]api.TierSpec{},
 		sets:      map[string]*ipSet{},
+		uses:      map[RuleSetID]int{},
 		changes:   newChanges(),
 	}
 }
@@ -45,8 +47,10 @@ func (x *Index) TakeChanges() Changes {
 	return c
 }
 
-// Unenforced counts the rules, of every policy and profile, that match something this dataplane cannot
-// enforce and so are enforced failing closed (an Allow or Log left out, a Deny or Pass denying a superset).
+// Unenforced counts the rules, of the active policies and profiles (the ones programmed: Felix too renders
+// only those), that match something this dataplane cannot enforce and so are enforced failing closed (an
+// Allow or Log left out, a Deny or Pass denying a superset). Changes.Warnings explains them as they
+// become active or change.
 func (x *Index) Unenforced() int { return x.unenforced }
 
 // All lists every set, rule list and local interface as changed: what a renderer needs to write
@@ -68,21 +72,27 @@ func (x *Index) All() Changes {
 	return c
 }
 
-// RuleSet returns the rules of a policy or profile in one direction; ok is false when it does not exist
-// (a policy whose types leave that direction out has no rules for it).
+// RuleSet returns the rules of a policy or profile in one direction; ok is false when it does not exist:
+// a policy whose types leave that direction out has no rules for it, and an inactive policy or profile
+// (one no local endpoint's plan uses, see active.go) has none at all.
 func (x *Index) RuleSet(id RuleSetID) (rules []Rule, ok bool) {
-	var o *ruleOwner
-	if id.Kind == KindProfile {
-		if p := x.profiles[id.Name]; p != nil {
-			o = &p.ruleOwner
-		}
-	} else if p := x.policies[policyKey{id.Namespace, id.Name}]; p != nil && p.kind() == id.Kind {
-		o = &p.ruleOwner
-	}
+	o := x.owner(id)
 	if o == nil || !o.has[id.Dir] {
 		return nil, false
 	}
 	return o.rules[id.Dir], true
+}
+
+// owner returns the policy or profile a rule set belongs to, nil if there is none.
+func (x *Index) owner(id RuleSetID) *ruleOwner {
+	if id.Kind == KindProfile {
+		if p := x.profiles[id.Name]; p != nil {
+			return &p.ruleOwner
+		}
+	} else if p := x.policies[policyKey{id.Namespace, id.Name}]; p != nil && p.kind() == id.Kind {
+		return &p.ruleOwner
+	}
+	return nil
 }
 
 // Interface returns the local endpoint using an interface. Should two claim it, the one with the

@@ -1,8 +1,9 @@
 // Package policy computes what Calico network policy means for this host, without touching the kernel:
 // from workload endpoints (of every node), profiles, tiers, NetworkPolicies and GlobalNetworkPolicies it
 // derives, for each local endpoint and direction, the ordered list of policies and profiles that decide
-// its traffic (a Plan); for each policy and profile, its rules with selectors resolved to IP sets; and for
-// each selector used in a rule, the set of addresses of the endpoints it matches.
+// its traffic (a Plan); for each active policy and profile (one a local endpoint's plan uses), its rules
+// with selectors resolved to IP sets; and for each selector used in an active rule, the set of addresses
+// of the endpoints (of any node) it matches.
 //
 // The Index is incremental, as Felix's calculation graph is: a label change re-evaluates the selectors
 // against that one endpoint, and TakeChanges reports only the sets, rule lists and interfaces whose

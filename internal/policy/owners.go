@@ -12,9 +12,11 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/selector"
 )
 
-// ruleOwner is what policies and profiles share: resolved rules per direction and the sets they use.
+// ruleOwner is what policies and profiles share: their rules as written and, while active, resolved
+// per direction, with the sets they use.
 type ruleOwner struct {
 	ids        [2]RuleSetID
+	spec       ruleSpec
 	has        [2]bool // a direction's rules exist (a policy's types may leave one out)
 	rules      [2][]Rule
 	sets       []string // IDs acquired for the rules, one per use
@@ -29,29 +31,37 @@ func (o *ruleOwner) ruleSetIDs(fn func(RuleSetID)) {
 	}
 }
 
-// setRules replaces the owner's rules (has says which directions exist), acquiring the new sets before
+// ruleSpec is an owner's rules as written: has says which directions exist; namespace is a
+// NetworkPolicy's.
+type ruleSpec struct {
+	has       [2]bool
+	rules     [2][]api.Rule
+	namespace string
+}
+
+// setRules replaces the owner's resolved rules with those of spec, acquiring the new sets before
 // releasing the old so that sets still in use are never recreated.
-func (x *Index) setRules(o *ruleOwner, has [2]bool, rules [2][]api.Rule, namespace string) {
+func (x *Index) setRules(o *ruleOwner, spec ruleSpec) {
 	old := o.sets
 	o.sets = nil
 	for _, d := range Directions {
 		var out []Rule
 		var warnings []string
-		if has[d] {
+		if spec.has[d] {
 			var resolved []resolvedRule
-			resolved, warnings = resolveRules(o.ids[d], rules[d], namespace)
+			resolved, warnings = resolveRules(o.ids[d], spec.rules[d], spec.namespace)
 			for _, rr := range resolved {
 				o.acquireSets(x, &rr)
 				out = append(out, rr.Rule)
 			}
 		}
-		if has[d] != o.has[d] || !reflect.DeepEqual(out, o.rules[d]) {
+		if spec.has[d] != o.has[d] || !reflect.DeepEqual(out, o.rules[d]) {
 			x.changes.RuleSets[o.ids[d]] = struct{}{}
 			// Reported when what is enforced changes, so an unchanged policy is not logged again.
 			x.changes.Warnings = append(x.changes.Warnings, warnings...)
 		}
 		x.unenforced += len(warnings) - o.unenforced[d]
-		o.has[d], o.rules[d], o.unenforced[d] = has[d], out, len(warnings)
+		o.has[d], o.rules[d], o.unenforced[d] = spec.has[d], out, len(warnings)
 	}
 	for _, id := range old {
 		x.releaseSet(id)
@@ -108,13 +118,13 @@ func (x *Index) SetProfile(name string, p *api.Profile) {
 			e.ids[d] = RuleSetID{Kind: KindProfile, Name: name, Dir: d}
 		}
 	}
-	var has [2]bool
-	var rules [2][]api.Rule
+	e.spec = ruleSpec{}
 	var labels map[string]string
 	if p != nil {
-		has, rules, labels = [2]bool{true, true}, [2][]api.Rule{p.Spec.Ingress, p.Spec.Egress}, p.Spec.LabelsToApply
+		e.spec = ruleSpec{has: [2]bool{true, true}, rules: [2][]api.Rule{p.Spec.Ingress, p.Spec.Egress}}
+		labels = p.Spec.LabelsToApply
 	}
-	x.setRules(&e.ruleOwner, has, rules, "")
+	x.resolve(&e.ruleOwner)
 	labelsChanged := !maps.Equal(labels, e.labels)
 	e.labels = maps.Clone(labels)
 	if p == nil {
@@ -194,14 +204,14 @@ func (x *Index) SetPolicy(namespace, name string, spec *api.PolicySpec) {
 		snapshot := *e
 		before = &snapshot
 	}
-	var has [2]bool
-	var rules [2][]api.Rule
+	e.spec = ruleSpec{}
 	if spec != nil {
 		x.place(e, spec)
-		has = e.types
-		rules = [2][]api.Rule{spec.Ingress, spec.Egress}
+		e.spec = ruleSpec{has: e.types, rules: [2][]api.Rule{spec.Ingress, spec.Egress}, namespace: namespace}
 	}
-	x.setRules(&e.ruleOwner, has, rules, namespace)
+	// Resolved now if active; the replanning below activates or deactivates it (a deleted one's spec has
+	// no rules, so its sets go here).
+	x.resolve(&e.ruleOwner)
 	after := e
 	if spec == nil {
 		delete(x.policies, key)

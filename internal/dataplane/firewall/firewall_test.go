@@ -42,12 +42,25 @@ func mustExec(t *testing.T, ns string, args ...string) string {
 func workloadIndex(w []linktest.Workload, profiles ...string) *policy.Index {
 	idx := policy.NewIndex("host")
 	for _, wl := range w {
-		wep := &api.WorkloadEndpoint{Spec: api.WorkloadEndpointSpec{Node: "host", InterfaceName: wl.HostIface,
-			IPNetworks: []string{wl.IPv4.String() + "/32", wl.IPv6.String() + "/128"}, Profiles: profiles}}
-		wep.Namespace = "libnetwork"
-		idx.SetEndpoint(wl.HostIface, wep)
+		idx.SetEndpoint(wl.HostIface, workloadEndpoint(wl, nil, profiles...))
 	}
 	return idx
+}
+
+// workloadEndpoint is the endpoint of a workload on node "host".
+func workloadEndpoint(wl linktest.Workload, labels map[string]string, profiles ...string) *api.WorkloadEndpoint {
+	wep := &api.WorkloadEndpoint{Spec: api.WorkloadEndpointSpec{Node: "host", InterfaceName: wl.HostIface,
+		IPNetworks: []string{wl.IPv4.String() + "/32", wl.IPv6.String() + "/128"}, Profiles: profiles}}
+	wep.Namespace, wep.Labels = "libnetwork", labels
+	return wep
+}
+
+// applyChanges programs what changed in idx.
+func applyChanges(t *testing.T, f *Firewall, idx *policy.Index) {
+	t.Helper()
+	if err := f.ApplyPolicy(idx, idx.TakeChanges()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // allowAll programs a policy under which the workloads may send and receive anything.
@@ -56,9 +69,7 @@ func allowAll(t *testing.T, f *Firewall, w []linktest.Workload) *policy.Index {
 	idx := workloadIndex(w, "open")
 	idx.SetProfile("open", &api.Profile{Spec: api.ProfileSpec{
 		Ingress: []api.Rule{{Action: api.ActionAllow}}, Egress: []api.Rule{{Action: api.ActionAllow}}}})
-	if err := f.ApplyPolicy(idx, idx.TakeChanges()); err != nil {
-		t.Fatal(err)
-	}
+	applyChanges(t, f, idx)
 	return idx
 }
 
@@ -312,25 +323,13 @@ func TestApplyPolicyIncrementally(t *testing.T) {
 	order := 1.0
 	idx.SetPolicy("", "from-web", &api.PolicySpec{Order: &order, Selector: "all()", Types: []string{"Ingress"},
 		Ingress: []api.Rule{{Action: api.ActionAllow, Source: api.EntityRule{Selector: "role == 'web'"}}}})
-	apply := func() {
-		t.Helper()
-		if err := f.ApplyPolicy(idx, idx.TakeChanges()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	apply()
+	applyChanges(t, f, idx)
 	webSet := setName(selector.MustParse("role == 'web'").UniqueID(), 4)
 	expectSet(t, host, webSet)
 
-	relabel := func(wl linktest.Workload, labels map[string]string) {
-		wep := &api.WorkloadEndpoint{Spec: api.WorkloadEndpointSpec{Node: "host", InterfaceName: wl.HostIface,
-			IPNetworks: []string{wl.IPv4.String() + "/32", wl.IPv6.String() + "/128"}, Profiles: []string{"open"}}}
-		wep.Namespace, wep.Labels = "libnetwork", labels
-		idx.SetEndpoint(wl.HostIface, wep)
-	}
 	before := mustExec(t, host, "nft", "-a", "-t", "list", "table", "inet", "calico")
-	relabel(w[1], map[string]string{"role": "web"})
-	apply()
+	idx.SetEndpoint(w[1].HostIface, workloadEndpoint(w[1], map[string]string{"role": "web"}, "open"))
+	applyChanges(t, f, idx)
 	expectSet(t, host, webSet, w[1].IPv4.String())
 	if after := mustExec(t, host, "nft", "-a", "-t", "list", "table", "inet", "calico"); after != before {
 		t.Errorf("a set member change rewrote chains:\n%s\nwas:\n%s", after, before)
@@ -372,6 +371,47 @@ func TestApplyPolicyIncrementally(t *testing.T) {
 	if got := mustExec(t, host, "nft", "list", "chains"); strings.Contains(got, "pi-from-web") {
 		t.Errorf("stale policy chain survived:\n%s", got)
 	}
+	expectReachable(t, w, true)
+}
+
+// A policy that applies to no local workload is not programmed: a workload gaining its label brings its
+// chain and set (in the transaction that makes the workload's plan jump there), losing it takes them away.
+func TestOnlyActivePolicyProgrammed(t *testing.T) {
+	host, w := linktest.Routed(t, "cali")
+	f := newInNS(t, host)
+	if err := f.Ensure(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	idx := allowAll(t, f, w)
+	order := 1.0
+	idx.SetPolicy("", "deny-db", &api.PolicySpec{Order: &order, Selector: "role == 'db'", Types: []string{"Ingress"},
+		Ingress: []api.Rule{{Action: api.ActionDeny, Source: api.EntityRule{Selector: "has(client)"}}, {Action: api.ActionAllow}}})
+	applyChanges(t, f, idx)
+	chain := ruleSetChain(policy.RuleSetID{Kind: policy.KindGlobalPolicy, Name: "deny-db", Dir: policy.Ingress})
+	clients := setName(selector.MustParse("has(client)").UniqueID(), 4)
+	expectAbsent := func() {
+		t.Helper()
+		if got := mustExec(t, host, "nft", "list", "table", "inet", "calico"); strings.Contains(got, chain) || strings.Contains(got, clients) {
+			t.Errorf("inactive policy programmed:\n%s", got)
+		}
+	}
+	expectAbsent()
+
+	idx.SetEndpoint(w[0].HostIface, workloadEndpoint(w[0], map[string]string{"client": ""}, "open"))
+	idx.SetEndpoint(w[1].HostIface, workloadEndpoint(w[1], map[string]string{"role": "db"}, "open"))
+	applyChanges(t, f, idx)
+	mustExec(t, host, "nft", "list", "chain", "inet", "calico", chain)
+	expectSet(t, host, clients, w[0].IPv4.String())
+	if linktest.Ping(w[0].NS, w[1].IPv4) == nil {
+		t.Error("a client reaches the db past the policy")
+	}
+	if err := linktest.Ping(w[1].NS, w[0].IPv4); err != nil {
+		t.Errorf("the db cannot reach the client: %v", err)
+	}
+
+	idx.SetEndpoint(w[1].HostIface, workloadEndpoint(w[1], nil, "open"))
+	applyChanges(t, f, idx)
+	expectAbsent()
 	expectReachable(t, w, true)
 }
 
