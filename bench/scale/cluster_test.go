@@ -11,7 +11,8 @@ import (
 
 // The simulated cluster is what the daemon would read: every object passes Calico's validation, keys and
 // addresses are unique, addresses lie in their node's blocks, the policies give sets from a few members to
-// a large share of the cluster, and the probe set holds the probe endpoint's address exactly while its
+// a large share of the cluster (seen from the nodes whose endpoints they select: a node programs only the
+// policies of its own endpoints), and the probe set holds the probe endpoint's address exactly while its
 // label is on.
 func TestSimulatedCluster(t *testing.T) {
 	c, err := newCluster(sizes{Nodes: 20, Endpoints: 4000, Policies: 200, Local: 10})
@@ -19,6 +20,10 @@ func TestSimulatedCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	idx := policy.NewIndex(localNode)
+	everyNode := []*policy.Index{idx} // what each node programs
+	for n := range c.remote {
+		everyNode = append(everyNode, policy.NewIndex(c.nodeName(n)))
+	}
 	keys, addrs := map[string]bool{}, map[netip.Addr]bool{}
 	add := func(o api.Object) {
 		t.Helper()
@@ -31,20 +36,24 @@ func TestSimulatedCluster(t *testing.T) {
 		}
 		keys[op.Key] = true
 		m := o.GetObjectMeta()
-		switch o := o.(type) {
-		case *api.WorkloadEndpoint:
-			p, err := api.ParseIPNetwork(o.Spec.IPNetworks[0])
+		if w, ok := o.(*api.WorkloadEndpoint); ok {
+			p, err := api.ParseIPNetwork(w.Spec.IPNetworks[0])
 			if err != nil || addrs[p.Addr()] {
-				t.Fatalf("endpoint %s: address %s taken or invalid (%v)", o.Name, o.Spec.IPNetworks[0], err)
+				t.Fatalf("endpoint %s: address %s taken or invalid (%v)", w.Name, w.Spec.IPNetworks[0], err)
 			}
 			addrs[p.Addr()] = true
-			idx.SetEndpoint(op.Key, o)
-		case *api.Profile:
-			idx.SetProfile(m.Name, o)
-		case *api.NetworkPolicy:
-			idx.SetPolicy(m.Namespace, m.Name, &o.Spec)
-		case *api.GlobalNetworkPolicy:
-			idx.SetPolicy("", m.Name, &o.Spec)
+		}
+		for _, idx := range everyNode {
+			switch o := o.(type) {
+			case *api.WorkloadEndpoint:
+				idx.SetEndpoint(op.Key, o)
+			case *api.Profile:
+				idx.SetProfile(m.Name, o)
+			case *api.NetworkPolicy:
+				idx.SetPolicy(m.Namespace, m.Name, &o.Spec)
+			case *api.GlobalNetworkPolicy:
+				idx.SetPolicy("", m.Name, &o.Spec)
+			}
 		}
 	}
 	for _, o := range c.profiles() {
@@ -88,10 +97,19 @@ func TestSimulatedCluster(t *testing.T) {
 			kind = policy.KindPolicy
 		}
 		for _, d := range policy.Directions {
-			rules, _ := idx.RuleSet(policy.RuleSetID{Kind: kind, Namespace: m.Namespace, Name: m.Name, Dir: d})
+			// The first node that programs the policy shows its sets; they are the same on every one.
+			id := policy.RuleSetID{Kind: kind, Namespace: m.Namespace, Name: m.Name, Dir: d}
+			var node *policy.Index
+			var rules []policy.Rule
+			for _, x := range everyNode {
+				if rs, ok := x.RuleSet(id); ok {
+					node, rules = x, rs
+					break
+				}
+			}
 			for _, r := range rules {
 				for _, set := range append([]string{r.Src.Set, r.Dst.Set}, r.Dst.NamedPorts...) {
-					members, _ := idx.Set(set)
+					members, _ := node.Set(set)
 					switch {
 					case set == "":
 					case len(members) <= c.Endpoints/20:
