@@ -35,10 +35,16 @@ func WorkloadEndpointName(spec WorkloadEndpointSpec) (string, error) {
 		if strings.HasPrefix(s, "-") || strings.HasSuffix(s, "-") {
 			return "", fmt.Errorf("workload endpoint name: spec.%s %q may not begin or end with '-'", fields[i], s)
 		}
-		escaped[i] = strings.ReplaceAll(s, "-", "--")
+		escaped[i] = escapeSegment(s)
 	}
 	return strings.Join(escaped, "-"), nil
 }
+
+// EndpointNamePrefix is how the names of a node's workload endpoints begin (those of a few other nodes
+// may too: "a-" begins "a--b-...", of node a-b).
+func EndpointNamePrefix(node string) string { return escapeSegment(node) + "-" }
+
+func escapeSegment(s string) string { return strings.ReplaceAll(s, "-", "--") }
 
 // LibnetworkEndpoint builds the identifying part of a libnetwork workload endpoint.
 func LibnetworkEndpoint(node, endpointID string) (*WorkloadEndpoint, error) {

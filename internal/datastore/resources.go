@@ -60,7 +60,12 @@ func (s *Store) GetResource(ctx context.Context, kind api.KindInfo, namespace, n
 // ListResources lists a kind (all namespaces when namespace is empty). Values that fail to decode are
 // skipped and reported in the returned error only if nothing else could be read.
 func (s *Store) ListResources(ctx context.Context, kind api.KindInfo, namespace string) ([]api.Object, int64, error) {
-	kvs, rev, err := s.List(ctx, KindPrefix(kind, namespace))
+	return s.listResources(ctx, kind, KindPrefix(kind, namespace))
+}
+
+// listResources lists the resources of a kind whose keys begin with prefix, as ListResources.
+func (s *Store) listResources(ctx context.Context, kind api.KindInfo, prefix string) ([]api.Object, int64, error) {
+	kvs, rev, err := s.List(ctx, prefix)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -102,14 +107,17 @@ func List[T api.Object](ctx context.Context, s *Store, namespace string) ([]T, e
 }
 
 // LocalEndpoints lists the workload endpoints of node's Docker containers: the libnetwork ones on that node.
+// Only keys with the node's name prefix are read (see api.EndpointNamePrefix), so its cost follows the
+// node's endpoints, not the cluster's.
 func LocalEndpoints(ctx context.Context, s *Store, node string) ([]*api.WorkloadEndpoint, error) {
-	weps, err := List[*api.WorkloadEndpoint](ctx, s, api.NamespaceLibnetwork)
+	kind := api.KindOf(&api.WorkloadEndpoint{})
+	objs, _, err := s.listResources(ctx, kind, KindPrefix(kind, api.NamespaceLibnetwork)+api.EndpointNamePrefix(node))
 	if err != nil {
 		return nil, err
 	}
 	var local []*api.WorkloadEndpoint
-	for _, w := range weps {
-		if w.Spec.Node == node && w.Spec.Orchestrator == api.OrchestratorLibnetwork {
+	for _, o := range objs {
+		if w := o.(*api.WorkloadEndpoint); w.Spec.Node == node && w.Spec.Orchestrator == api.OrchestratorLibnetwork {
 			local = append(local, w)
 		}
 	}

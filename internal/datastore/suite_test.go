@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +38,7 @@ func runSuite(t *testing.T, s *Store, srv server) {
 	}
 	t.Run("CRUD", func(t *testing.T) { testCRUD(t, s) })
 	t.Run("NamespacedAndList", func(t *testing.T) { testNamespacedAndList(t, s) })
+	t.Run("LocalEndpoints", func(t *testing.T) { testLocalEndpoints(t, s) })
 	t.Run("StoredJSON", func(t *testing.T) { testStoredJSON(t, s) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, s) })
 	t.Run("Apply", func(t *testing.T) { testApply(t, s) })
@@ -194,6 +196,34 @@ func testCRUD(t *testing.T, s *Store) {
 	}
 	if cur, _ := Get[*api.Profile](ctx, s, "", "crud-net"); rv(t, cur) != updated {
 		t.Error("invalid update was written")
+	}
+}
+
+// LocalEndpoints reads only the keys of its node's name prefix, which another node's may share ("le-p-"
+// begins "le--p--2-..."), and returns exactly that node's libnetwork endpoints.
+func testLocalEndpoints(t *testing.T, s *Store) {
+	ctx := ctxT(t)
+	for i, node := range []string{"le-p", "le-p-2", "le", "le-p"} {
+		wep, err := api.LibnetworkEndpoint(node, strings.Repeat(strconv.Itoa(i), 64))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wep.Spec.IPNetworks = []string{fmt.Sprintf("192.168.8.%d/32", i)}
+		wep.Spec.InterfaceName = api.LibnetworkInterface(wep.Spec.Endpoint)
+		if err := s.Create(ctx, wep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	weps, err := LocalEndpoints(ctx, s, "le-p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, w := range weps {
+		ids = append(ids, w.Spec.Endpoint[:1])
+	}
+	if slices.Sort(ids); !slices.Equal(ids, []string{"0", "3"}) {
+		t.Errorf("LocalEndpoints(le-p) = endpoints %v, want 0 and 3", ids)
 	}
 }
 

@@ -137,7 +137,7 @@ func (d *Driver) runEndpointCollector(ctx context.Context) {
 }
 
 func (d *Driver) collectEndpoints(ctx context.Context, s *staleEndpoints, now time.Time) error {
-	weps, err := datastore.List[*api.WorkloadEndpoint](ctx, d.store, api.NamespaceLibnetwork)
+	weps, err := datastore.LocalEndpoints(ctx, d.store, d.cfg.Node)
 	if err != nil {
 		return err
 	}
@@ -150,7 +150,7 @@ func (d *Driver) collectEndpoints(ctx context.Context, s *staleEndpoints, now ti
 	var errs []error
 	for _, w := range weps {
 		id := w.Spec.Endpoint
-		if w.Spec.Node != d.cfg.Node || w.Spec.Orchestrator != api.OrchestratorLibnetwork || !api.IsDockerID(id) {
+		if !api.IsDockerID(id) {
 			continue
 		}
 		if err := api.Validate(w); err != nil {
