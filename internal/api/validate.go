@@ -161,27 +161,35 @@ func (v *validator) check(field string, ok bool, reason string) {
 	}
 }
 
+// checkf is check with a reason formatted only when it is needed: most resources pass, and formatting
+// every reason was most of the garbage of reading a large cluster.
+func (v *validator) checkf(field string, ok bool, format string, args ...any) {
+	if !ok && v.err == nil {
+		v.check(field, false, fmt.Sprintf(format, args...))
+	}
+}
+
 func (v *validator) ipPool(s *IPPoolSpec) {
 	prefix, err := netip.ParsePrefix(s.CIDR)
 	if err != nil {
-		v.check("spec.cidr", false, fmt.Sprintf("%q is not a valid CIDR", s.CIDR))
+		v.checkf("spec.cidr", false, "%q is not a valid CIDR", s.CIDR)
 		return
 	}
-	v.check("spec.cidr", prefix == prefix.Masked(), fmt.Sprintf("%q has host bits set (did you mean %s?)", s.CIDR, prefix.Masked()))
+	v.checkf("spec.cidr", prefix == prefix.Masked(), "%q has host bits set (did you mean %s?)", s.CIDR, prefix.Masked())
 	lo, hi := 20, 32
 	if prefix.Addr().Is6() {
 		lo, hi = 116, 128
 	}
-	v.check("spec.blockSize", s.BlockSize >= lo && s.BlockSize <= hi, fmt.Sprintf("%d is out of range: must be %d to %d", s.BlockSize, lo, hi))
-	v.check("spec.blockSize", s.BlockSize >= prefix.Bits(), fmt.Sprintf("%d is larger than the pool itself (/%d)", s.BlockSize, prefix.Bits()))
+	v.checkf("spec.blockSize", s.BlockSize >= lo && s.BlockSize <= hi, "%d is out of range: must be %d to %d", s.BlockSize, lo, hi)
+	v.checkf("spec.blockSize", s.BlockSize >= prefix.Bits(), "%d is larger than the pool itself (/%d)", s.BlockSize, prefix.Bits())
 	for _, m := range []struct{ field, mode string }{{"spec.ipipMode", s.IPIPMode}, {"spec.vxlanMode", s.VXLANMode}} {
-		v.check(m.field, slices.Contains([]string{EncapNever, EncapAlways, EncapCrossSubnet}, m.mode), fmt.Sprintf("%q must be Never, Always or CrossSubnet", m.mode))
+		v.checkf(m.field, slices.Contains([]string{EncapNever, EncapAlways, EncapCrossSubnet}, m.mode), "%q must be Never, Always or CrossSubnet", m.mode)
 	}
 	v.check("spec.ipipMode", s.IPIPMode == EncapNever || s.VXLANMode == EncapNever, "IPIP and VXLAN cannot both be enabled on one pool")
-	v.check("spec.assignmentMode", s.AssignmentMode == AssignAutomatic || s.AssignmentMode == AssignManual, fmt.Sprintf("%q must be Automatic or Manual", s.AssignmentMode))
+	v.checkf("spec.assignmentMode", s.AssignmentMode == AssignAutomatic || s.AssignmentMode == AssignManual, "%q must be Automatic or Manual", s.AssignmentMode)
 	v.selector("spec.nodeSelector", s.NodeSelector)
 	for _, use := range s.AllowedUses {
-		v.check("spec.allowedUses", slices.Contains([]string{"Workload", "Tunnel", "LoadBalancer"}, use), fmt.Sprintf("%q must be Workload, Tunnel or LoadBalancer", use))
+		v.checkf("spec.allowedUses", slices.Contains([]string{"Workload", "Tunnel", "LoadBalancer"}, use), "%q must be Workload, Tunnel or LoadBalancer", use)
 	}
 }
 
@@ -193,7 +201,7 @@ func (v *validator) felixConfiguration(s *FelixConfigurationSpec) {
 		for _, a := range allowed {
 			ok = ok || strings.EqualFold(value, a)
 		}
-		v.check(field, ok, fmt.Sprintf("%q must be one of %s", value, strings.Join(allowed, ", ")))
+		v.checkf(field, ok, "%q must be one of %s", value, strings.Join(allowed, ", "))
 	}
 	oneOf("spec.logSeverityScreen", s.LogSeverityScreen, "Debug", "Info", "Warning", "Error", "Fatal")
 	oneOf("spec.defaultEndpointToHostAction", s.DefaultEndpointToHostAction, "Drop", "Accept", "Return")
@@ -201,14 +209,14 @@ func (v *validator) felixConfiguration(s *FelixConfigurationSpec) {
 	oneOf("spec.iptablesBackend", s.IptablesBackend, "Legacy", "NFT", "Auto")
 	oneOf("spec.nftablesMode", s.NFTablesMode, "Disabled", "Enabled", "Auto")
 	oneOf("spec.routeSource", s.RouteSource, "CalicoIPAM", "WorkloadIPs")
-	v.check("spec.interfacePrefix", s.InterfacePrefix == "" || ifacePrefixRE.MatchString(s.InterfacePrefix),
-		fmt.Sprintf("%q must be interface name prefixes (letters and digits) separated by commas", s.InterfacePrefix))
+	v.checkf("spec.interfacePrefix", s.InterfacePrefix == "" || ifacePrefixRE.MatchString(s.InterfacePrefix),
+		"%q must be interface name prefixes (letters and digits) separated by commas", s.InterfacePrefix)
 	if s.ReportingInterval != "" {
 		_, err := time.ParseDuration(s.ReportingInterval)
-		v.check("spec.reportingInterval", err == nil, fmt.Sprintf("%q is not a duration", s.ReportingInterval))
+		v.checkf("spec.reportingInterval", err == nil, "%q is not a duration", s.ReportingInterval)
 	}
 	inRange := func(field string, n *int, lo, hi int) {
-		v.check(field, n == nil || (*n >= lo && *n <= hi), fmt.Sprintf("must be %d to %d", lo, hi))
+		v.checkf(field, n == nil || (*n >= lo && *n <= hi), "must be %d to %d", lo, hi)
 	}
 	inRange("spec.vxlanPort", s.VXLANPort, 1, 65535)
 	inRange("spec.vxlanVNI", s.VXLANVNI, 1, 1<<24-1)
@@ -218,14 +226,14 @@ func (v *validator) felixConfiguration(s *FelixConfigurationSpec) {
 	inRange("spec.deviceRouteProtocol", s.DeviceRouteProtocol, 0, 255)
 	if s.NATOutgoingAddress != "" {
 		a, err := netip.ParseAddr(s.NATOutgoingAddress)
-		v.check("spec.natOutgoingAddress", err == nil && a.Is4(), fmt.Sprintf("%q is not an IPv4 address", s.NATOutgoingAddress))
+		v.checkf("spec.natOutgoingAddress", err == nil && a.Is4(), "%q is not an IPv4 address", s.NATOutgoingAddress)
 	}
 }
 
 func (v *validator) labels(field string, labels map[string]string) {
 	for k, val := range labels {
-		v.check(field, validLabelKey(k), fmt.Sprintf("invalid label key %q", k))
-		v.check(field, validLabelValue(val), fmt.Sprintf("label %q: invalid value %q (at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit)", k, val))
+		v.checkf(field, validLabelKey(k), "invalid label key %q", k)
+		v.checkf(field, validLabelValue(val), "label %q: invalid value %q (at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit)", k, val)
 	}
 }
 
@@ -238,62 +246,62 @@ func (v *validator) workloadEndpoint(r *WorkloadEndpoint) {
 		{"spec.orchestrator", s.Orchestrator}, {"spec.workload", s.Workload}, {"spec.node", s.Node},
 		{"spec.pod", s.Pod}, {"spec.endpoint", s.Endpoint}, {"spec.serviceAccountName", s.ServiceAccountName},
 	} {
-		v.check(f.field, f.value == "" || subdomainRE.MatchString(f.value),
-			fmt.Sprintf("%q must be lower-case letters, digits, '.' or '-', each dot-separated part starting and ending with a letter or digit", f.value))
+		v.checkf(f.field, f.value == "" || subdomainRE.MatchString(f.value),
+			"%q must be lower-case letters, digits, '.' or '-', each dot-separated part starting and ending with a letter or digit", f.value)
 	}
 	want, err := WorkloadEndpointName(*s)
 	if err != nil {
 		v.check("metadata.name", false, err.Error())
 		return
 	}
-	v.check("metadata.name", r.Name == want, fmt.Sprintf("does not match the endpoint's identifiers (want %q)", want))
+	v.checkf("metadata.name", r.Name == want, "does not match the endpoint's identifiers (want %q)", want)
 	v.check("metadata.name", len(r.Name) <= 253, "longer than 253 characters")
-	v.check("spec.containerID", s.ContainerID == "" || containerIDRE.MatchString(s.ContainerID),
-		fmt.Sprintf("%q must be letters, digits or '-', starting and ending with a letter or digit", s.ContainerID))
+	v.checkf("spec.containerID", s.ContainerID == "" || containerIDRE.MatchString(s.ContainerID),
+		"%q must be letters, digits or '-', starting and ending with a letter or digit", s.ContainerID)
 	var networks []netip.Prefix
 	for _, n := range s.IPNetworks {
 		p, err := ParseIPNetwork(n)
-		v.check("spec.ipNetworks", err == nil && p.IsSingleIP(), fmt.Sprintf("%q must be one address (a.b.c.d, a.b.c.d/32 or an IPv6 /128)", n))
+		v.checkf("spec.ipNetworks", err == nil && p.IsSingleIP(), "%q must be one address (a.b.c.d, a.b.c.d/32 or an IPv6 /128)", n)
 		networks = append(networks, p)
 	}
 	for _, nat := range s.IPNATs {
 		in, okIn := parseIP(nat.InternalIP)
 		ext, okExt := parseIP(nat.ExternalIP)
-		v.check("spec.ipNATs", okIn && okExt && in.Is4() == ext.Is4(),
-			fmt.Sprintf("%q -> %q must be two addresses of one IP version", nat.InternalIP, nat.ExternalIP))
-		v.check("spec.ipNATs", slices.ContainsFunc(networks, func(p netip.Prefix) bool { return p.Contains(in) }),
-			fmt.Sprintf("internal address %q is not one of the endpoint's ipNetworks", nat.InternalIP))
+		v.checkf("spec.ipNATs", okIn && okExt && in.Is4() == ext.Is4(),
+			"%q -> %q must be two addresses of one IP version", nat.InternalIP, nat.ExternalIP)
+		v.checkf("spec.ipNATs", slices.ContainsFunc(networks, func(p netip.Prefix) bool { return p.Contains(in) }),
+			"internal address %q is not one of the endpoint's ipNetworks", nat.InternalIP)
 	}
 	if s.IPv4Gateway != "" {
 		a, ok := parseIP(s.IPv4Gateway)
-		v.check("spec.ipv4Gateway", ok && a.Is4(), fmt.Sprintf("%q is not an IPv4 address", s.IPv4Gateway))
+		v.checkf("spec.ipv4Gateway", ok && a.Is4(), "%q is not an IPv4 address", s.IPv4Gateway)
 	}
 	if s.IPv6Gateway != "" {
 		a, ok := parseIP(s.IPv6Gateway)
-		v.check("spec.ipv6Gateway", ok && a.Is6(), fmt.Sprintf("%q is not an IPv6 address", s.IPv6Gateway))
+		v.checkf("spec.ipv6Gateway", ok && a.Is6(), "%q is not an IPv6 address", s.IPv6Gateway)
 	}
 	for _, p := range s.Profiles {
-		v.check("spec.profiles", profileNameRE.MatchString(p), fmt.Sprintf("%q is not a profile name", p))
+		v.checkf("spec.profiles", profileNameRE.MatchString(p), "%q is not a profile name", p)
 	}
-	v.check("spec.interfaceName", s.InterfaceName == "*" || interfaceRE.MatchString(s.InterfaceName),
-		fmt.Sprintf("%q must be 1-15 letters, digits, '_', '.' or '-'", s.InterfaceName))
+	v.checkf("spec.interfaceName", s.InterfaceName == "*" || interfaceRE.MatchString(s.InterfaceName),
+		"%q must be 1-15 letters, digits, '_', '.' or '-'", s.InterfaceName)
 	if s.MAC != "" {
 		_, err := net.ParseMAC(s.MAC)
-		v.check("spec.mac", err == nil, fmt.Sprintf("%q is not a MAC address", s.MAC))
+		v.checkf("spec.mac", err == nil, "%q is not a MAC address", s.MAC)
 	}
 	for i, port := range s.Ports {
 		f := fmt.Sprintf("spec.ports[%d]", i)
 		if port.Name == "" {
 			v.check(f+".name", port.HostPort != 0, "a port without a hostPort needs a name")
 		} else {
-			v.check(f+".name", len(port.Name) <= 15 && portNameRE.MatchString(port.Name) && strings.ContainsAny(port.Name, "abcdefghijklmnopqrstuvwxyz"),
-				fmt.Sprintf("%q must be at most 15 lower-case letters, digits and single inner '-', with a letter", port.Name))
+			v.checkf(f+".name", len(port.Name) <= 15 && portNameRE.MatchString(port.Name) && strings.ContainsAny(port.Name, "abcdefghijklmnopqrstuvwxyz"),
+				"%q must be at most 15 lower-case letters, digits and single inner '-', with a letter", port.Name)
 		}
-		v.check(f+".protocol", port.Protocol.SupportsPorts(), fmt.Sprintf("%s has no ports", port.Protocol))
+		v.checkf(f+".protocol", port.Protocol.SupportsPorts(), "%s has no ports", port.Protocol)
 		v.check(f+".port", port.Port > 0, "must be 1-65535")
 		if port.HostIP != "" {
 			p, err := ParseIPNetwork(port.HostIP)
-			v.check(f+".hostIP", err == nil && p == p.Masked(), fmt.Sprintf("%q is not an address or a network", port.HostIP))
+			v.checkf(f+".hostIP", err == nil && p == p.Masked(), "%q is not an address or a network", port.HostIP)
 		}
 	}
 }
@@ -303,7 +311,7 @@ func (v *validator) policy(s *PolicySpec) {
 	v.selector("spec.namespaceSelector", s.NamespaceSelector)
 	v.selector("spec.serviceAccountSelector", s.ServiceAccountSelector)
 	for _, t := range s.Types {
-		v.check("spec.types", t == PolicyTypeIngress || t == PolicyTypeEgress, fmt.Sprintf("%q must be Ingress or Egress", t))
+		v.checkf("spec.types", t == PolicyTypeIngress || t == PolicyTypeEgress, "%q must be Ingress or Egress", t)
 	}
 	v.rules("spec.ingress", s.Ingress)
 	v.rules("spec.egress", s.Egress)
@@ -312,12 +320,12 @@ func (v *validator) policy(s *PolicySpec) {
 func (v *validator) rules(field string, rules []Rule) {
 	for i, r := range rules {
 		f := fmt.Sprintf("%s[%d]", field, i)
-		v.check(f+".action", slices.Contains([]string{ActionAllow, ActionDeny, ActionLog, ActionPass}, r.Action), fmt.Sprintf("%q must be Allow, Deny, Log or Pass", r.Action))
+		v.checkf(f+".action", slices.Contains([]string{ActionAllow, ActionDeny, ActionLog, ActionPass}, r.Action), "%q must be Allow, Deny, Log or Pass", r.Action)
 		if r.IPVersion != nil {
-			v.check(f+".ipVersion", *r.IPVersion == 4 || *r.IPVersion == 6, fmt.Sprintf("%d must be 4 or 6", *r.IPVersion))
+			v.checkf(f+".ipVersion", *r.IPVersion == 4 || *r.IPVersion == 6, "%d must be 4 or 6", *r.IPVersion)
 			if r.Protocol != nil {
 				n := r.Protocol.NumberValue()
-				v.check(f+".ipVersion", (n != 1 || *r.IPVersion == 4) && (n != 58 || *r.IPVersion == 6), fmt.Sprintf("%d does not match protocol %s", *r.IPVersion, r.Protocol))
+				v.checkf(f+".ipVersion", (n != 1 || *r.IPVersion == 4) && (n != 58 || *r.IPVersion == 6), "%d does not match protocol %s", *r.IPVersion, r.Protocol)
 			}
 		}
 		hasPorts := len(r.Source.Ports)+len(r.Source.NotPorts)+len(r.Destination.Ports)+len(r.Destination.NotPorts) > 0
@@ -346,7 +354,7 @@ func (v *validator) rules(field string, rules []Rule) {
 				if err != nil {
 					_, err = netip.ParseAddr(n)
 				}
-				v.check(f+side+".nets", err == nil, fmt.Sprintf("%q is not a valid CIDR", n))
+				v.checkf(f+side+".nets", err == nil, "%q is not a valid CIDR", n)
 			}
 		}
 	}
@@ -363,5 +371,5 @@ func (v *validator) optionalPrefix(field, value string) {
 		return
 	}
 	_, err := netip.ParsePrefix(value)
-	v.check(field, err == nil, fmt.Sprintf("%q is not an address with prefix length", value))
+	v.checkf(field, err == nil, "%q is not an address with prefix length", value)
 }
