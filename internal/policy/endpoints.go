@@ -118,18 +118,23 @@ func (x *Index) unlinkIface(ep *endpoint, iface string) {
 }
 
 // effectiveLabels are the endpoint's own labels plus its profiles' labelsToApply: the endpoint's value
-// wins, and among profiles the first one listing a key.
+// wins, and among profiles the first one listing a key. Label maps are never changed in place, so an
+// endpoint whose profiles add no label shares its own map.
 func (x *Index) effectiveLabels(ep *endpoint) map[string]string {
-	labels := maps.Clone(ep.own)
-	if labels == nil {
-		labels = map[string]string{}
-	}
+	labels, shared := ep.own, true
 	for _, name := range ep.profiles {
 		if p := x.profiles[name]; p != nil {
 			for k, v := range p.labels {
-				if _, taken := labels[k]; !taken {
-					labels[k] = v
+				if _, taken := labels[k]; taken {
+					continue
 				}
+				if shared {
+					labels, shared = maps.Clone(ep.own), false
+					if labels == nil {
+						labels = map[string]string{}
+					}
+				}
+				labels[k] = v
 			}
 		}
 	}
