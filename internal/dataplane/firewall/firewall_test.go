@@ -63,6 +63,17 @@ func applyChanges(t *testing.T, f *Firewall, idx *policy.Index) {
 	}
 }
 
+// openFirewall is a firewall ensured in a routed namespace whose workloads are all on an allow-all profile.
+func openFirewall(t *testing.T) (host string, w []linktest.Workload, f *Firewall, idx *policy.Index) {
+	t.Helper()
+	host, w = linktest.Routed(t, "cali")
+	f = newInNS(t, host)
+	if err := f.Ensure(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return host, w, f, allowAll(t, f, w)
+}
+
 // allowAll programs a policy under which the workloads may send and receive anything.
 func allowAll(t *testing.T, f *Firewall, w []linktest.Workload) *policy.Index {
 	t.Helper()
@@ -314,12 +325,7 @@ func second[T any](_ T, err error) error { return err }
 // A label change that only moves an address between sets writes set elements and nothing else; a new
 // process drops what the datastore no longer has; a set element removed behind our back comes back.
 func TestApplyPolicyIncrementally(t *testing.T) {
-	host, w := linktest.Routed(t, "cali")
-	f := newInNS(t, host)
-	if err := f.Ensure(Options{}); err != nil {
-		t.Fatal(err)
-	}
-	idx := allowAll(t, f, w)
+	host, w, f, idx := openFirewall(t)
 	order := 1.0
 	idx.SetPolicy("", "from-web", &api.PolicySpec{Order: &order, Selector: "all()", Types: []string{"Ingress"},
 		Ingress: []api.Rule{{Action: api.ActionAllow, Source: api.EntityRule{Selector: "role == 'web'"}}}})
@@ -377,12 +383,7 @@ func TestApplyPolicyIncrementally(t *testing.T) {
 // A policy that applies to no local workload is not programmed: a workload gaining its label brings its
 // chain and set (in the transaction that makes the workload's plan jump there), losing it takes them away.
 func TestOnlyActivePolicyProgrammed(t *testing.T) {
-	host, w := linktest.Routed(t, "cali")
-	f := newInNS(t, host)
-	if err := f.Ensure(Options{}); err != nil {
-		t.Fatal(err)
-	}
-	idx := allowAll(t, f, w)
+	host, w, f, idx := openFirewall(t)
 	order := 1.0
 	idx.SetPolicy("", "deny-db", &api.PolicySpec{Order: &order, Selector: "role == 'db'", Types: []string{"Ingress"},
 		Ingress: []api.Rule{{Action: api.ActionDeny, Source: api.EntityRule{Selector: "has(client)"}}, {Action: api.ActionAllow}}})
@@ -527,12 +528,7 @@ func TestDockerUserRulesApplyToWorkloads(t *testing.T) {
 // A named-port set reads back from the kernel as written (so no drift is seen where there is none), and
 // an element deleted by hand is restored.
 func TestNamedPortSetDrift(t *testing.T) {
-	host, w := linktest.Routed(t, "cali")
-	f := newInNS(t, host)
-	if err := f.Ensure(Options{}); err != nil {
-		t.Fatal(err)
-	}
-	idx := allowAll(t, f, w)
+	host, w, f, idx := openFirewall(t)
 	wep := &api.WorkloadEndpoint{Spec: api.WorkloadEndpointSpec{Node: "host", InterfaceName: w[1].HostIface,
 		IPNetworks: []string{w[1].IPv4.String() + "/32"}, Profiles: []string{"open"},
 		Ports: []api.EndpointPort{{Name: "http", Protocol: api.Protocol{Name: "TCP"}, Port: 8080}}}}

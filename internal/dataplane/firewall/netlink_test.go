@@ -74,12 +74,7 @@ func noDrift(t *testing.T, host string, f *Firewall) {
 // deleted from a map by hand is found too; the next Ensure, which the agent runs every resync period,
 // restores each.
 func TestHandEditedRuleRestored(t *testing.T) {
-	host, w := linktest.Routed(t, "cali")
-	f := newInNS(t, host)
-	if err := f.Ensure(Options{}); err != nil {
-		t.Fatal(err)
-	}
-	idx := allowAll(t, f, w)
+	host, w, f, idx := openFirewall(t)
 	everyConstruct(idx, w)
 	if err := f.ApplyPolicy(idx, idx.TakeChanges()); err != nil {
 		t.Fatal(err)
