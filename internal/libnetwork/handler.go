@@ -169,9 +169,17 @@ func withoutRequest[Resp any](fn func(context.Context) (*Resp, error)) call {
 }
 
 // constant validates the request and answers resp without involving the
-// driver, for optional calls the driver does not implement.
+// driver, for optional calls the driver does not implement. Having nothing to
+// act on, it also answers a call resent without its body (see errEmptyBody).
 func constant[Req, Resp any](resp *Resp) call {
-	return withRequest(func(context.Context, *Req) (*Resp, error) { return resp, nil })
+	return func(_ context.Context, body []byte) (any, error) {
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := decode(body, new(Req)); err != nil {
+				return nil, err
+			}
+		}
+		return resp, nil
+	}
 }
 
 // result turns a nil response into `{}` rather than `null`, which not every
@@ -186,11 +194,17 @@ func result[Resp any](resp *Resp, err error) (any, error) {
 	return resp, nil
 }
 
-// decode accepts an empty body as the zero request. Unknown fields are
-// allowed so that newer Docker versions keep working.
+// errEmptyBody refuses a call that arrives without its arguments. Docker sends
+// one when a plugin stops while answering: its plugin client retries with the
+// request body the first attempt already consumed. Acting on the blank
+// request would use empty IDs and pool names.
+var errEmptyBody = errors.New("empty body: Docker resends a call without its arguments when the plugin stopped while answering it; run the Docker command again")
+
+// decode refuses an empty body and allows unknown fields, so that newer Docker
+// versions keep working.
 func decode(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil
+		return malformedError{errEmptyBody}
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return malformedError{err}

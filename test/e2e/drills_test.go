@@ -80,9 +80,11 @@ func TestParallelRuns(t *testing.T) {
 }
 
 // kill -9 of the plugin while containers are being created and removed. Docker retries the calls that
-// found no plugin, so every docker run and rm succeeds; traffic between running containers does not
-// notice; and once the leak collectors have had their grace period (shortened here) the datastore holds
-// exactly the running containers' addresses and endpoints, whatever the kill interrupted.
+// found no plugin, so docker run and rm succeed, except that the one command whose call the kill cut off
+// may fail: Docker resends that call without its body, which the plugin refuses by name. Traffic between
+// running containers does not notice, and once the leak collectors have had their grace period
+// (shortened here) the datastore holds exactly the running containers' addresses and endpoints, whatever
+// the kill interrupted.
 func TestPluginKillDuringChurn(t *testing.T) {
 	e := start(t, map[string]string{"CALICO_IPAM_GC_GRACE": "5s"})
 	net := e.network("net")
@@ -98,7 +100,12 @@ func TestPluginKillDuringChurn(t *testing.T) {
 	e.plugin.Restart()
 	t.Logf("plugin back %v after kill -9", time.Since(killed).Round(100*time.Millisecond))
 	churn.waitRounds(t, churn.rounds()+3)
-	last := churn.stop(t)
+	last, failed := churn.stop(t)
+	for i, err := range failed {
+		if i > 0 || !strings.Contains(err.Error(), "empty body: Docker resends") {
+			t.Errorf("during the churn: %v", err)
+		}
+	}
 
 	ping.check(t, maxLostPings)
 	began := time.Now()
@@ -167,18 +174,15 @@ func (c *churn) waitRounds(t *testing.T, n int) {
 	})
 }
 
-// stop ends the churn, fails the test if any docker run or rm failed, and returns the container left running.
-func (c *churn) stop(t *testing.T) string {
+// stop ends the churn and returns the container left running and the docker commands that failed.
+func (c *churn) stop(t *testing.T) (last string, failed []error) {
 	t.Helper()
 	close(c.stopc)
 	<-c.done
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t.Logf("container churn: %d rounds", c.n)
-	for _, err := range c.failed {
-		t.Errorf("during the churn: %v", err)
-	}
-	return c.last
+	return c.last, c.failed
 }
 
 // maxLostPings is how many of the pings sent every 200 ms across a drill may go unanswered in all (so at
