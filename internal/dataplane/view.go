@@ -67,6 +67,7 @@ type view struct {
 	claims       *claims
 	log          *slog.Logger
 	revs         [numKinds]map[string]int64
+	listings     [numKinds]datastore.Listing // the listing being received, by kind
 	resynced     [numKinds]bool
 	pools        map[string]*api.IPPool
 	poolsChanged bool
@@ -101,17 +102,20 @@ func (v *view) fold(ev event) {
 	v.rev = max(v.rev, ev.Revision)
 	switch ev.Type {
 	case datastore.EventResync:
-		listed := map[string]bool{}
 		for _, kv := range ev.Snapshot {
-			listed[kv.Key] = true
 			v.putKV(ev.kind, kv)
 		}
-		// Keys newer than the snapshot came from EndpointUp, ahead of the watch.
+		listing := &v.listings[ev.kind]
+		if !listing.Add(ev.Event) {
+			return
+		}
+		// Keys newer than the listing came from EndpointUp, ahead of the watch.
 		for key, rev := range v.revs[ev.kind] {
-			if !listed[key] && rev <= ev.Revision {
+			if !listing.Has(key) && rev <= ev.Revision {
 				v.put(ev.kind, key, nil, 0)
 			}
 		}
+		listing.Reset()
 		v.resynced[ev.kind] = true
 	case datastore.EventPut:
 		v.putKV(ev.kind, ev.KV)

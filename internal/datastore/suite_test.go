@@ -47,6 +47,7 @@ func runSuite(t *testing.T, s *Store, srv server) {
 	t.Run("Watch", func(t *testing.T) { testWatch(t, s) })
 	t.Run("WatchResumeAfterRestart", func(t *testing.T) { testWatchResume(t, s, srv) })
 	t.Run("WatchResyncAfterCompaction", func(t *testing.T) { testWatchCompaction(t, s, srv) })
+	t.Run("WatchListsInPages", func(t *testing.T) { testWatchPages(t, s) })
 }
 
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
@@ -847,6 +848,50 @@ func testWatchResume(t *testing.T, s *Store, srv server) {
 	put(t, s, pre+"k3", "v3")
 	w.expect(5*time.Second, "put "+pre+"k3=v3")
 	w.none(200 * time.Millisecond)
+}
+
+// A listing larger than a page arrives in pages of one revision, in key order, each read only once the
+// consumer has applied the one before.
+func testWatchPages(t *testing.T, s *Store) {
+	const pre, n = "/calico/test/pages/", 2*watchPage + 10
+	var ops []Op
+	for i := range n {
+		ops = append(ops, Put(fmt.Sprintf("%sk%05d", pre, i), []byte("v"), 0))
+		if len(ops) == 128 || i == n-1 {
+			if _, err := s.Txn(ctxT(t), ops...); err != nil {
+				t.Fatal(err)
+			}
+			ops = nil
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := &watchRecorder{t: t, ch: s.Watch(ctx, pre, testLog(t))}
+	var listing Listing
+	var keys []string
+	for pages := 1; ; pages++ {
+		ev := w.next(5 * time.Second)
+		if ev.Type != EventResync || len(ev.Snapshot) == 0 || len(ev.Snapshot) > watchPage {
+			t.Fatalf("page %d: %s with %d keys", pages, describe(ev)[:20], len(ev.Snapshot))
+		}
+		if ev.More {
+			w.none(300 * time.Millisecond) // the next page waits for this one
+		}
+		for _, kv := range ev.Snapshot {
+			keys = append(keys, kv.Key)
+		}
+		if listing.Add(ev) {
+			if pages != 3 || ev.Revision != listing.rev {
+				t.Errorf("%d pages, the last at revision %d, the listing's %d", pages, ev.Revision, listing.rev)
+			}
+			break
+		}
+	}
+	if len(keys) != n || !slices.IsSorted(keys) || !listing.Has(pre+"k00000") || listing.Has(pre+"other") {
+		t.Errorf("listed %d keys, sorted %v", len(keys), slices.IsSorted(keys))
+	}
+	put(t, s, pre+"k00000", "changed")
+	w.expect(5*time.Second, "put "+pre+"k00000=changed")
 }
 
 func testWatchCompaction(t *testing.T, s *Store, srv server) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -13,8 +14,9 @@ import (
 // EventType says what a watch event carries.
 type EventType int
 
-// Event types. A Resync carries the complete current contents of the prefix: consumers replace their view
-// with it (it is sent first, and again whenever events may have been missed).
+// Event types. Resyncs carry the complete current contents of the prefix, a page at a time: consumers apply
+// every page and, after the last, drop what that listing did not contain (see Listing). A listing is sent
+// first, and again whenever events may have been missed.
 const (
 	EventResync EventType = iota
 	EventPut
@@ -25,9 +27,15 @@ const (
 type Event struct {
 	Type     EventType
 	KV       KV   // Put: the new value; Delete: the key (and the value before deletion, when known)
-	Snapshot []KV // Resync: everything under the prefix
+	Snapshot []KV // Resync: one page of everything under the prefix, in key order
+	More     bool // Resync: further pages of the same listing (same Revision) follow
 	Revision int64
+	applied  func() // Resync with More: lets the watch send the page after next (see Listing.Add)
 }
+
+// watchPage is how many keys one Resync event carries. The watch reads a page ahead of the one its
+// consumer applies and no further, so a listing of a large cluster is never held in memory whole.
+const watchPage = 1000
 
 // Watch streams the contents of prefix and every later change, in order, until ctx ends. It starts with a
 // Resync; after a dropped connection it resumes from the last revision seen, and if etcd has compacted that
@@ -48,7 +56,10 @@ func (s *Store) Watch(ctx context.Context, prefix string, log *slog.Logger) <-ch
 		delay := 100 * time.Millisecond
 		for ctx.Err() == nil {
 			if rev == 0 {
-				kvs, listRev, err := s.List(ctx, prefix)
+				listRev, err := s.listPages(ctx, prefix, watchPage, send)
+				if ctx.Err() != nil {
+					return
+				}
 				if err != nil {
 					log.Warn("watch: listing failed, retrying", "prefix", prefix, "error", err.Error())
 					if !sleep(ctx, delay) {
@@ -56,9 +67,6 @@ func (s *Store) Watch(ctx context.Context, prefix string, log *slog.Logger) <-ch
 					}
 					delay = min(delay*2, 5*time.Second)
 					continue
-				}
-				if !send(Event{Type: EventResync, Snapshot: kvs, Revision: listRev}) {
-					return
 				}
 				rev = listRev
 			}
@@ -79,6 +87,83 @@ func (s *Store) Watch(ctx context.Context, prefix string, log *slog.Logger) <-ch
 	}()
 	return out
 }
+
+// listPages sends the contents of prefix as Resync events of up to size keys, every page read at the
+// revision of the first; it returns that revision. ctx ending shows as ctx's error.
+func (s *Store) listPages(ctx context.Context, prefix string, size int64, send func(Event) bool) (int64, error) {
+	from, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
+	var rev int64
+	var previous chan struct{} // closed once the consumer has applied the page sent last
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(size)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		rctx, cancel := s.bound(ctx)
+		resp, err := s.cli.Get(rctx, from, opts...)
+		cancel()
+		if err != nil {
+			return 0, s.wrap("list", prefix, err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		page := make([]KV, len(resp.Kvs))
+		for i, kv := range resp.Kvs {
+			page[i] = KV{Key: string(kv.Key), Value: kv.Value, Revision: kv.ModRevision}
+		}
+		if previous != nil {
+			select {
+			case <-previous:
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
+		ev := Event{Type: EventResync, Snapshot: page, More: resp.More, Revision: rev}
+		if resp.More {
+			applied := make(chan struct{})
+			previous, ev.applied = applied, sync.OnceFunc(func() { close(applied) })
+		}
+		if !send(ev) {
+			return 0, ctx.Err()
+		}
+		if !resp.More {
+			return rev, nil
+		}
+		from = page[len(page)-1].Key + "\x00"
+	}
+}
+
+// Listing gathers the keys of a paged listing, for its consumer to drop, after the last page, what the
+// listing did not contain. The zero Listing is ready to use.
+type Listing struct {
+	rev  int64
+	keys map[string]struct{}
+}
+
+// Add records a Resync page its consumer has applied, which lets the watch read on, and reports whether
+// the page completed its listing. A page of a newer listing (after an interrupted one) starts afresh.
+func (l *Listing) Add(ev Event) bool {
+	if ev.applied != nil {
+		ev.applied()
+	}
+	if l.keys == nil || l.rev != ev.Revision {
+		l.rev, l.keys = ev.Revision, map[string]struct{}{}
+	}
+	for _, kv := range ev.Snapshot {
+		l.keys[kv.Key] = struct{}{}
+	}
+	return !ev.More
+}
+
+// Has reports whether the listing contained key.
+func (l *Listing) Has(key string) bool {
+	_, ok := l.keys[key]
+	return ok
+}
+
+// Reset forgets the listing once its consumer has pruned.
+func (l *Listing) Reset() { l.keys = nil }
 
 // follow delivers events after revision rev until the stream breaks; it returns the last revision delivered.
 func (s *Store) follow(ctx context.Context, prefix string, rev int64, send func(Event) bool) (int64, error) {

@@ -27,7 +27,9 @@ type liveAddresses struct {
 }
 
 // AllocationLive tells the IPAM leak collector whether an address still has an owner: a workload endpoint
-// (on any host) or a Docker endpoint on this host. When Docker cannot be asked, it answers "live".
+// or a Docker endpoint of this host. The collector asks only about the allocations this plugin made on this
+// host, whose endpoints are this host's, so the cluster's other endpoints (all of them decoded would cost
+// a large cluster's memory on every pass) are not read. When Docker cannot be asked, it answers "live".
 func (d *Driver) AllocationLive(ctx context.Context, a ipam.AllocationInfo) (bool, error) {
 	d.live.mu.Lock()
 	defer d.live.mu.Unlock()
@@ -47,7 +49,7 @@ func (d *Driver) AllocationLive(ctx context.Context, a ipam.AllocationInfo) (boo
 
 func (d *Driver) ownedAddresses(ctx context.Context) (map[netip.Addr]bool, error) {
 	owned := map[netip.Addr]bool{}
-	weps, err := datastore.List[*api.WorkloadEndpoint](ctx, d.store, "")
+	weps, err := datastore.LocalEndpoints(ctx, d.store, d.cfg.Node)
 	if err != nil {
 		return nil, err
 	}

@@ -154,6 +154,25 @@ func TestDeleteEndpointLeavesOtherKinds(t *testing.T) {
 	}
 }
 
+// An address is live while this host's endpoint holds it; another host's endpoints are not read.
+func TestAllocationLiveByLocalEndpoint(t *testing.T) {
+	store := datastoretest.Start(t).Store
+	ctx := context.Background()
+	local, remote := gcWEP(t, "local", "calilocal"), gcWEP(t, "remote", "caliremote")
+	remote.Spec.Node, remote.Spec.IPNetworks = "host2", []string{"10.65.0.2/32"}
+	remote.Name, _ = api.WorkloadEndpointName(remote.Spec)
+	for _, w := range []*api.WorkloadEndpoint{local, remote} {
+		linktest.Must(t, store.Create(ctx, w))
+	}
+	d := New(Config{Node: gcNode, GCGrace: time.Minute, GCInterval: time.Minute}, store, nil, link.Ops{},
+		dataplane.Disabled{}, noEndpoints{}, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	for ip, want := range map[string]bool{"10.65.0.1": true, "10.65.0.2": false, "10.65.0.3": false} {
+		if live, err := d.AllocationLive(ctx, ipam.AllocationInfo{IP: netip.MustParseAddr(ip)}); live != want || err != nil {
+			t.Errorf("%s: live %v, error %v; want %v", ip, live, err, want)
+		}
+	}
+}
+
 // While Docker cannot be asked, every allocation counts as live (nothing is released on half an answer),
 // and one collector pass asks once, not once per allocation.
 func TestAllocationLiveWhileDockerIsDown(t *testing.T) {

@@ -14,9 +14,9 @@ type endpoint struct {
 	iface        string
 	mac          string
 	contribution                     // addresses and named ports
-	own          map[string]string   // its own labels
+	own          *labelSet           // its own labels
 	profiles     []string            // in the endpoint's order
-	labels       map[string]string   // effective: own, then profiles' labelsToApply
+	labels       *labelSet           // effective: own, then profiles' labelsToApply
 	sets         map[string]struct{} // IP sets it is a member of
 	plans        [2]Plan             // local endpoints only; set by setPlans
 }
@@ -39,7 +39,9 @@ func (x *Index) SetEndpoint(key string, wep *api.WorkloadEndpoint) {
 
 	x.indexProfiles(ep, wep.Spec.Profiles)
 	ep.profiles = slices.Clone(wep.Spec.Profiles)
-	ep.own = maps.Clone(wep.Labels)
+	own := x.labelSets.acquire(wep.Labels)
+	x.labelSets.release(ep.own)
+	ep.own = own
 	ep.iface, ep.mac = wep.Spec.InterfaceName, wep.Spec.MAC
 	ep.local = wep.Spec.Node == x.node && ep.iface != ""
 	ep.contribution = contribution{ports: slices.Clone(wep.Spec.Ports)}
@@ -49,7 +51,7 @@ func (x *Index) SetEndpoint(key string, wep *api.WorkloadEndpoint) {
 		}
 	}
 	addrsChanged := !slices.Equal(old.addrs, ep.addrs)
-	ep.labels = x.effectiveLabels(ep)
+	x.setLabels(ep, x.effectiveLabels(ep))
 	x.updateMembership(ep, old)
 
 	if wasLocal && (!ep.local || oldIface != ep.iface) {
@@ -74,6 +76,8 @@ func (x *Index) removeEndpoint(ep *endpoint) {
 		x.unlinkIface(ep, ep.iface)
 		x.setPlans(ep, [2]Plan{})
 	}
+	x.labelSets.release(ep.own)
+	x.labelSets.release(ep.labels)
 	delete(x.endpoints, ep.key)
 }
 
@@ -117,34 +121,47 @@ func (x *Index) unlinkIface(ep *endpoint, iface string) {
 	x.changes.Interfaces[iface] = struct{}{}
 }
 
-// effectiveLabels are the endpoint's own labels plus its profiles' labelsToApply: the endpoint's value
-// wins, and among profiles the first one listing a key. Label maps are never changed in place, so an
-// endpoint whose profiles add no label shares its own map.
-func (x *Index) effectiveLabels(ep *endpoint) map[string]string {
-	labels, shared := ep.own, true
+// effectiveLabels are the endpoint's own labels plus its profiles' labelsToApply (the endpoint's value
+// wins, and among profiles the first one listing a key), as a reference the caller owns. An endpoint whose
+// profiles add no label shares its own set.
+func (x *Index) effectiveLabels(ep *endpoint) *labelSet {
+	var merged map[string]string
 	for _, name := range ep.profiles {
 		if p := x.profiles[name]; p != nil {
 			for k, v := range p.labels {
-				if _, taken := labels[k]; taken {
+				if _, taken := ep.own.m[k]; taken {
 					continue
 				}
-				if shared {
-					labels, shared = maps.Clone(ep.own), false
-					if labels == nil {
-						labels = map[string]string{}
+				if merged == nil {
+					merged = maps.Clone(ep.own.m)
+					if merged == nil {
+						merged = map[string]string{}
 					}
 				}
-				labels[k] = v
+				if _, taken := merged[k]; !taken {
+					merged[k] = v
+				}
 			}
 		}
 	}
-	return labels
+	if merged == nil {
+		return ep.own.retain()
+	}
+	return x.labelSets.acquire(merged)
+}
+
+// setLabels replaces the endpoint's effective labels with a reference from effectiveLabels and reports
+// whether they changed.
+func (x *Index) setLabels(ep *endpoint, labels *labelSet) bool {
+	old := ep.labels
+	ep.labels = labels
+	x.labelSets.release(old)
+	return labels != old
 }
 
 // relabel recomputes an endpoint's effective labels after a profile changed, and what follows.
 func (x *Index) relabel(ep *endpoint) {
-	if labels := x.effectiveLabels(ep); !maps.Equal(labels, ep.labels) {
-		ep.labels = labels
+	if x.setLabels(ep, x.effectiveLabels(ep)) {
 		x.updateMembership(ep, ep.contribution)
 	}
 	if ep.local && x.replan(ep) {

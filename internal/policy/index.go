@@ -11,6 +11,7 @@ import (
 type Index struct {
 	node       string
 	endpoints  map[string]*endpoint              // by datastore key, every node's
+	labelSets  *labelSets                        // endpoints' labels, each distinct set once
 	byProfile  map[string]map[*endpoint]struct{} // profile name → endpoints naming it
 	byIface    map[string]map[*endpoint]struct{} // local endpoints by interface
 	profiles   map[string]*profileEntry          // by name
@@ -29,6 +30,7 @@ func NewIndex(node string) *Index {
 	return &Index{
 		node:      node,
 		endpoints: map[string]*endpoint{},
+		labelSets: newLabelSets(),
 		byProfile: map[string]map[*endpoint]struct{}{},
 		byIface:   map[string]map[*endpoint]struct{}{},
 		profiles:  map[string]*profileEntry{},

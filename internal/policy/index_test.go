@@ -168,13 +168,52 @@ func TestSemantics(t *testing.T) {
 	}
 }
 
+// Endpoints with equal labels share one set, own and effective, and the sets go when the last user does.
+func TestLabelSetsShared(t *testing.T) {
+	x := NewIndex(node)
+	x.SetProfile("p", &api.Profile{Spec: api.ProfileSpec{LabelsToApply: map[string]string{"team": "a"}}})
+	app := map[string]string{"app": "web"}
+	for i, ip := range []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"} {
+		x.SetEndpoint(fmt.Sprint(i), wep("other", "", ip, []string{"p"}, maps.Clone(app)))
+	}
+	x.SetEndpoint("plain", wep("other", "", "10.0.0.4", nil, maps.Clone(app)))
+	distinct := func() int {
+		n := 0
+		for _, b := range x.labelSets.byHash {
+			n += len(b)
+		}
+		return n
+	}
+	e0, e1, plain := x.endpoints["0"], x.endpoints["1"], x.endpoints["plain"]
+	if e0.own != e1.own || e0.labels != e1.labels || e0.own != plain.own || plain.labels != plain.own {
+		t.Error("equal labels are held more than once")
+	}
+	if n := distinct(); n != 2 {
+		t.Errorf("%d label sets, want 2 (own, and with the profile's)", n)
+	}
+	x.SetEndpoint("1", wep("other", "", "10.0.0.2", []string{"p"}, map[string]string{"app": "db"}))
+	if e0.labels == e1.labels || e1.labels.m["app"] != "db" || e1.labels.m["team"] != "a" || e0.labels.m["app"] != "web" {
+		t.Errorf("after a label change: %v and %v", e0.labels.m, e1.labels.m)
+	}
+	x.SetProfile("p", &api.Profile{Spec: api.ProfileSpec{LabelsToApply: map[string]string{"team": "b"}}})
+	if e0.labels.m["team"] != "b" || e1.labels.m["team"] != "b" || plain.labels.m["team"] != "" {
+		t.Errorf("after the profile changed: %v, %v, %v", e0.labels.m, e1.labels.m, plain.labels.m)
+	}
+	for _, key := range []string{"0", "1", "2", "plain"} {
+		x.SetEndpoint(key, nil)
+	}
+	if n := distinct(); n != 0 {
+		t.Errorf("%d label sets left after every endpoint went", n)
+	}
+}
+
 func TestLabelInheritance(t *testing.T) {
 	x := NewIndex(node)
 	x.SetProfile("p1", &api.Profile{Spec: api.ProfileSpec{LabelsToApply: map[string]string{"a": "p1", "b": "p1"}}})
 	x.SetProfile("p2", &api.Profile{Spec: api.ProfileSpec{LabelsToApply: map[string]string{"b": "p2", "c": "p2"}}})
 	x.SetEndpoint("e", wep(node, "calie", "10.0.0.1", []string{"p1", "p2"}, map[string]string{"a": "own"}))
 	want := map[string]string{api.LabelNamespace: "libnetwork", "a": "own", "b": "p1", "c": "p2"}
-	if got := x.endpoints["e"].labels; !maps.Equal(got, want) {
+	if got := x.endpoints["e"].labels.m; !maps.Equal(got, want) {
 		t.Errorf("effective labels %v, want %v", got, want)
 	}
 	// Selectors see inherited labels, and follow a profile's labelsToApply as it changes.
@@ -188,7 +227,7 @@ func TestLabelInheritance(t *testing.T) {
 		t.Errorf("changed sets %v, want [%s]", c.Sets, id)
 	}
 	x.SetProfile("p2", nil)
-	if got := x.endpoints["e"].labels["c"]; got != "" {
+	if got := x.endpoints["e"].labels.m["c"]; got != "" {
 		t.Errorf("label c = %q after its profile went", got)
 	}
 }

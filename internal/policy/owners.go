@@ -171,7 +171,7 @@ func tieBreak(key policyKey) string {
 
 // appliesTo reports whether the policy decides ep's traffic in any direction.
 func (p *policyEntry) appliesTo(ep *endpoint) bool {
-	return p != nil && p.sel != nil && p.sel.Matches(ep.labels)
+	return p != nil && p.sel != nil && p.sel.Matches(ep.labels.m)
 }
 
 // placement is what decides which endpoints a policy applies to and where it is evaluated.

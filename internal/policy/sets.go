@@ -101,7 +101,7 @@ func (x *Index) acquireSet(want *ipSet) string {
 	x.sets[id] = s
 	x.changes.Sets[id] = struct{}{}
 	for _, ep := range x.endpoints {
-		if s.sel.Matches(ep.labels) {
+		if s.sel.Matches(ep.labels.m) {
 			ep.sets[id] = struct{}{}
 			x.addMembers(id, s.membersOf(ep.contribution))
 		}
@@ -128,7 +128,7 @@ func (x *Index) updateMembership(ep *endpoint, old contribution) {
 	changed := !old.equal(ep.contribution)
 	for id, s := range x.sets {
 		_, was := ep.sets[id]
-		now := s.sel.Matches(ep.labels)
+		now := s.sel.Matches(ep.labels.m)
 		switch {
 		case was && !now:
 			delete(ep.sets, id)

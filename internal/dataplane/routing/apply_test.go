@@ -14,7 +14,6 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
-	"github.com/projectcalico/calico-libnetwork/internal/ipam"
 )
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -117,7 +116,7 @@ blackhole 2001:db8:1::80/122`
 
 		// No blocks: everything of ours goes, the workload route stays.
 		empty := threeHosts(api.EncapNever)
-		empty.blocks = []*ipam.Block{}
+		empty.blocks = []blockRoute{}
 		linktest.Must(t, r.apply(empty.compute()))
 		if got := kernelRoutes(t); got != "" {
 			t.Errorf("routes left:\n%s", got)

@@ -65,15 +65,52 @@ type view struct {
 	self   string
 	nodes  map[string]*api.Node
 	pools  []*api.IPPool
-	blocks []*ipam.Block
+	blocks []blockRoute
 	felix  api.FelixConfigurationSpec // VXLAN settings of FelixConfiguration default, overridden by node.<self>; zero when none
+}
+
+// blockRoute is what of an IPAM block the routes depend on: its CIDR, its owner and the addresses other
+// nodes borrowed from it. The reconciler keeps only this of each block, because every host watches every
+// block of the cluster and most of a block is its allocations' attributes.
+type blockRoute struct {
+	cidr     netip.Prefix
+	owner    string
+	borrowed []borrowedAddr // in address order
+}
+
+// borrowedAddr is an address of a block held by a node other than the block's owner.
+type borrowedAddr struct {
+	addr netip.Addr
+	node string
+}
+
+func routeOf(b *ipam.Block) blockRoute {
+	r := blockRoute{cidr: b.CIDR, owner: b.Owner()}
+	for ord, a := range b.Allocated() {
+		if user := a.Secondary[ipam.AttrNode]; user != "" && user != r.owner {
+			r.borrowed = append(r.borrowed, borrowedAddr{b.Addr(ord), user})
+		}
+	}
+	return r
+}
+
+func routesOf(blocks ...*ipam.Block) []blockRoute {
+	out := make([]blockRoute, len(blocks))
+	for i, b := range blocks {
+		out[i] = routeOf(b)
+	}
+	return out
+}
+
+func (r blockRoute) equal(o blockRoute) bool {
+	return r.cidr == o.cidr && r.owner == o.owner && slices.Equal(r.borrowed, o.borrowed)
 }
 
 // Routes is what node self routes given this datastore content, one route a line as route.String renders
 // it, ordered by destination: the reconciler's plan without a kernel, for checking it against datastores
 // written by others.
 func Routes(self string, nodes []*api.Node, pools []*api.IPPool, blocks []*ipam.Block) []string {
-	v := view{self: self, nodes: make(map[string]*api.Node, len(nodes)), pools: pools, blocks: blocks}
+	v := view{self: self, nodes: make(map[string]*api.Node, len(nodes)), pools: pools, blocks: routesOf(blocks...)}
 	for _, n := range nodes {
 		v.nodes[n.Name] = n
 	}
@@ -143,22 +180,21 @@ func (v *view) compute() plan {
 		}
 	}
 	for _, b := range v.blocks {
-		owner, mode := b.Owner(), v.encapFor(b.CIDR)
-		for ord, a := range b.Allocated() {
-			if user := a.Secondary[ipam.AttrNode]; user != "" && user != owner && user != v.self {
-				ip := b.Addr(ord)
-				if r, ok := p.to(nodes, user, netip.PrefixFrom(ip, ip.BitLen()), mode); ok {
+		mode := v.encapFor(b.cidr)
+		for _, lent := range b.borrowed {
+			if lent.node != v.self {
+				if r, ok := p.to(nodes, lent.node, netip.PrefixFrom(lent.addr, lent.addr.BitLen()), mode); ok {
 					add(r)
 				}
 			}
 		}
 		switch {
-		case owner == v.self:
-			if b.CIDR.Bits() < b.CIDR.Addr().BitLen() {
-				add(route{dst: b.CIDR, kind: kindBlackhole})
+		case b.owner == v.self:
+			if b.cidr.Bits() < b.cidr.Addr().BitLen() {
+				add(route{dst: b.cidr, kind: kindBlackhole})
 			}
-		case owner != "":
-			if r, ok := p.to(nodes, owner, b.CIDR, mode); ok {
+		case b.owner != "":
+			if r, ok := p.to(nodes, b.owner, b.cidr, mode); ok {
 				add(r)
 			}
 		}

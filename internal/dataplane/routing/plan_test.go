@@ -53,14 +53,14 @@ func threeHosts(mode string) *view {
 			"c": testNode("c", "198.18.1.13/24", "", "198.19.2.0"),
 		},
 		pools: []*api.IPPool{testPool("198.19.0.0/16", mode), testPool("2001:db8:1::/48", "")},
-		blocks: []*ipam.Block{
+		blocks: routesOf(
 			testBlock("198.19.0.0/26", "a", map[int]string{0: "a", 1: "a", 5: "b"}), // b borrowed .5
 			testBlock("198.19.1.0/26", "b", map[int]string{0: "b", 9: "a"}),         // a borrowed .9: local
 			testBlock("198.19.2.0/26", "c", map[int]string{0: "c", 3: "b"}),         // b borrowed .3
 			testBlock("2001:db8:1::/122", "b", nil),
 			testBlock("2001:db8:1::40/122", "c", nil), // c has no IPv6 address: unreachable
 			testBlock("2001:db8:1::80/122", "a", nil),
-		},
+		),
 	}
 }
 
@@ -121,8 +121,8 @@ func TestComputeEdgeCases(t *testing.T) {
 	// A disabled VXLAN pool creates no device; an unknown node and a block without pool are handled.
 	v.pools = []*api.IPPool{testPool("198.20.0.0/16", api.EncapAlways)}
 	v.pools[0].Spec.Disabled = true
-	v.blocks = append(v.blocks, testBlock("198.19.9.0/26", "gone", nil), testBlock("198.19.8.7/32", "a", nil),
-		testBlock("198.19.7.0/26", "", map[int]string{1: "c"}))
+	v.blocks = append(v.blocks, routesOf(testBlock("198.19.9.0/26", "gone", nil), testBlock("198.19.8.7/32", "a", nil),
+		testBlock("198.19.7.0/26", "", map[int]string{1: "c"}))...)
 	p := v.compute()
 	if p.device != nil {
 		t.Errorf("device for a disabled pool: %+v", p.device)

@@ -14,11 +14,9 @@ package routing
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -50,7 +48,7 @@ type Reconciler struct {
 	mu     sync.Mutex
 	nodes  cache[*api.Node]
 	pools  cache[*api.IPPool]
-	blocks cache[*ipam.Block]
+	blocks cache[blockRoute]
 	felix  cache[*api.FelixConfiguration]
 
 	kick, tunnelKick chan struct{}
@@ -67,7 +65,7 @@ func New(cfg Config, store *datastore.Store, addrs *ipam.IPAM, log *slog.Logger)
 	return &Reconciler{cfg: cfg, store: store, log: log,
 		tunnel: &tunnelAllocator{node: cfg.Node, store: store, ipam: addrs, log: log},
 		nodes:  newCache(decodeResource[*api.Node]), pools: newCache(decodeResource[*api.IPPool]),
-		blocks: cache[*ipam.Block]{decode: decodeBlock, items: map[string]*ipam.Block{}, routes: blockRoutes},
+		blocks: cache[blockRoute]{decode: decodeBlock, items: map[string]blockRoute{}, same: blockRoute.equal},
 		felix:  newCache(decodeResource[*api.FelixConfiguration]),
 		kick:   make(chan struct{}, 1), tunnelKick: make(chan struct{}, 1)}
 }
@@ -110,19 +108,6 @@ func (r *Reconciler) Run(ctx context.Context) {
 			signal(r.tunnelKick)
 		}
 	}
-}
-
-// blockRoutes is what of a block the routes depend on (see compute): its CIDR, its owner and who
-// borrowed which of its addresses. Most block changes are the owner's allocations, which route nothing.
-func blockRoutes(b *ipam.Block) string {
-	var s strings.Builder
-	s.WriteString(b.CIDR.String() + " " + b.Owner())
-	for ord, a := range b.Allocated() {
-		if user := a.Secondary[ipam.AttrNode]; user != "" && user != b.Owner() {
-			fmt.Fprintf(&s, " %d:%s", ord, user)
-		}
-	}
-	return s.String()
 }
 
 func (r *Reconciler) fold(f func()) {
@@ -228,12 +213,13 @@ func (r *Reconciler) every(ctx context.Context, kick <-chan struct{}, pass func(
 
 // cache is one watched prefix, decoded. Undecodable values are left out.
 type cache[T any] struct {
-	decode func(datastore.KV) (T, bool)
-	items  map[string]T
-	synced bool
-	// routes, if set, says what of an item routes depend on: apply reports a change of an item only
-	// when that changes.
-	routes func(T) string
+	decode  func(datastore.KV) (T, bool)
+	items   map[string]T
+	listing datastore.Listing
+	synced  bool
+	// same, if set, says whether two versions of an item route alike: apply reports a change of an item
+	// only when they do not.
+	same func(a, b T) bool
 }
 
 func newCache[T any](decode func(datastore.KV) (T, bool)) cache[T] {
@@ -244,10 +230,19 @@ func newCache[T any](decode func(datastore.KV) (T, bool)) cache[T] {
 func (c *cache[T]) apply(ev datastore.Event) bool {
 	switch ev.Type {
 	case datastore.EventResync:
-		clear(c.items)
+		changed := false
 		for _, kv := range ev.Snapshot {
-			c.put(kv)
+			changed = c.put(kv) || changed
 		}
+		if !c.listing.Add(ev) {
+			return changed
+		}
+		for key := range c.items {
+			if !c.listing.Has(key) {
+				delete(c.items, key)
+			}
+		}
+		c.listing.Reset()
 		c.synced = true
 		return true
 	case datastore.EventPut:
@@ -255,7 +250,7 @@ func (c *cache[T]) apply(ev datastore.Event) bool {
 	case datastore.EventDelete:
 		_, had := c.items[ev.KV.Key]
 		delete(c.items, ev.KV.Key)
-		return had || c.routes == nil
+		return had || c.same == nil
 	}
 	return true
 }
@@ -268,10 +263,10 @@ func (c *cache[T]) put(kv datastore.KV) (changed bool) {
 	} else {
 		delete(c.items, kv.Key)
 	}
-	if c.routes == nil || had != ok {
+	if c.same == nil || had != ok {
 		return true
 	}
-	return ok && c.routes(old) != c.routes(v)
+	return ok && !c.same(old, v)
 }
 
 func decodeResource[T api.Object](kv datastore.KV) (T, bool) {
@@ -287,7 +282,10 @@ func decodeResource[T api.Object](kv datastore.KV) (T, bool) {
 	return t, ok
 }
 
-func decodeBlock(kv datastore.KV) (*ipam.Block, bool) {
+func decodeBlock(kv datastore.KV) (blockRoute, bool) {
 	var b ipam.Block
-	return &b, json.Unmarshal(kv.Value, &b) == nil
+	if err := json.Unmarshal(kv.Value, &b); err != nil {
+		return blockRoute{}, false
+	}
+	return routeOf(&b), true
 }

@@ -52,6 +52,19 @@ func TestSnapshot(t *testing.T) {
 		t.Errorf("invalid FelixConfiguration used: %+v", v.felix)
 	}
 
+	// A listing in pages (a resync after compaction) keeps what it has not reached yet, and drops what it
+	// did not contain only after its last page.
+	r.blocks.apply(datastore.Event{Type: datastore.EventPut, KV: blockKV("198.19.1.0/26", "a")})
+	r.blocks.apply(datastore.Event{Type: datastore.EventResync, Revision: 9, More: true, Snapshot: []datastore.KV{blockKV("198.19.0.0/26", "a")}})
+	if v, _ := r.snapshot(); len(v.blocks) != 2 {
+		t.Errorf("blocks during a paged listing: %+v", v.blocks)
+	}
+	r.blocks.apply(datastore.Event{Type: datastore.EventResync, Revision: 9, Snapshot: []datastore.KV{blockKV("198.19.2.0/26", "a")}})
+	if v, _ := r.snapshot(); len(v.blocks) != 2 || r.blocks.items[blockKV("198.19.1.0/26", "").Key].owner != "" {
+		t.Errorf("blocks after the paged listing: %+v", v.blocks)
+	}
+	r.blocks.apply(datastore.Event{Type: datastore.EventResync, Snapshot: []datastore.KV{blockKV("198.19.0.0/26", "b")}})
+
 	// A damaged value and a delete both drop the entry.
 	r.blocks.apply(datastore.Event{Type: datastore.EventPut, KV: datastore.KV{Key: blockKV("198.19.0.0/26", "b").Key, Value: []byte("{")}})
 	r.nodes.apply(datastore.Event{Type: datastore.EventDelete, KV: datastore.KV{Key: nodeKV("b", "").Key}})
@@ -63,7 +76,7 @@ func TestSnapshot(t *testing.T) {
 // A block change reaches the routes only when what they depend on changes: the block's existence, CIDR,
 // owner, or an address borrowed by another node; the owner's own allocations route nothing.
 func TestBlockChangesThatRoute(t *testing.T) {
-	c := cache[*ipam.Block]{decode: decodeBlock, items: map[string]*ipam.Block{}, routes: blockRoutes}
+	c := cache[blockRoute]{decode: decodeBlock, items: map[string]blockRoute{}, same: blockRoute.equal}
 	put := func(b *ipam.Block) bool {
 		value, err := json.Marshal(b)
 		if err != nil {
