@@ -97,6 +97,37 @@ func (s *Store) List(ctx context.Context, prefix string) ([]KV, int64, error) {
 	return out, resp.Header.Revision, nil
 }
 
+// ListPages reads every key under prefix in pages of up to size keys, all at the revision of the first
+// page, and hands each page to fn in key order (more: pages follow), stopping at fn's first error. Unlike
+// List it never holds a large prefix whole.
+func (s *Store) ListPages(ctx context.Context, prefix string, size int64, fn func(page []KV, rev int64, more bool) error) error {
+	from, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
+	var rev int64
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(size)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		rctx, cancel := s.bound(ctx)
+		resp, err := s.cli.Get(rctx, from, opts...)
+		cancel()
+		if err != nil {
+			return s.wrap("list", prefix, err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		page := make([]KV, len(resp.Kvs))
+		for i, kv := range resp.Kvs {
+			page[i] = KV{Key: string(kv.Key), Value: kv.Value, Revision: kv.ModRevision}
+		}
+		if err := fn(page, rev, resp.More); err != nil || !resp.More {
+			return err
+		}
+		from = page[len(page)-1].Key + "\x00"
+	}
+}
+
 // Op is one write of an atomic transaction. Revision 0 on a put means "must not exist yet"; otherwise the
 // key must still be at that revision. A delete with Revision 0 is unconditional.
 type Op struct {

@@ -89,49 +89,30 @@ func (s *Store) Watch(ctx context.Context, prefix string, log *slog.Logger) <-ch
 }
 
 // listPages sends the contents of prefix as Resync events of up to size keys, every page read at the
-// revision of the first; it returns that revision. ctx ending shows as ctx's error.
+// revision of the first, and returns that revision. Each page waits for its predecessor to be applied.
 func (s *Store) listPages(ctx context.Context, prefix string, size int64, send func(Event) bool) (int64, error) {
-	from, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
 	var rev int64
 	var previous chan struct{} // closed once the consumer has applied the page sent last
-	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(size)}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
-		}
-		rctx, cancel := s.bound(ctx)
-		resp, err := s.cli.Get(rctx, from, opts...)
-		cancel()
-		if err != nil {
-			return 0, s.wrap("list", prefix, err)
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
-		}
-		page := make([]KV, len(resp.Kvs))
-		for i, kv := range resp.Kvs {
-			page[i] = KV{Key: string(kv.Key), Value: kv.Value, Revision: kv.ModRevision}
-		}
+	err := s.ListPages(ctx, prefix, size, func(page []KV, pageRev int64, more bool) error {
 		if previous != nil {
 			select {
 			case <-previous:
 			case <-ctx.Done():
-				return 0, ctx.Err()
+				return ctx.Err()
 			}
 		}
-		ev := Event{Type: EventResync, Snapshot: page, More: resp.More, Revision: rev}
-		if resp.More {
+		rev = pageRev
+		ev := Event{Type: EventResync, Snapshot: page, More: more, Revision: rev}
+		if more {
 			applied := make(chan struct{})
 			previous, ev.applied = applied, sync.OnceFunc(func() { close(applied) })
 		}
 		if !send(ev) {
-			return 0, ctx.Err()
+			return ctx.Err()
 		}
-		if !resp.More {
-			return rev, nil
-		}
-		from = page[len(page)-1].Key + "\x00"
-	}
+		return nil
+	})
+	return rev, err
 }
 
 // Listing gathers the keys of a paged listing, for its consumer to drop, after the last page, what the

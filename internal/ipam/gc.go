@@ -44,70 +44,80 @@ type held struct {
 func (c *Collector) RunOnce(ctx context.Context) ([]netip.Addr, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m, log, now := c.IPAM, c.log(), time.Now()
+	p := &pass{c: c, now: time.Now(), dead: map[held]time.Time{}, empty: map[netip.Prefix]time.Time{}}
 	if c.Now != nil {
-		now = c.Now()
+		p.now = c.Now()
 	}
-	r := m.newRound(ctx)
-	if err := r.listBlocks(0); err != nil {
-		return nil, err
+	// Every block of the cluster: an address this node borrowed lies in another node's block.
+	if err := c.IPAM.eachBlock(ctx, func(b *Block) { p.block(ctx, b) }); err != nil {
+		// What was not listed keeps its first-seen times for the next pass.
+		return p.released, errors.Join(append(p.errs, err)...)
 	}
-	dead, empty := map[held]time.Time{}, map[netip.Prefix]time.Time{}
-	var released []netip.Addr
-	var errs []error
-	for _, rec := range r.present(0) {
-		b := rec.b
-		if b.Owner() == m.node && b.InUse() == 0 {
-			since := firstSeen(c.emptySince, b.CIDR, now)
-			empty[b.CIDR] = since
-			if now.Sub(since) >= c.Grace {
-				ok, err := m.releaseEmptyBlock(ctx, b.CIDR)
-				if err != nil {
-					errs = append(errs, err)
-				} else if ok {
-					log.Info("released empty IPAM block", "block", b.CIDR.String(), "emptyFor", now.Sub(since).String())
-				}
+	c.deadSince, c.emptySince = p.dead, p.empty
+	return p.released, errors.Join(p.errs...)
+}
+
+// pass is one RunOnce's progress.
+type pass struct {
+	c        *Collector
+	now      time.Time
+	dead     map[held]time.Time         // allocations without an owner, since when
+	empty    map[netip.Prefix]time.Time // this node's empty blocks, since when
+	released []netip.Addr
+	errs     []error
+}
+
+// block releases what of b has been dead or empty for the grace period.
+func (p *pass) block(ctx context.Context, b *Block) {
+	c, m, log := p.c, p.c.IPAM, p.c.log()
+	if b.Owner() == m.node && b.InUse() == 0 {
+		since := firstSeen(c.emptySince, b.CIDR, p.now)
+		p.empty[b.CIDR] = since
+		if p.now.Sub(since) >= c.Grace {
+			ok, err := m.releaseEmptyBlock(ctx, b.CIDR)
+			if err != nil {
+				p.errs = append(p.errs, err)
+			} else if ok {
+				log.Info("released empty IPAM block", "block", b.CIDR.String(), "emptyFor", p.now.Sub(since).String())
+			}
+		}
+		return
+	}
+	for ord, a := range b.Allocated() {
+		info := allocationInfo(b, ord, a)
+		if info.Attrs[AttrNode] != m.node || !strings.HasPrefix(info.Handle, CollectedHandlePrefix) {
+			continue
+		}
+		if ts, err := time.Parse(time.RFC3339, info.Attrs[AttrTimestamp]); err == nil && p.now.Sub(ts) < c.Grace {
+			continue
+		}
+		key := held{info.IP, info.Handle}
+		live, err := c.IsLive(ctx, info)
+		if err != nil {
+			p.errs = append(p.errs, err)
+			if since, ok := c.deadSince[key]; ok {
+				p.dead[key] = since
 			}
 			continue
 		}
-		for ord, a := range b.Allocated() {
-			info := allocationInfo(b, ord, a)
-			if info.Attrs[AttrNode] != m.node || !strings.HasPrefix(info.Handle, CollectedHandlePrefix) {
-				continue
-			}
-			if ts, err := time.Parse(time.RFC3339, info.Attrs[AttrTimestamp]); err == nil && now.Sub(ts) < c.Grace {
-				continue
-			}
-			key := held{info.IP, info.Handle}
-			live, err := c.IsLive(ctx, info)
-			if err != nil {
-				errs = append(errs, err)
-				if since, ok := c.deadSince[key]; ok {
-					dead[key] = since
-				}
-				continue
-			}
-			if live {
-				continue
-			}
-			since := firstSeen(c.deadSince, key, now)
-			dead[key] = since
-			if now.Sub(since) < c.Grace {
-				continue
-			}
-			ok, err := m.releaseHeld(ctx, info.IP, info.Handle)
-			switch {
-			case err != nil:
-				errs = append(errs, err)
-			case ok:
-				released = append(released, info.IP)
-				delete(dead, key)
-				log.Info("released leaked address", "ip", info.IP.String(), "handle", info.Handle, "deadFor", now.Sub(since).String(), "attrs", info.Attrs)
-			}
+		if live {
+			continue
+		}
+		since := firstSeen(c.deadSince, key, p.now)
+		p.dead[key] = since
+		if p.now.Sub(since) < c.Grace {
+			continue
+		}
+		ok, err := m.releaseHeld(ctx, info.IP, info.Handle)
+		switch {
+		case err != nil:
+			p.errs = append(p.errs, err)
+		case ok:
+			p.released = append(p.released, info.IP)
+			delete(p.dead, key)
+			log.Info("released leaked address", "ip", info.IP.String(), "handle", info.Handle, "deadFor", p.now.Sub(since).String(), "attrs", info.Attrs)
 		}
 	}
-	c.deadSince, c.emptySince = dead, empty
-	return released, errors.Join(errs...)
 }
 
 func firstSeen[K comparable](seen map[K]time.Time, k K, now time.Time) time.Time {

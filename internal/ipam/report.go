@@ -72,21 +72,24 @@ func (m *IPAM) Usage(ctx context.Context) ([]PoolUsage, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := r.listBlocks(0); err != nil {
-		return nil, err
+	out := make([]PoolUsage, len(pools))
+	for i, p := range pools {
+		out[i] = PoolUsage{Pool: p.IPPool, CIDR: p.cidr, Size: math.Ldexp(1, p.cidr.Addr().BitLen()-p.cidr.Bits())}
 	}
-	blocks := r.present(0)
-	out := make([]PoolUsage, 0, len(pools))
-	for _, p := range pools {
-		u := PoolUsage{Pool: p.IPPool, CIDR: p.cidr, Size: math.Ldexp(1, p.cidr.Addr().BitLen()-p.cidr.Bits())}
-		for _, rec := range blocks {
-			if p.cidr.Overlaps(rec.b.CIDR) {
-				n := rec.b.InUse()
+	err = m.eachBlock(ctx, func(b *Block) {
+		for i := range out {
+			if u := &out[i]; u.CIDR.Overlaps(b.CIDR) {
+				n := b.InUse()
 				u.InUse += n
-				u.Blocks = append(u.Blocks, BlockUsage{CIDR: rec.b.CIDR, Node: rec.b.Owner(), Size: rec.b.Size(), InUse: n})
+				u.Blocks = append(u.Blocks, BlockUsage{CIDR: b.CIDR, Node: b.Owner(), Size: b.Size(), InUse: n})
 			}
 		}
-		out = append(out, u)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range out {
+		slices.SortFunc(u.Blocks, func(a, b BlockUsage) int { return a.CIDR.Compare(b.CIDR) })
 	}
 	return out, nil
 }

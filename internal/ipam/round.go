@@ -90,6 +90,25 @@ func (m *IPAM) readBlock(kv datastore.KV) (*Block, error) {
 	return b, err
 }
 
+// blockPage is how many blocks eachBlock reads at a time.
+const blockPage = 100
+
+// eachBlock calls fn with every block of the cluster, reading them a page at a time so that a large
+// cluster's blocks are never held whole, and skipping (with a warning) those that do not decode.
+func (m *IPAM) eachBlock(ctx context.Context, fn func(*Block)) error {
+	return m.store.ListPages(ctx, blockListPrefix(0), blockPage, func(page []datastore.KV, _ int64, _ bool) error {
+		for _, kv := range page {
+			b, err := m.readBlock(kv)
+			if err != nil {
+				m.log.Warn("skipping IPAM block", "error", err.Error())
+				continue
+			}
+			fn(b)
+		}
+		return nil
+	})
+}
+
 // block reads the block at cidr (once per round).
 func (r *round) block(cidr netip.Prefix) (*blockRec, error) {
 	if rec, ok := r.blocks[cidr]; ok {
