@@ -31,13 +31,6 @@ export PATH="$GOPATH_BIN:$PATH"
 # shellcheck source=scripts/engine-env.sh
 . scripts/engine-env.sh
 
-# Upstream calico-felix for TestFelixParity (internal/dataplane): the one named, else one built into the
-# cache (docs/felix-parity.md says how); without either the test says so in one line and skips.
-if [ -z "${CALICO_FELIX:-}" ] && [ -x /var/cache/calico-ci/upstream/current/calico-felix ]; then
-  export CALICO_FELIX=/var/cache/calico-ci/upstream/current/calico-felix
-fi
-echo "test.sh: upstream calico-felix for TestFelixParity: ${CALICO_FELIX:-none (the test skips)}"
-
 GOTEST_TIMEOUT=${GOTEST_TIMEOUT:-25m}
 FUZZTIME=${FUZZTIME:-20000x}
 E2E_ENGINES=${E2E_ENGINES:-debian current current-nft}
@@ -207,6 +200,19 @@ else
     E2E_RESULTS+=("$result")
     step "$label (${#pkgs[@]} pkgs)" env ENGINE="$engine" E2E_PKGS="${pkgs[*]}" E2E_RESULT_FILE="$result" bash scripts/test-e2e.sh
   done
+fi
+
+# The interop suite needs upstream Calico's binaries, built once per machine from sources obtained by
+# hand (scripts/build-upstream-calico.sh); without them it is skipped with the line that says what is
+# missing. Its tests skip themselves in the unit and e2e runs above.
+if [ "$(id -u)" -ne 0 ]; then
+  skip "interop (upstream Calico)" "not root"
+elif interop=$(bash scripts/test-interop.sh --check); then
+  echo "$interop"
+  step "interop (upstream calicoctl, calico-felix)" bash scripts/test-interop.sh
+else
+  echo "test.sh: $interop"
+  skip "interop (upstream Calico)" "no upstream binaries: scripts/build-upstream-calico.sh"
 fi
 
 [ "$fuzzed" -eq 1 ] || fuzz

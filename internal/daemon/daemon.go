@@ -59,7 +59,7 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 	}
 	defer closeStore()
 
-	if err := register(ctx, store, cfg, version, log); err != nil {
+	if err := register(ctx, store, cfg, log); err != nil {
 		return err
 	}
 

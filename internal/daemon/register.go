@@ -17,18 +17,15 @@ import (
 
 // register writes what calico/node writes at start when it is missing: the cluster information, the
 // default tier, this node, and the default pools. It never overwrites what an operator set.
-func register(ctx context.Context, store *datastore.Store, cfg *config.Config, version string, log *slog.Logger) error {
-	ready := true
-	info := &api.ClusterInformation{Spec: api.ClusterInformationSpec{ClusterGUID: randomHex(16), ClusterType: "libnetwork",
-		CalicoVersion: version, DatastoreReady: &ready}}
-	info.Name = "default"
+func register(ctx context.Context, store *datastore.Store, cfg *config.Config, log *slog.Logger) error {
+	if err := registerCluster(ctx, store); err != nil {
+		return err
+	}
 	order := 1000000.0
 	tier := &api.Tier{Spec: api.TierSpec{Order: &order, DefaultAction: "Deny"}}
 	tier.Name = "default"
-	for _, o := range []api.Object{info, tier} {
-		if err := createIfMissing(ctx, store, o); err != nil {
-			return err
-		}
+	if err := createIfMissing(ctx, store, tier); err != nil {
+		return err
 	}
 	if err := createDefaultFelixConfiguration(ctx, store); err != nil {
 		return err
@@ -37,6 +34,33 @@ func register(ctx context.Context, store *datastore.Store, cfg *config.Config, v
 		return err
 	}
 	return createDefaultPools(ctx, store, cfg, log)
+}
+
+// clusterTypeLibnetwork is the clusterType of a ClusterInformation this plugin created.
+const clusterTypeLibnetwork = "libnetwork"
+
+// registerCluster creates the ClusterInformation "default" when there is none. It leaves calicoVersion
+// unset: that is the Calico release a cluster runs, which calico/node records, and upstream calicoctl
+// refuses every command ("version mismatch") when it differs from its own. Earlier versions of this
+// plugin recorded their own version there; that is cleared.
+func registerCluster(ctx context.Context, store *datastore.Store) error {
+	ready := true
+	info := &api.ClusterInformation{Spec: api.ClusterInformationSpec{ClusterGUID: randomHex(16),
+		ClusterType: clusterTypeLibnetwork, DatastoreReady: &ready}}
+	info.Name = "default"
+	err := store.Create(ctx, info)
+	if !errors.Is(err, datastore.ErrExists) {
+		return err
+	}
+	had, err := datastore.Get[*api.ClusterInformation](ctx, store, "", "default")
+	if err != nil || had.Spec.ClusterType != clusterTypeLibnetwork || had.Spec.CalicoVersion == "" {
+		return err
+	}
+	had.Spec.CalicoVersion = ""
+	if err := store.Update(ctx, had); err != nil && !errors.Is(err, datastore.ErrConflict) {
+		return fmt.Errorf("clearing the calicoVersion an earlier calico-libnetwork recorded: %w", err)
+	}
+	return nil
 }
 
 // createDefaultFelixConfiguration writes the global FelixConfiguration "default" as calico/node does when
