@@ -286,7 +286,7 @@ func (r *rig) connect(from, to string, port int) *conn {
 	return cn
 }
 
-func (c *conn) roundTrip(t *testing.T) {
+func (c *conn) roundTrip(t testing.TB) {
 	t.Helper()
 	_ = c.c.SetDeadline(time.Now().Add(2 * time.Second))
 	if _, err := fmt.Fprintln(c.c, "ping"); err != nil {

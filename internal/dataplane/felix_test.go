@@ -27,13 +27,7 @@ import (
 // by calico-felix (the daemon with CALICO_DATAPLANE=none beside it), must give the same reachability
 // matrix. It runs when CALICO_FELIX names a calico-felix binary (see docs/felix-parity.md).
 func TestFelixParity(t *testing.T) {
-	felix := os.Getenv("CALICO_FELIX")
-	if felix == "" {
-		t.Skip("CALICO_FELIX is not set: no upstream calico-felix to compare policy enforcement with (docs/felix-parity.md)")
-	}
-	if _, err := exec.LookPath("ipset"); err != nil {
-		t.Skip("Felix in iptables mode needs ipset: apt-get install ipset")
-	}
+	felix := felixBinary(t)
 	r := newRig(t, Config{})
 	for _, o := range parityWorld(t) {
 		linktest.Must(t, r.store.Apply(context.Background(), o))
@@ -65,15 +59,35 @@ func TestFelixParity(t *testing.T) {
 
 	// Hand the host to Felix, as an operator following the README would: our agent stops and its table
 	// goes; Felix programs the same namespace from the same datastore.
-	r.kill()
-	linktest.MustDo(t, r.host, func() { linktest.Must(t, cleanup.Remove(cleanup.Options{Log: r.log})) })
-	runFelix(t, felix, r)
+	handToFelix(t, felix, r)
 	r.expectReachWithin(names, 120*time.Second, open)
 	t.Logf("Felix (%s) gives the same matrix", felixVersion(felix))
 }
 
+// felixBinary is the upstream calico-felix CALICO_FELIX names; without one (or without the ipset it runs)
+// the test skips.
+func felixBinary(t testing.TB) string {
+	felix := os.Getenv("CALICO_FELIX")
+	if felix == "" {
+		t.Skip("CALICO_FELIX is not set: no upstream calico-felix to compare with (docs/felix-parity.md)")
+	}
+	if _, err := exec.LookPath("ipset"); err != nil {
+		t.Skip("Felix in iptables mode needs ipset: apt-get install ipset")
+	}
+	return felix
+}
+
+// handToFelix stops the rig's agent, removes what it programmed and starts Felix on the same namespace and
+// datastore, as an operator following the README would.
+func handToFelix(t testing.TB, felix string, r *rig) {
+	t.Helper()
+	r.kill()
+	linktest.MustDo(t, r.host, func() { linktest.Must(t, cleanup.Remove(cleanup.Options{Log: r.log})) })
+	runFelix(t, felix, r)
+}
+
 // parityWorld is what the daemon and calico/node write at start, and the profiles of the scenario.
-func parityWorld(t *testing.T) []api.Object {
+func parityWorld(t testing.TB) []api.Object {
 	ready, order := true, 1000000.0
 	info := &api.ClusterInformation{Spec: api.ClusterInformationSpec{ClusterGUID: "parity", ClusterType: "libnetwork", DatastoreReady: &ready}}
 	info.Name = "default"
@@ -148,7 +162,7 @@ func (r *rig) matrix(names []string) map[path]bool {
 
 // runFelix starts calico-felix in the rig's host namespace against the rig's etcd, reached through a
 // forwarder on the namespace's loopback, and stops it when the test ends.
-func runFelix(t *testing.T, felix string, r *rig) {
+func runFelix(t testing.TB, felix string, r *rig) {
 	t.Helper()
 	cfg := r.etcd
 	endpoint := forwardLoopback(t, r.host, cfg.Endpoints[0])
@@ -181,7 +195,7 @@ func runFelix(t *testing.T, felix string, r *rig) {
 
 // forwardLoopback makes target (https://127.0.0.1:port in this process's namespace) reachable at the same
 // address inside namespace ns, for a process run there, and returns that endpoint.
-func forwardLoopback(t *testing.T, ns, target string) string {
+func forwardLoopback(t testing.TB, ns, target string) string {
 	t.Helper()
 	hostPort := strings.TrimPrefix(target, "https://")
 	var l net.Listener

@@ -27,7 +27,7 @@ const (
 // rig is a Docker host in network namespaces: a host namespace the agent programs (never the test
 // machine's own), workloads plugged into it as Join would, and an embedded etcd.
 type rig struct {
-	t     *testing.T
+	t     testing.TB
 	host  string
 	store *datastore.Store
 	etcd  datastore.ClientConfig
@@ -45,7 +45,7 @@ type workload struct {
 	wep *api.WorkloadEndpoint
 }
 
-func newRig(t *testing.T, cfg Config) *rig {
+func newRig(t testing.TB, cfg Config) *rig {
 	t.Helper()
 	linktest.RequireRoot(t)
 	r := &rig{t: t, host: linktest.Host(t), log: slog.New(slog.NewTextHandler(t.Output(), nil)), wl: map[string]*workload{}}
