@@ -2,8 +2,8 @@
 # The interop suite: this plugin next to upstream Calico's own binaries, built from source by
 # scripts/build-upstream-calico.sh into the cache (README "Testing against upstream Calico").
 #   - upstream calicoctl on the plugin's data, with a real dockerd (test/e2e TestUpstream*);
-#   - upstream calico-felix as the dataplane, against ours on the same policies (internal/dataplane
-#     TestFelixParity, docs/felix-parity.md).
+#   - upstream calico-felix as the dataplane, against ours on the same policies, NAT outgoing and
+#     isolation (internal/dataplane TestFelixParity*, docs/felix-parity.md).
 # Without the binaries it names what is missing and fails; --check only says whether they are there.
 #
 # Usage: bash scripts/test-interop.sh [--check]   (or: make test-interop)
@@ -28,5 +28,5 @@ version=$("$CALICO_UPSTREAM_CALICOCTL" version 2>/dev/null | sed -n 's/^Git comm
 echo "test-interop: upstream calicoctl and calico-felix of commit ${version:-unknown} ($(dirname "$(readlink -f "$CALICO_UPSTREAM_CALICOCTL")"))"
 [ "${1:-}" != --check ] || exit 0
 
-go test -count=1 -run '^TestFelixParity$' ./internal/dataplane/
+go test -count=1 -run '^TestFelixParity' ./internal/dataplane/
 E2E_PKGS=./test/e2e bash scripts/test-e2e.sh -run '^TestUpstream'
