@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,12 +79,12 @@ func felixBinary(t testing.TB) string {
 }
 
 // handToFelix stops the rig's agent, removes what it programmed and starts Felix on the same namespace and
-// datastore, as an operator following the README would.
-func handToFelix(t testing.TB, felix string, r *rig) {
+// datastore, as an operator following the README would. It returns what stops Felix.
+func handToFelix(t testing.TB, felix string, r *rig) (stop func()) {
 	t.Helper()
 	r.kill()
 	linktest.MustDo(t, r.host, func() { linktest.Must(t, cleanup.Remove(cleanup.Options{Log: r.log})) })
-	runFelix(t, felix, r)
+	return runFelix(t, felix, r)
 }
 
 // parityWorld is what the daemon and calico/node write at start, and the profiles of the scenario.
@@ -161,8 +162,8 @@ func (r *rig) matrix(names []string) map[path]bool {
 }
 
 // runFelix starts calico-felix in the rig's host namespace against the rig's etcd, reached through a
-// forwarder on the namespace's loopback, and stops it when the test ends.
-func runFelix(t testing.TB, felix string, r *rig) {
+// forwarder on the namespace's loopback, and returns what stops it (as does the end of the test).
+func runFelix(t testing.TB, felix string, r *rig) (stop func()) {
 	t.Helper()
 	cfg := r.etcd
 	endpoint := forwardLoopback(t, r.host, cfg.Endpoints[0])
@@ -181,9 +182,12 @@ func runFelix(t testing.TB, felix string, r *rig) {
 	linktest.Must(t, err)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	linktest.Must(t, cmd.Start())
-	t.Cleanup(func() {
+	stop = sync.OnceFunc(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
+	})
+	t.Cleanup(func() {
+		stop()
 		logFile.Close()
 		if t.Failed() {
 			t.Logf("Felix's log: %s", logFile.Name())
@@ -191,6 +195,7 @@ func runFelix(t testing.TB, felix string, r *rig) {
 			os.Remove(logFile.Name())
 		}
 	})
+	return stop
 }
 
 // forwardLoopback makes target (https://127.0.0.1:port in this process's namespace) reachable at the same
@@ -256,10 +261,10 @@ func felixVersion(felix string) string {
 	return strings.Join(strings.Fields(string(out)), " ")
 }
 
-// TestFelixParityNATOutgoing hands a host to upstream Felix as TestFelixParity does, on a scenario of pools
-// with natOutgoing and two networks: both dataplanes masquerade what leaves the pools for an outside
-// network (IPv4 and IPv6) and keep the source between pool addresses, isolate the networks from each
-// other, and a connection established under this dataplane carries on under Felix.
+// TestFelixParityNATOutgoing hands a host to upstream Felix as TestFelixParity does, and back, on a
+// scenario of pools with natOutgoing and two networks: both dataplanes masquerade what leaves the pools for
+// an outside network (IPv4 and IPv6) and keep the source between pool addresses, isolate the networks from
+// each other, and a connection established under this dataplane carries on under Felix and after.
 func TestFelixParityNATOutgoing(t *testing.T) {
 	felix := felixBinary(t)
 	r := newRig(t, Config{})
@@ -304,8 +309,14 @@ func TestFelixParityNATOutgoing(t *testing.T) {
 	expect(5 * time.Second)
 	established := r.connect("a1", "a2", probePort+10)
 
-	handToFelix(t, felix, r)
+	stopFelix := handToFelix(t, felix, r)
 	expect(120 * time.Second)
 	established.roundTrip(t)
 	t.Logf("Felix (%s) masquerades, keeps sources and isolates as this dataplane does", felixVersion(felix))
+
+	// And back: Felix stops (leaving its rules, as it does), this dataplane starts again.
+	stopFelix()
+	r.run(t, 10*time.Second)
+	expect(5 * time.Second)
+	established.roundTrip(t)
 }
