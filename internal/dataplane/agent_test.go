@@ -124,38 +124,14 @@ func TestRestartKeepsAllowedTraffic(t *testing.T) {
 // with the host's address; traffic between pool addresses keeps its source.
 func TestNATOutgoing(t *testing.T) {
 	r := newRig(t, Config{})
-	outside := linktest.Workload{NS: linktest.NewNS(t, "out"), HostIface: "outside0",
-		IPv4: net.ParseIP("203.0.113.1"), IPv6: net.ParseIP("2001:db8:113::1")}
-	r.plugOutside(outside, "203.0.113.254/24", "2001:db8:113::fe/64")
-	linktest.Serve(t, outside.NS, probePort)
-
-	pool4 := &api.IPPool{Spec: api.IPPoolSpec{CIDR: "10.65.0.0/24", NATOutgoing: true}}
-	pool4.Name = "pool4"
-	pool6 := &api.IPPool{Spec: api.IPPoolSpec{CIDR: "fd00:65::/64", NATOutgoing: true}}
-	pool6.Name = "pool6"
+	outside := r.plugOutside()
+	pool4, pool6 := natPools()
 	r.put(pool4)
 	r.put(pool6)
 	r.put(networkProfile("net-a"))
 	a1 := r.addWorkload("a1", 1, []string{"net-a"}, nil)
 	a2 := r.addWorkload("a2", 2, []string{"net-a"}, nil)
-
-	for _, tc := range []struct {
-		to         net.IP
-		wantSource string
-	}{
-		{outside.IPv4, "203.0.113.254"},
-		{outside.IPv6, "2001:db8:113::fe"},
-		{a2.IPv4, a1.IPv4.String()},
-		{a2.IPv6, a1.IPv6.String()},
-	} {
-		linktest.Eventually(t, 5*time.Second, 50*time.Millisecond, func() error {
-			seen, err := linktest.Probe(a1.NS, "tcp", tc.to, probePort)
-			if err == nil && seen != tc.wantSource {
-				err = fmt.Errorf("%s saw source %s, want %s", tc.to, seen, tc.wantSource)
-			}
-			return err
-		})
-	}
+	expectSources(t, a1, a2, outside, 5*time.Second)
 
 	// Without natOutgoing the outside cannot answer.
 	pool4.Spec.NATOutgoing = false
@@ -169,16 +145,55 @@ func TestNATOutgoing(t *testing.T) {
 	})
 }
 
-// plugOutside connects a namespace to the host over a veth, with the host's addresses on its end and
-// no route back to the pools.
-func (r *rig) plugOutside(w linktest.Workload, host4, host6 string) {
+// natPools are pools with natOutgoing holding the rig's workload addresses.
+func natPools() (pool4, pool6 *api.IPPool) {
+	pool4 = &api.IPPool{Spec: api.IPPoolSpec{CIDR: "10.65.0.0/24", NATOutgoing: true}}
+	pool4.Name = "pool4"
+	pool6 = &api.IPPool{Spec: api.IPPoolSpec{CIDR: "fd00:65::/64", NATOutgoing: true}}
+	pool6.Name = "pool6"
+	return pool4, pool6
+}
+
+// Addresses of the outside network plugOutside makes: the host's end, and the outside's.
+const (
+	outsideHost4, outsideHost6 = "203.0.113.254", "2001:db8:113::fe"
+)
+
+// expectSources waits until TCP from workload from reaches the outside network from the host's addresses
+// there (masqueraded) and workload to from its own (not masqueraded), in both families.
+func expectSources(t testing.TB, from, to *workload, outside linktest.Workload, within time.Duration) {
+	t.Helper()
+	for _, tc := range []struct {
+		to         net.IP
+		wantSource string
+	}{
+		{outside.IPv4, outsideHost4},
+		{outside.IPv6, outsideHost6},
+		{to.IPv4, from.IPv4.String()},
+		{to.IPv6, from.IPv6.String()},
+	} {
+		linktest.Eventually(t, within, 50*time.Millisecond, func() error {
+			seen, err := linktest.Probe(from.NS, "tcp", tc.to, probePort)
+			if err == nil && seen != tc.wantSource {
+				err = fmt.Errorf("%s saw source %s, want %s", tc.to, seen, tc.wantSource)
+			}
+			return err
+		})
+	}
+}
+
+// plugOutside connects a new namespace, serving probes, to the host over a veth, with the host's addresses
+// on its end and no route back to the pools.
+func (r *rig) plugOutside() linktest.Workload {
 	r.t.Helper()
+	w := linktest.Workload{NS: linktest.NewNS(r.t, "out"), HostIface: "outside0",
+		IPv4: net.ParseIP("203.0.113.1"), IPv6: net.ParseIP("2001:db8:113::1")}
 	peer := "peer-out"
 	for _, args := range [][]string{
 		{"ip", "link", "add", w.HostIface, "type", "veth", "peer", "name", peer},
 		{"ip", "link", "set", peer, "netns", w.NS},
-		{"ip", "addr", "add", host4, "dev", w.HostIface},
-		{"ip", "addr", "add", host6, "dev", w.HostIface, "nodad"},
+		{"ip", "addr", "add", outsideHost4 + "/24", "dev", w.HostIface},
+		{"ip", "addr", "add", outsideHost6 + "/64", "dev", w.HostIface, "nodad"},
 		{"ip", "link", "set", w.HostIface, "up"},
 	} {
 		out, err := linktest.Exec(r.host, args...)
@@ -193,6 +208,8 @@ func (r *rig) plugOutside(w linktest.Workload, host4, host6 string) {
 		out, err := linktest.Exec(w.NS, args...)
 		linktest.Must(r.t, fmtErr(out, err))
 	}
+	linktest.Serve(r.t, w.NS, probePort)
+	return w
 }
 
 func fmtErr(out string, err error) error {

@@ -268,14 +268,8 @@ func felixVersion(felix string) string {
 func TestFelixParityNATOutgoing(t *testing.T) {
 	felix := felixBinary(t)
 	r := newRig(t, Config{})
-	outside := linktest.Workload{NS: linktest.NewNS(t, "out"), HostIface: "outside0",
-		IPv4: net.ParseIP("203.0.113.1"), IPv6: net.ParseIP("2001:db8:113::1")}
-	r.plugOutside(outside, "203.0.113.254/24", "2001:db8:113::fe/64")
-	linktest.Serve(t, outside.NS, probePort)
-	pool4 := &api.IPPool{Spec: api.IPPoolSpec{CIDR: "10.65.0.0/24", NATOutgoing: true}}
-	pool4.Name = "pool4"
-	pool6 := &api.IPPool{Spec: api.IPPoolSpec{CIDR: "fd00:65::/64", NATOutgoing: true}}
-	pool6.Name = "pool6"
+	outside := r.plugOutside()
+	pool4, pool6 := natPools()
 	for _, o := range append(parityWorld(t), pool4, pool6) {
 		linktest.Must(t, r.store.Apply(context.Background(), o))
 	}
@@ -283,27 +277,9 @@ func TestFelixParityNATOutgoing(t *testing.T) {
 	a1 := r.addWorkload("a1", 1, []string{"net-a"}, nil)
 	a2 := r.addWorkload("a2", 2, []string{"net-a"}, nil)
 	r.addWorkload("b1", 3, []string{"net-b"}, nil)
-
-	sources := []struct {
-		to         net.IP
-		wantSource string
-	}{
-		{outside.IPv4, "203.0.113.254"},
-		{outside.IPv6, "2001:db8:113::fe"},
-		{a2.IPv4, a1.IPv4.String()},
-		{a2.IPv6, a1.IPv6.String()},
-	}
 	expect := func(within time.Duration) {
 		t.Helper()
-		for _, tc := range sources {
-			linktest.Eventually(t, within, 50*time.Millisecond, func() error {
-				seen, err := linktest.Probe(a1.NS, "tcp", tc.to, probePort)
-				if err == nil && seen != tc.wantSource {
-					err = fmt.Errorf("%s saw source %s, want %s", tc.to, seen, tc.wantSource)
-				}
-				return err
-			})
-		}
+		expectSources(t, a1, a2, outside, within)
 		r.expectReachWithin([]string{"a1", "a2", "b1"}, within, paths("a1>a2 a2>a1"))
 	}
 	expect(5 * time.Second)
