@@ -3,7 +3,9 @@
 # scripts/build-upstream-calico.sh into the cache (README "Testing against upstream Calico").
 #   - upstream calicoctl on the plugin's data, with a real dockerd (test/e2e TestUpstream*);
 #   - upstream calico-felix as the dataplane, against ours on the same policies, NAT outgoing and
-#     isolation (internal/dataplane TestFelixParity*, docs/felix-parity.md).
+#     isolation (internal/dataplane TestFelixParity*, docs/felix-parity.md);
+#   - a mixed cluster: one lab host on this dataplane, one on Felix, over VXLAN (test/multihost
+#     TestMixedCluster).
 # Without the binaries it names what is missing and fails; --check only says whether they are there.
 #
 # Usage: bash scripts/test-interop.sh [--check]   (or: make test-interop)
@@ -30,3 +32,4 @@ echo "test-interop: upstream calicoctl and calico-felix of commit ${version:-unk
 
 go test -count=1 -run '^TestFelixParity' ./internal/dataplane/
 E2E_PKGS=./test/e2e bash scripts/test-e2e.sh -run '^TestUpstream'
+E2E_PKGS=./test/multihost bash scripts/test-e2e.sh -run '^TestMixedCluster$'

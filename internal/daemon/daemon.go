@@ -23,6 +23,7 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/ipam"
 	"github.com/projectcalico/calico-libnetwork/internal/libnetwork"
 	"github.com/projectcalico/calico-libnetwork/internal/metrics"
+	"github.com/projectcalico/calico-libnetwork/internal/tunneladdr"
 )
 
 // Socket names under the plugin directory; Docker finds plugins by these names.
@@ -64,6 +65,8 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 	}
 
 	addrs := ipam.New(store, ipam.Options{Node: cfg.NodeName, Log: log})
+	// calico/node's job, not Felix's: it runs whoever programs the host.
+	go tunneladdr.New(cfg.NodeName, store, addrs, log).Run(ctx)
 	var dp driver.Dataplane = dataplane.Disabled{}
 	var agent *dataplane.Agent          // nil: no dataplane to wait for
 	var dataplaneSynced <-chan struct{} // likewise
@@ -76,7 +79,7 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 			return fmt.Errorf("preparing the host dataplane (set CALICO_DATAPLANE=none if calico/node programs this host): %w", err)
 		}
 		go agent.Run(ctx)
-		go routing.New(routing.Config{Node: cfg.NodeName}, store, addrs, log).Run(ctx)
+		go routing.New(routing.Config{Node: cfg.NodeName}, store, log).Run(ctx)
 		dp, dataplaneSynced, dataplaneRefused = agent, agent.Synced(), agent.Refused
 	}
 	dockerAPI, err := docker.New(cfg.DockerHost)

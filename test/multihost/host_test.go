@@ -22,15 +22,17 @@ type host struct {
 	name, netns  string
 	dir          string // this host's folder under the lab's
 	addr4, addr6 netip.Prefix
+	felix        bool // upstream Felix programs this host (see hostSpec)
 	anchor       proc
 	dockerd      proc
+	felixd       proc
 	plugin       *harness.Plugin
 }
 
 // newHost creates the host's namespace and wires it to its segment.
 func (l *lab) newHost(s hostSpec) *host {
 	seg := segments[s.segment]
-	h := &host{lab: l, name: s.name, netns: "mh" + l.id + "-" + s.name, dir: filepath.Join(l.dir, s.name),
+	h := &host{lab: l, name: s.name, netns: "mh" + l.id + "-" + s.name, dir: filepath.Join(l.dir, s.name), felix: s.felix,
 		addr4: netip.PrefixFrom(nthAddr(seg.v4.Addr(), s.number), seg.v4.Bits()),
 		addr6: netip.PrefixFrom(nthAddr(seg.v6.Addr(), s.number), seg.v6.Bits())}
 	for _, d := range []string{"plugins", "exec"} {
@@ -115,13 +117,17 @@ func (h *host) startPlugin() {
 	ctl := filepath.Join(h.dir, "calicoctl")
 	must(t, os.WriteFile(plugin, []byte("#!/bin/sh\nexec "+strings.Join(h.enter(), " ")+" "+bins.Plugin+"\n"), 0o755))
 	must(t, os.WriteFile(ctl, []byte("#!/bin/sh\nexec nsenter --net=/var/run/netns/"+h.netns+" "+bins.Calicoctl+" \"$@\"\n"), 0o755))
-	h.plugin = harness.StartPlugin(t, harness.Binaries{Plugin: plugin, Calicoctl: ctl}, map[string]string{
+	env := map[string]string{
 		"NODENAME":                     h.name,
 		"ETCD_ENDPOINTS":               h.lab.etcd.endpoints(),
 		"CALICO_LIBNETWORK_PLUGIN_DIR": filepath.Join(h.dir, "plugins"),
 		"DOCKER_HOST":                  h.socket(),
 		"NO_DEFAULT_POOLS":             "true",
-	})
+	}
+	if h.felix {
+		env["CALICO_DATAPLANE"] = "none"
+	}
+	h.plugin = harness.StartPlugin(t, harness.Binaries{Plugin: plugin, Calicoctl: ctl}, env)
 	// Containers go while the plugin still answers (cleanups run last-registered first); Docker would
 	// otherwise wait for a missing plugin on each removal.
 	t.Cleanup(h.removeContainers)

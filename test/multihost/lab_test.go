@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,17 +71,22 @@ type lab struct {
 	hosts  []*host
 }
 
-// hostSpec places a host: its name and the segment and host number of its address.
+// hostSpec places a host: its name and the segment and host number of its address. A felix host runs
+// the plugin with CALICO_DATAPLANE=none and upstream calico-felix (CALICO_FELIX) programming it.
 type hostSpec struct {
 	name    string
 	segment int
 	number  int
+	felix   bool
 }
 
 // newLab builds the lab, or skips the test when the machine cannot run it.
 func newLab(t *testing.T, specs []hostSpec) *lab {
 	t.Helper()
 	requireLab(t)
+	if slices.ContainsFunc(specs, func(s hostSpec) bool { return s.felix }) {
+		requireFelix(t)
+	}
 	b := make([]byte, 2)
 	_, _ = rand.Read(b)
 	id := hex.EncodeToString(b)
@@ -114,6 +120,9 @@ func newLab(t *testing.T, specs []hostSpec) *lab {
 	}
 	for _, h := range l.hosts {
 		h.startPlugin()
+		if h.felix {
+			h.startFelix()
+		}
 	}
 	t.Cleanup(func() {
 		if d, _ := time.ParseDuration(os.Getenv("MULTIHOST_DEBUG_PAUSE")); t.Failed() && d > 0 {
@@ -211,6 +220,7 @@ func (l *lab) teardown() {
 	var wg sync.WaitGroup
 	for _, h := range l.hosts {
 		wg.Go(func() {
+			h.felixd.stop(syscall.SIGKILL, 5*time.Second)
 			h.dockerd.stop(syscall.SIGTERM, 15*time.Second)
 			h.anchor.stop(syscall.SIGKILL, 5*time.Second)
 		})

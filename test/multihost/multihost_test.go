@@ -22,7 +22,8 @@ const converge = 5 * time.Second
 // router on segment B. The subtests depend on each other (containers, pools), so they stop at the first
 // failure.
 func TestMultiHost(t *testing.T) {
-	l := newLab(t, []hostSpec{{"h1", 0, 11}, {"h2", 0, 12}, {"h3", 1, 13}})
+	l := newLab(t, []hostSpec{{name: "h1", segment: 0, number: 11}, {name: "h2", segment: 0, number: 12},
+		{name: "h3", segment: 1, number: 13}})
 	h1, h2, h3 := l.host("h1"), l.host("h2"), l.host("h3")
 	l.setPools("Never")
 	for _, h := range l.hosts {

@@ -14,6 +14,7 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
+	"github.com/projectcalico/calico-libnetwork/internal/tunneladdr"
 )
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -59,7 +60,7 @@ func mustLink(t *testing.T, name string) netlink.Link {
 }
 
 func TestApply(t *testing.T) {
-	r := New(Config{Node: "a"}, nil, nil, quietLog())
+	r := New(Config{Node: "a"}, nil, quietLog())
 	ns := linktest.NewNS(t, "routing")
 	linktest.MustDo(t, ns, func() {
 		setUpHostA(t)
@@ -76,7 +77,7 @@ blackhole 2001:db8:1::80/122`
 			t.Errorf("CrossSubnet routes:\n%s\nwant:\n%s", got, want)
 		}
 		vx, ok := mustLink(t, VXLANDevice).(*netlink.Vxlan)
-		if !ok || vx.MTU != 1450 || vx.VxlanId != VXLANVNI || vx.HardwareAddr.String() != derivedMAC("a").String() {
+		if !ok || vx.MTU != 1450 || vx.VxlanId != VXLANVNI || vx.HardwareAddr.String() != tunneladdr.DerivedMAC("a").String() {
 			t.Errorf("VXLAN device %+v", vx)
 		}
 		neigh, err := netlink.NeighList(vx.Index, unix.AF_BRIDGE)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/ipam"
+	"github.com/projectcalico/calico-libnetwork/internal/tunneladdr"
 )
 
 // routeKind says how a destination is reached.
@@ -247,11 +248,13 @@ func valueOr(p *int, def int) int {
 
 // vxlanEnabled reports whether any enabled IPv4 pool uses VXLAN, which is when Felix creates the device.
 func (v *view) vxlanEnabled() bool {
-	return slices.ContainsFunc(v.pools, usesVXLAN)
+	return slices.ContainsFunc(v.pools, tunneladdr.UsesVXLAN)
 }
 
-// usesVXLAN reports whether an IPv4 pool is enabled and encapsulates with VXLAN.
-func usesVXLAN(p *api.IPPool) bool {
-	cidr, err := netip.ParsePrefix(p.Spec.CIDR)
-	return err == nil && cidr.Addr().Is4() && !p.Spec.Disabled && p.Spec.VXLANMode != "" && p.Spec.VXLANMode != api.EncapNever
+// vtepMAC is a node's VTEP MAC: vxlanTunnelMACAddr when set, else the one Felix derives from its name.
+func vtepMAC(n *api.Node) net.HardwareAddr {
+	if mac, err := net.ParseMAC(n.Spec.VXLANTunnelMACAddr); err == nil && len(mac) == 6 {
+		return mac
+	}
+	return tunneladdr.DerivedMAC(n.Name)
 }

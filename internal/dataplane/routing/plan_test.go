@@ -9,6 +9,7 @@ import (
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/ipam"
+	"github.com/projectcalico/calico-libnetwork/internal/tunneladdr"
 )
 
 func testNode(name, addr4, addr6, tunnel string) *api.Node {
@@ -97,11 +98,11 @@ func TestComputeVTEPs(t *testing.T) {
 	v.nodes["b"].Spec.VXLANTunnelMACAddr = "66:00:00:00:00:0b"
 	p := v.compute()
 	if p.device == nil || p.device.tunnel.String() != "198.19.0.0" || p.device.local.String() != "198.18.0.11" ||
-		p.device.mac.String() != derivedMAC("a").String() {
+		p.device.mac.String() != tunneladdr.DerivedMAC("a").String() {
 		t.Fatalf("device %+v", p.device)
 	}
 	if len(p.remote) != 2 || p.remote[0].tunnel.String() != "198.19.1.0" || p.remote[0].mac.String() != "66:00:00:00:00:0b" ||
-		p.remote[0].node.String() != "198.18.0.12" || p.remote[1].mac.String() != derivedMAC("c").String() {
+		p.remote[0].node.String() != "198.18.0.12" || p.remote[1].mac.String() != tunneladdr.DerivedMAC("c").String() {
 		t.Errorf("remote VTEPs %+v", p.remote)
 	}
 
@@ -157,12 +158,11 @@ func TestComputeVXLANSettings(t *testing.T) {
 	}
 }
 
-func TestDerivedMAC(t *testing.T) {
-	// SHA-1("node1") = f937c37e94...; the MAC is 'f' followed by its first five bytes.
-	if got := derivedMAC("node1").String(); got != "66:f9:37:c3:7e:94" {
-		t.Errorf("derivedMAC(node1) = %s", got)
-	}
+func TestVTEPMAC(t *testing.T) {
 	n := testNode("node1", "", "", "")
+	if got := vtepMAC(n).String(); got != tunneladdr.DerivedMAC("node1").String() {
+		t.Errorf("derived MAC not used: %s", got)
+	}
 	n.Spec.VXLANTunnelMACAddr = "66:aa:bb:cc:dd:ee"
 	if got := vtepMAC(n).String(); got != "66:aa:bb:cc:dd:ee" {
 		t.Errorf("configured MAC not used: %s", got)

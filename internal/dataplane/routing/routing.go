@@ -1,8 +1,8 @@
 // Package routing programs the routes between hosts from the datastore, as Felix does without BGP: each
 // host's IPAM blocks (and the addresses other hosts borrowed from them) are routed to that host, directly
 // when the pool's vxlanMode is Never (or CrossSubnet within this host's subnet), otherwise through the
-// vxlan.calico device with permanent ARP and FDB entries for every remote tunnel endpoint. It also
-// allocates this host's VXLAN tunnel address, which is calico/node's job upstream. The device's VNI, port
+// vxlan.calico device with permanent ARP and FDB entries for every remote tunnel endpoint (each host's
+// tunnel address comes from package tunneladdr, as from calico/node upstream). The device's VNI, port
 // and MTU are the vxlanVNI, vxlanPort and vxlanMTU of FelixConfiguration node.<name>, else default, when set.
 //
 // It is level-triggered: every change of a Node, IPAM block, IP pool or FelixConfiguration recomputes the
@@ -23,6 +23,7 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
 	"github.com/projectcalico/calico-libnetwork/internal/ipam"
+	"github.com/projectcalico/calico-libnetwork/internal/reconcile"
 )
 
 // blockPrefix is where Calico stores IPAM blocks.
@@ -40,10 +41,9 @@ type Config struct {
 
 // Reconciler keeps this host's cross-host routes and tunnel in step with the datastore.
 type Reconciler struct {
-	cfg    Config
-	store  *datastore.Store
-	tunnel *tunnelAllocator
-	log    *slog.Logger
+	cfg   Config
+	store *datastore.Store
+	log   *slog.Logger
 
 	mu     sync.Mutex
 	nodes  cache[*api.Node]
@@ -51,11 +51,11 @@ type Reconciler struct {
 	blocks cache[blockRoute]
 	felix  cache[*api.FelixConfiguration]
 
-	kick, tunnelKick chan struct{}
+	kick chan struct{}
 }
 
-// New returns a reconciler for cfg.Node; addrs allocates the node's tunnel address.
-func New(cfg Config, store *datastore.Store, addrs *ipam.IPAM, log *slog.Logger) *Reconciler {
+// New returns a reconciler for cfg.Node.
+func New(cfg Config, store *datastore.Store, log *slog.Logger) *Reconciler {
 	if cfg.WorkloadPrefix == "" {
 		cfg.WorkloadPrefix = "cali"
 	}
@@ -63,11 +63,10 @@ func New(cfg Config, store *datastore.Store, addrs *ipam.IPAM, log *slog.Logger)
 		cfg.ResyncInterval = 10 * time.Second
 	}
 	return &Reconciler{cfg: cfg, store: store, log: log,
-		tunnel: &tunnelAllocator{node: cfg.Node, store: store, ipam: addrs, log: log},
-		nodes:  newCache(decodeResource[*api.Node]), pools: newCache(decodeResource[*api.IPPool]),
+		nodes: newCache(decodeResource[*api.Node]), pools: newCache(decodeResource[*api.IPPool]),
 		blocks: cache[blockRoute]{decode: decodeBlock, items: map[string]blockRoute{}, same: blockRoute.equal},
 		felix:  newCache(decodeResource[*api.FelixConfiguration]),
-		kick:   make(chan struct{}, 1), tunnelKick: make(chan struct{}, 1)}
+		kick:   make(chan struct{}, 1)}
 }
 
 // Run watches nodes, pools, blocks and Felix configurations and converges on every change until ctx ends.
@@ -79,20 +78,17 @@ func (r *Reconciler) Run(ctx context.Context) {
 	blocks := r.store.Watch(ctx, blockPrefix, r.log)
 	felix := r.store.Watch(ctx, datastore.KindPrefix(felixKind, ""), r.log)
 	go r.kernelLoop(ctx)
-	go r.tunnelLoop(ctx)
 	for {
 		var ev datastore.Event
-		var ok, tunnelInput bool
+		var ok bool
 		routesInput := true
 		select {
 		case <-ctx.Done():
 			return
 		case ev, ok = <-nodes:
 			r.fold(func() { r.nodes.apply(ev) })
-			tunnelInput = true
 		case ev, ok = <-pools:
 			r.fold(func() { r.pools.apply(ev) })
-			tunnelInput = true
 		case ev, ok = <-blocks:
 			r.fold(func() { routesInput = r.blocks.apply(ev) })
 		case ev, ok = <-felix:
@@ -102,10 +98,7 @@ func (r *Reconciler) Run(ctx context.Context) {
 			return
 		}
 		if routesInput {
-			signal(r.kick)
-		}
-		if tunnelInput {
-			signal(r.tunnelKick)
+			reconcile.Kick(r.kick)
 		}
 	}
 }
@@ -114,13 +107,6 @@ func (r *Reconciler) fold(f func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f()
-}
-
-func signal(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
-	}
 }
 
 // snapshot copies the current view; ok is false until every watch has delivered its first listing.
@@ -160,55 +146,13 @@ func overrideVXLAN(dst *api.FelixConfigurationSpec, src api.FelixConfigurationSp
 
 // kernelLoop reconciles on every kick and every ResyncInterval; failures are retried soon after.
 func (r *Reconciler) kernelLoop(ctx context.Context) {
-	r.every(ctx, r.kick, func() error {
+	reconcile.Loop{Interval: r.cfg.ResyncInterval, What: "routing", Log: r.log}.Run(ctx, r.kick, func() error {
 		v, ok := r.snapshot()
 		if !ok {
 			return nil
 		}
 		return r.apply(v.compute())
-	}, "routes")
-}
-
-// tunnelLoop keeps this node's tunnel address in step with the pools.
-func (r *Reconciler) tunnelLoop(ctx context.Context) {
-	r.every(ctx, r.tunnelKick, func() error {
-		v, ok := r.snapshot()
-		if !ok {
-			return nil
-		}
-		return r.tunnel.sync(ctx, v)
-	}, "VXLAN tunnel address")
-}
-
-// retryDelay is how soon a failed pass first runs again; it doubles while passes keep failing (etcd down),
-// up to ResyncInterval.
-const retryDelay = time.Second
-
-// every runs pass on each kick and each ResyncInterval, and again after a delay when it fails.
-func (r *Reconciler) every(ctx context.Context, kick <-chan struct{}, pass func() error, what string) {
-	resync := time.NewTicker(r.cfg.ResyncInterval)
-	defer resync.Stop()
-	var retry <-chan time.Time
-	delay := retryDelay
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-kick:
-		case <-resync.C:
-		case <-retry:
-		}
-		retry = nil
-		err := pass()
-		switch {
-		case err == nil:
-			delay = retryDelay
-		case ctx.Err() == nil:
-			r.log.Warn("routing: "+what+" not converged; retrying", "in", delay.String(), "error", err.Error())
-			retry = time.After(delay)
-			delay = min(2*delay, r.cfg.ResyncInterval)
-		}
-	}
+	})
 }
 
 // cache is one watched prefix, decoded. Undecodable values are left out.

@@ -10,7 +10,7 @@ import (
 
 // The view is withheld until every watch has listed once, and follows puts and deletes after that.
 func TestSnapshot(t *testing.T) {
-	r := New(Config{Node: "a"}, nil, nil, quietLog())
+	r := New(Config{Node: "a"}, nil, quietLog())
 	nodeKV := func(name, addr string) datastore.KV {
 		data, _ := json.Marshal(testNode(name, addr, "", ""))
 		return datastore.KV{Key: "/calico/resources/v3/projectcalico.org/nodes/" + name, Value: data, Revision: 1}

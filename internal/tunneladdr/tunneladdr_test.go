@@ -1,7 +1,9 @@
-package routing
+package tunneladdr
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/netip"
 	"testing"
 
@@ -11,44 +13,24 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/ipam"
 )
 
-// storedView reads the nodes and pools the tunnel allocator decides from.
-func storedView(t *testing.T, store *datastore.Store, self string) view {
-	t.Helper()
-	ctx := context.Background()
-	nodes, err := datastore.List[*api.Node](ctx, store, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pools, err := datastore.List[*api.IPPool](ctx, store, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := view{self: self, nodes: map[string]*api.Node{}, pools: pools}
-	for _, n := range nodes {
-		v.nodes[n.Name] = n
-	}
-	for _, p := range pools {
-		api.Default(p)
-	}
-	return v
-}
-
 func TestTunnelAddress(t *testing.T) {
 	ctx := context.Background()
 	store := datastoretest.Start(t).Store
-	node := testNode("a", "198.18.0.11/24", "", "")
-	node.Labels = map[string]string{"zone": "east"}
-	pool := testPool("198.19.0.0/16", api.EncapNever)
+	node := &api.Node{Spec: api.NodeSpec{BGP: &api.NodeBGPSpec{IPv4Address: "198.18.0.11/24"}}}
+	node.Name, node.Labels = "a", map[string]string{"zone": "east"}
+	pool := &api.IPPool{Spec: api.IPPoolSpec{CIDR: "198.19.0.0/16", VXLANMode: api.EncapNever}}
+	pool.Name = "lab"
+	api.Default(pool)
 	for _, o := range []api.Object{node, pool} {
 		if err := store.Create(ctx, o); err != nil {
 			t.Fatal(err)
 		}
 	}
 	addrs := ipam.New(store, ipam.Options{Node: "a"})
-	tun := &tunnelAllocator{node: "a", store: store, ipam: addrs, log: quietLog()}
+	tun := New("a", store, addrs, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	sync := func() *api.Node {
 		t.Helper()
-		if err := tun.sync(ctx, storedView(t, store, "a")); err != nil {
+		if err := tun.sync(ctx); err != nil {
 			t.Fatal(err)
 		}
 		n, err := datastore.Get[*api.Node](ctx, store, "", "a")
@@ -80,7 +62,7 @@ func TestTunnelAddress(t *testing.T) {
 	setMode(api.EncapCrossSubnet, "zone == 'east'")
 	n := sync()
 	addr, err := netip.ParseAddr(n.Spec.IPv4VXLANTunnelAddr)
-	if err != nil || !netip.MustParsePrefix("198.19.0.0/16").Contains(addr) || n.Spec.VXLANTunnelMACAddr != derivedMAC("a").String() {
+	if err != nil || !netip.MustParsePrefix("198.19.0.0/16").Contains(addr) || n.Spec.VXLANTunnelMACAddr != DerivedMAC("a").String() {
 		t.Fatalf("node after allocation: %+v", n.Spec)
 	}
 	if n.Spec.BGP.IPv4Address != "198.18.0.11/24" {
@@ -112,5 +94,12 @@ func TestTunnelAddress(t *testing.T) {
 	usage, err := addrs.Usage(ctx)
 	if err != nil || len(usage) != 1 || usage[0].InUse != 0 {
 		t.Errorf("addresses still in use: %+v %v", usage, err)
+	}
+}
+
+func TestDerivedMAC(t *testing.T) {
+	// SHA-1("node1") = f937c37e94...; the MAC is 'f' followed by its first five bytes.
+	if got := DerivedMAC("node1").String(); got != "66:f9:37:c3:7e:94" {
+		t.Errorf("DerivedMAC(node1) = %s", got)
 	}
 }
