@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Build upstream Calico's calicoctl and calico-felix from a projectcalico/calico source tree obtained by
-# hand, into $UPSTREAM_CACHE/<commit>/, and point $UPSTREAM_CACHE/current at them. A later run for the same
-# commit finds both binaries and builds nothing. `make test-interop` (scripts/test-interop.sh) and
+# Build upstream Calico's calicoctl, calico-felix, CNI plugin and calico (calico/node's commands) from a
+# projectcalico/calico source tree obtained by hand, into $UPSTREAM_CACHE/<commit>/, and point
+# $UPSTREAM_CACHE/current at them. A later run for the same commit builds only what is missing. `make test-interop` (scripts/test-interop.sh) and
 # `make test` use what `current` points to. README.md ("Testing against upstream Calico") says how to
 # obtain the sources.
 #
@@ -32,8 +32,23 @@ cache=${UPSTREAM_CACHE:-/var/cache/calico-ci/upstream}
 out=$cache/$commit
 mkdir -p "$cache"
 
-if [ -x "$out/calicoctl" ] && [ -x "$out/calico-felix" ]; then
-  log "$out holds both binaries, nothing to build"
+# name, cgo, package: calicoctl and calico-felix for the interop suite; the CNI plugin (cni/calico, which
+# acts by the name it runs under, so also cni/calico-ipam) and the calico binary (calico/node's
+# `component node allocate-tunnel-addrs`) for recording fixtures (internal/interop/testdata/record.sh).
+binaries=(
+  "calicoctl 0 ./calicoctl/calicoctl"
+  "calico-felix 1 ./felix/cmd/calico-felix"
+  "cni/calico 0 ./cni-plugin/cmd/calico"
+  "calico 1 ./cmd/calico"
+)
+todo=()
+for b in "${binaries[@]}"; do
+  read -r name _ _ <<<"$b"
+  [ -x "$out/$name" ] || todo+=("$b")
+done
+
+if [ ${#todo[@]} -eq 0 ]; then
+  log "$out holds every binary, nothing to build"
 else
   [ "$(id -u)" -eq 0 ] || die "must run as root (installs packages)"
   command -v go >/dev/null || die "go not found (expected in /usr/local/go/bin)"
@@ -60,22 +75,23 @@ else
   version=$(git -C "$src" describe --tags 2>/dev/null || echo "${commit:0:12}")
   buildinfo=github.com/projectcalico/calico/pkg/buildinfo
   ldflags="-X $buildinfo.Version=$version -X $buildinfo.BuildDate=$(date -u +%FT%TZ) -X $buildinfo.GitRevision=$commit"
+  mkdir -p "$out/cni"
   tmp=$(mktemp -d "$cache/.build.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
   cd "$src"
-  log "building calicoctl $version (several minutes)"
-  CGO_ENABLED=0 GOTOOLCHAIN=local go build -buildvcs=false -ldflags "$ldflags" -o "$tmp/calicoctl" ./calicoctl/calicoctl
-  log "building calico-felix $version (longer)"
-  CGO_ENABLED=1 GOTOOLCHAIN=local go build -buildvcs=false -ldflags "$ldflags" -o "$tmp/calico-felix" ./felix/cmd/calico-felix
+  for b in "${todo[@]}"; do
+    read -r name cgo pkg <<<"$b"
+    log "building $name $version (minutes; calico-felix and calico the longest)"
+    CGO_ENABLED=$cgo GOTOOLCHAIN=local go build -buildvcs=false -ldflags "$ldflags" -o "$tmp/bin" "$pkg"
+    mv "$tmp/bin" "$out/$name"
+  done
+  ln -sfn calico "$out/cni/calico-ipam"
   {
     echo "Upstream Calico binaries built by scripts/build-upstream-calico.sh"
     echo "Commit:  $commit ($version)"
     echo "Built:   $(date -u +%FT%TZ) with $(go version | cut -d' ' -f3-)"
     echo "libbpf:  $(git -C "$libbpf_dir" describe --tags 2>/dev/null || echo "from $libbpf_dir")"
-  } >"$tmp/README.txt"
-  rm -rf "$out"
-  mv "$tmp" "$out"
-  trap - EXIT
+  } >>"$out/README.txt"
 fi
 ln -sfn "$out" "$cache/current"
 log "calicoctl: $("$out/calicoctl" version 2>/dev/null | sed -n 's/^Client Version: *//p')"

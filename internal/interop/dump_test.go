@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"encoding/json"
 	"net/netip"
 	"slices"
 	"strings"
@@ -12,22 +13,52 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/policy"
 )
 
-// What the dump holds (testdata/etcd-dump.json): host-a runs upstream Calico with three libnetwork
-// endpoints (one borrowed from host-b's block), its VXLAN tunnel address, and a leaked CNI allocation;
-// host-b and host-c have a VXLAN tunnel address each, host-c one endpoint borrowed from host-a's block.
-// cross-subnet-pool selects nodes labelled rack, which a new node is not: it allocates from the default pool.
+// What the dump holds (testdata/etcd-dump.json, recorded from upstream calicoctl, CNI plugin and
+// calico/node by testdata/record.sh): host-a and host-b on 10.0.0.0/24, host-c on 10.0.1.0/24, each with a
+// VXLAN tunnel address; CNI workloads on network mynet, host-a's at 192.168.0.1 (its own block),
+// 192.168.0.65 (borrowed from host-b's block), 10.10.0.1 (small-pool's only block) and 172.16.0.1, host-b's
+// at 192.168.0.66 and 172.16.0.65, host-c's at 172.16.0.129 and 172.16.0.2 (borrowed from host-a's block);
+// and on host-a an allocation of calico-ipam alone that no endpoint uses (a leak). cross-subnet-pool
+// selects nodes labelled rack, which a new node is not: it allocates from the default pool.
 const (
 	otherNode  = "host-a"
 	newNode    = "host-new"
-	otherBlock = "/calico/ipam/v2/assignment/ipv4/block/192.168.0.0-26"
 	smallBlock = "/calico/ipam/v2/assignment/ipv4/block/10.10.0.0-26"
-	webEP      = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1"
 )
 
 var (
 	webIP    = netip.MustParseAddr("192.168.0.1")
 	leakedIP = netip.MustParseAddr("192.168.0.2")
 )
+
+// handleWithPrefix is the one IPAM handle in the dump whose ID starts with prefix.
+func handleWithPrefix(t *testing.T, dump map[string]json.RawMessage, prefix string) string {
+	t.Helper()
+	var found []string
+	for key := range dump {
+		if id, ok := strings.CutPrefix(key, "/calico/ipam/v2/handle/"); ok && strings.HasPrefix(id, prefix) {
+			found = append(found, id)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("handles starting %q in the dump: %v", prefix, found)
+	}
+	return found[0]
+}
+
+// webHandle is the handle the CNI plugin gave webIP: <network>.<container ID>.
+func webHandle(t *testing.T, dump map[string]json.RawMessage) string {
+	t.Helper()
+	weps, err := datastore.List[*api.WorkloadEndpoint](ctx(t), testStore, "")
+	must(t, err)
+	for _, w := range weps {
+		if slices.Contains(w.Spec.IPNetworks, webIP.String()+"/32") {
+			return handleWithPrefix(t, dump, "mynet."+w.Spec.ContainerID)
+		}
+	}
+	t.Fatalf("no endpoint has %s", webIP)
+	return ""
+}
 
 // createNode registers this host's Node as the daemon does.
 func createNode(t *testing.T, name string) {
@@ -113,7 +144,7 @@ func TestDumpIPAMNewNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.BlockNode != otherNode || info.Handle != "libnetwork."+webEP || info.Attrs["libnetwork-endpoint"] != webEP {
+	if info.BlockNode != otherNode || info.Handle != webHandle(t, dump) || info.Attrs["node"] != otherNode || info.Attrs["timestamp"] == "" {
 		t.Errorf("host-a's allocation read as %+v", info)
 	}
 }
@@ -156,10 +187,10 @@ func TestDumpIPAMBorrowOrRefuse(t *testing.T) {
 	}
 }
 
-// ipam check finds the dump's leaked CNI allocation and nothing else: the libnetwork endpoints and the
-// nodes' VXLAN tunnel addresses are in use, and the handles agree with the blocks.
+// ipam check finds the dump's leaked CNI allocation and nothing else: the CNI endpoints and the nodes'
+// VXLAN tunnel addresses are in use, and the handles agree with the blocks.
 func TestDumpIPAMCheck(t *testing.T) {
-	loadDump(t)
+	dump := loadDump(t)
 	live := map[netip.Addr]bool{}
 	nodes, err := datastore.List[*api.Node](ctx(t), testStore, "")
 	must(t, err)
@@ -177,8 +208,8 @@ func TestDumpIPAMCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Allocations != 8 || len(rep.Leaked) != 1 || rep.Leaked[0].IP != leakedIP ||
-		rep.Leaked[0].Handle != "k8s-pod-network.0123456789abcdef" || len(rep.NotAllocated) != 0 || len(rep.Handles) != 0 {
+	if rep.Allocations != 12 || len(rep.Leaked) != 1 || rep.Leaked[0].IP != leakedIP ||
+		rep.Leaked[0].Handle != handleWithPrefix(t, dump, "k8s-pod-network.") || len(rep.NotAllocated) != 0 || len(rep.Handles) != 0 {
 		t.Errorf("check report %+v", rep)
 	}
 
@@ -187,7 +218,7 @@ func TestDumpIPAMCheck(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ipam check: %v\n%s", err, out)
 	}
-	for _, want := range []string{"Found 4 workload IPs and 3 node tunnel IPs in use.", "Found 8 IPAM allocations.", leakedIP.String()} {
+	for _, want := range []string{"Found 8 workload IPs and 3 node tunnel IPs in use.", "Found 12 IPAM allocations.", leakedIP.String()} {
 		if !strings.Contains(out, want) {
 			t.Errorf("ipam check output lacks %q:\n%s", want, out)
 		}

@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 }
 
 // dumpEntry is one key of testdata/etcd-dump.json: what `etcdctl get --prefix /calico/` shows on a cluster
-// run by upstream Calico, the values decoded from JSON for readability.
+// written by upstream Calico's own binaries (testdata/record.sh, testdata/RECORDED), each value verbatim.
 type dumpEntry struct {
 	Key   string          `json:"key"`
 	Value json.RawMessage `json:"value"`

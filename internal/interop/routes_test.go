@@ -13,8 +13,9 @@ import (
 )
 
 // Each node of the dump routes what Felix would route for it, read from upstream's nodes, pools and blocks:
-// host-a and host-b share 10.0.0.0/24, host-c is on 10.0.1.0/24. default-ipv4-ippool has no vxlanMode
-// (Never), small-pool is Always, cross-subnet-pool is CrossSubnet. host-a borrowed 192.168.0.65 from
+// host-a and host-b share 10.0.0.0/24, host-c is on 10.0.1.0/24. default-ipv4-ippool is Never, small-pool
+// Always, cross-subnet-pool CrossSubnet; calico/node gave host-a its tunnel address in small-pool and the
+// others theirs in cross-subnet-pool, and wrote no VTEP MACs (Felix derives them). host-a borrowed 192.168.0.65 from
 // host-b's block and host-c borrowed 172.16.0.2 from host-a's.
 func TestDumpRoutes(t *testing.T) {
 	loadDump(t)
@@ -46,7 +47,7 @@ func TestDumpRoutes(t *testing.T) {
 			"192.168.0.64/26 via 10.0.0.12", // host-a's own borrowed .65 is a workload route, not ours
 		}},
 		{"host-b", []string{
-			"10.10.0.0/26 vxlan 192.168.0.0",
+			"10.10.0.0/26 vxlan 10.10.0.0",
 			"172.16.0.0/26 via 10.0.0.11",
 			"172.16.0.2/32 vxlan 172.16.0.128",
 			"blackhole 172.16.0.64/26",
@@ -56,8 +57,8 @@ func TestDumpRoutes(t *testing.T) {
 			"192.168.0.65/32 via 10.0.0.11", // borrowed from this node's block: more specific than its blackhole
 		}},
 		{"host-c", []string{
-			"10.10.0.0/26 vxlan 192.168.0.0",
-			"172.16.0.0/26 vxlan 192.168.0.0",
+			"10.10.0.0/26 vxlan 10.10.0.0",
+			"172.16.0.0/26 vxlan 10.10.0.0",
 			"172.16.0.64/26 vxlan 172.16.0.64",
 			"blackhole 172.16.0.128/26",
 			"192.168.0.0/26 via 10.0.0.11", // Never: direct even across the subnet
