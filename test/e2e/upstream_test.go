@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -72,6 +74,39 @@ func (e *env) endpointOf(ip string) string {
 	return ""
 }
 
+// upstreamIPAMCheck prepares what upstream `calicoctl ipam check` needs besides etcd and returns what runs
+// it with --show-problem-ips. The check also lists Kubernetes Services (load balancer addresses are in
+// use) and reads KubeControllersConfiguration default, so it needs a Kubernetes API, which a Docker
+// cluster does not have: a stand-in answers that one list with no Services, and upstream calicoctl
+// writes the default KubeControllersConfiguration as Calico's kube-controllers would.
+func (e *env) upstreamIPAMCheck(bin string) func() string {
+	e.t.Helper()
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/services" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"kind":"ServiceList","apiVersion":"v1","metadata":{},"items":[]}`)
+	}))
+	e.t.Cleanup(api.Close)
+	kubeconfig := filepath.Join(e.t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: services, cluster: {server: %q}}]
+contexts: [{name: services, context: {cluster: services, user: none}}]
+users: [{name: none, user: {}}]
+current-context: services
+`, api.URL)), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	e.upstreamApply(bin, "apply", "apiVersion: projectcalico.org/v3\nkind: KubeControllersConfiguration\nmetadata: {name: default}\nspec: {controllers: {}}\n")
+	return func() string {
+		e.t.Helper()
+		return e.mustUpstream(bin, "ipam", "check", "--show-problem-ips", "--kubeconfig", kubeconfig)
+	}
+}
+
 func (e *env) mustUpstream(bin string, args ...string) string {
 	e.t.Helper()
 	out, err := e.upstream(bin, args...)
@@ -101,9 +136,9 @@ func itemNames(t *testing.T, out string) []string {
 }
 
 // Upstream calicoctl reads every kind the plugin writes, in JSON and YAML, as our calicoctl lists it, and
-// its IPAM commands account for the plugin's allocations: `ipam show` (pool, blocks, one address) and
-// `ipam release` of an address nothing owns. Upstream's `ipam check` is not run: it compares allocations
-// with Kubernetes pods and refuses to start without a kubeconfig.
+// its IPAM commands account for the plugin's allocations: `ipam show` (pool, blocks, one address), `ipam
+// check` (no problem, then exactly the address the plugin allocated for no container) and `ipam release`
+// of that address.
 func TestUpstreamCalicoctlReadsOurData(t *testing.T) {
 	bin := upstreamCalicoctl(t)
 	e := start(t, map[string]string{"CALICO_LIBNETWORK_LABEL_ENDPOINTS": "true"})
@@ -158,14 +193,24 @@ func TestUpstreamCalicoctlReadsOurData(t *testing.T) {
 		t.Errorf("upstream ipam show --ip %s:\n%s", ip, one)
 	}
 
-	// An address the plugin allocated that no container took: upstream releases it, and the plugin's IPAM
-	// agrees that it is free.
+	check := e.upstreamIPAMCheck(bin)
+	if out := check(); !strings.Contains(out, "Check complete; found 0 problems.") {
+		t.Errorf("upstream ipam check on the plugin's allocations:\n%s", out)
+	}
+
+	// An address the plugin allocated that no container took: upstream's check reports it and nothing
+	// else, upstream releases it, and the plugin's IPAM agrees that it is free.
 	var leaked struct{ Address string }
 	status, body, err := e.plugin.Call(ipamSock, "IpamDriver.RequestAddress", []byte(`{"PoolID":"CalicoPoolIPv4"}`))
 	if err != nil || status != 200 || json.Unmarshal(body, &leaked) != nil {
 		t.Fatalf("RequestAddress: %d %s %v", status, body, err)
 	}
 	addr := netip.MustParsePrefix(leaked.Address).Addr().String()
+	out := check()
+	if !strings.Contains(out, "Check complete; found 1 problems.") || !strings.Contains(out, "  "+addr+" leaked;") {
+		t.Errorf("upstream ipam check does not report exactly %s as leaked:\n%s", addr, out)
+	}
+	t.Logf("upstream ipam check with %s planted:\n%s", addr, out)
 	if out := e.mustUpstream(bin, "ipam", "release", "--ip", addr); !strings.Contains(out, "Successfully released IP address "+addr) {
 		t.Errorf("upstream ipam release --ip %s: %s", addr, out)
 	}
