@@ -30,6 +30,15 @@ version=$("$CALICO_UPSTREAM_CALICOCTL" version 2>/dev/null | sed -n 's/^Git comm
 echo "test-interop: upstream calicoctl and calico-felix of commit ${version:-unknown} ($(dirname "$(readlink -f "$CALICO_UPSTREAM_CALICOCTL")"))"
 [ "${1:-}" != --check ] || exit 0
 
-go test -count=1 -run '^TestFelixParity' ./internal/dataplane/
-E2E_PKGS=./test/e2e bash scripts/test-e2e.sh -run '^TestUpstream'
-E2E_PKGS=./test/multihost bash scripts/test-e2e.sh -run '^TestMixedCluster$'
+# -v, so the log names each test that ran; with the binaries there, none may skip.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+{
+  go test -count=1 -v -run '^TestFelixParity' ./internal/dataplane/
+  E2E_PKGS=./test/e2e bash scripts/test-e2e.sh -v -run '^TestUpstream'
+  E2E_PKGS=./test/multihost bash scripts/test-e2e.sh -v -run '^TestMixedCluster$'
+} 2>&1 | tee "$log"
+if grep -- '--- SKIP' "$log"; then
+  echo "test-interop: the tests above skipped although the upstream binaries are there" >&2
+  exit 1
+fi

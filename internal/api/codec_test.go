@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -58,22 +59,28 @@ func newForDocument(t *testing.T, data []byte) Object {
 }
 
 // fixtures lists every testdata document with the fields this version does not model, which must survive.
-var fixtures = []struct {
+// Those under upstream/ were stored by upstream calicoctl (upstream/record.sh). The three others are
+// written by hand on purpose, being what no upstream binary built here writes: a pool with omitted fields
+// (as etcdctl or an older calicoctl leaves it), a pool in Calico 3.0's format with fields of even older
+// ones, and the ClusterInformation calico/node and the operator complete (calicoVersion, variant).
+type fixture struct {
 	file    string
 	kind    string
 	unknown []string
-}{
+}
+
+var fixtures = []fixture{
 	{"ippool-minimal.json", KindIPPool, nil},
-	{"ippool-current.json", KindIPPool, []string{"spec.namespaceSelector", "status.conditions"}},
 	{"ippool-2018.json", KindIPPool, []string{"spec.ipip.enabled", "spec.ipip.mode", "spec.nat-outgoing"}},
-	{"workloadendpoint-libnetwork.json", KindWorkloadEndpoint, nil},
-	{"profile-labelstoapply.json", KindProfile, nil},
-	{"globalnetworkpolicy.json", KindGlobalNetworkPolicy, []string{"spec.performanceHints"}},
-	{"networkpolicy.json", KindNetworkPolicy, nil},
-	{"node.json", KindNode, []string{"spec.wireguard.interfaceIPv4Address", "spec.interfaces", "status.wireguardPublicKey", "status.podCIDRs"}},
 	{"clusterinformation.json", KindClusterInformation, []string{"spec.variant"}},
-	{"tier.json", KindTier, []string{"status"}},
-	{"felixconfiguration.json", KindFelixConfiguration, []string{"spec.bpfLogLevel", "spec.natPortRange", "spec.healthPort"}},
+	{"upstream/ippool-v6.json", KindIPPool, []string{"spec.namespaceSelector"}},
+	{"upstream/workloadendpoint-libnetwork.json", KindWorkloadEndpoint, nil},
+	{"upstream/profile-mynet.json", KindProfile, nil},
+	{"upstream/globalnetworkpolicy-rules.json", KindGlobalNetworkPolicy, []string{"spec.performanceHints"}},
+	{"upstream/networkpolicy-np1.json", KindNetworkPolicy, nil},
+	{"upstream/node-my-host.json", KindNode, []string{"spec.wireguard.interfaceIPv4Address", "status.wireguardPublicKey", "status.podCIDRs"}},
+	{"upstream/init-tier-default.json", KindTier, []string{"status"}},
+	{"upstream/felixconfiguration-default.json", KindFelixConfiguration, []string{"spec.bpfLogLevel", "spec.natPortRange", "spec.healthPort"}},
 }
 
 func TestFixturesCoverEveryKind(t *testing.T) {
@@ -87,8 +94,10 @@ func TestFixturesCoverEveryKind(t *testing.T) {
 		}
 	}
 	files, _ := filepath.Glob("testdata/*.json")
-	if len(files) != len(fixtures) {
-		t.Errorf("%d files in testdata, %d listed in fixtures", len(files), len(fixtures))
+	for _, f := range files {
+		if !slices.ContainsFunc(fixtures, func(x fixture) bool { return "testdata/"+x.file == f }) {
+			t.Errorf("%s is not listed in fixtures", f)
+		}
 	}
 }
 
@@ -148,26 +157,26 @@ func TestRoundTripFixtures(t *testing.T) {
 
 func TestUnmarshalTypedFields(t *testing.T) {
 	var wep WorkloadEndpoint
-	if err := Unmarshal(readFixture(t, "workloadendpoint-libnetwork.json"), &wep); err != nil {
+	if err := Unmarshal(readFixture(t, "upstream/workloadendpoint-libnetwork.json"), &wep); err != nil {
 		t.Fatal(err)
 	}
 	if wep.Name != "test-libnetwork-libnetwork-"+testEndpointID || wep.Namespace != "libnetwork" ||
 		wep.Spec.Node != "test" || wep.Spec.InterfaceName != "cali50d858e0985" ||
 		!reflect.DeepEqual(wep.Spec.IPNetworks, []string{"192.168.0.5/32", "fd80:24e2:f998:72d6::5/128"}) ||
-		wep.CreationTimestamp == nil || wep.CreationTimestamp.Year() != 2019 ||
+		wep.CreationTimestamp == nil ||
 		len(wep.Spec.Ports) != 1 || wep.Spec.Ports[0].Protocol.String() != "TCP" || wep.Spec.Ports[0].Port != 80 {
 		t.Errorf("decoded %+v %+v", wep.ObjectMeta, wep.Spec)
 	}
 
 	var p Profile
-	if err := Unmarshal(readFixture(t, "profile-labelstoapply.json"), &p); err != nil {
+	if err := Unmarshal(readFixture(t, "upstream/profile-mynet.json"), &p); err != nil {
 		t.Fatal(err)
 	}
 	if p.Spec.Ingress[0].Source.Selector != "has(mynet)" || p.Spec.Egress[0].Action != ActionAllow ||
 		!reflect.DeepEqual(p.Spec.LabelsToApply, map[string]string{"mynet": ""}) {
 		t.Errorf("decoded %+v", p.Spec)
 	}
-	// The spec as upstream calicoctl stores it, byte for byte (machine-facts.md).
+	// The spec as upstream calicoctl stores it, byte for byte.
 	spec, err := json.Marshal(p.Spec)
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +187,7 @@ func TestUnmarshalTypedFields(t *testing.T) {
 	}
 
 	var gnp GlobalNetworkPolicy
-	if err := Unmarshal(readFixture(t, "globalnetworkpolicy.json"), &gnp); err != nil {
+	if err := Unmarshal(readFixture(t, "upstream/globalnetworkpolicy-rules.json"), &gnp); err != nil {
 		t.Fatal(err)
 	}
 	r0, r1, r2 := gnp.Spec.Ingress[0], gnp.Spec.Ingress[1], gnp.Spec.Ingress[2]
@@ -192,7 +201,7 @@ func TestUnmarshalTypedFields(t *testing.T) {
 	}
 
 	var node Node
-	if err := Unmarshal(readFixture(t, "node.json"), &node); err != nil {
+	if err := Unmarshal(readFixture(t, "upstream/node-my-host.json"), &node); err != nil {
 		t.Fatal(err)
 	}
 	if node.Spec.BGP.IPv4Address != "10.0.0.1/24" || node.Spec.BGP.ASNumber.String() != "64512" ||
@@ -201,7 +210,7 @@ func TestUnmarshalTypedFields(t *testing.T) {
 	}
 
 	var tier Tier
-	if err := Unmarshal(readFixture(t, "tier.json"), &tier); err != nil {
+	if err := Unmarshal(readFixture(t, "upstream/init-tier-default.json"), &tier); err != nil {
 		t.Fatal(err)
 	}
 	if tier.Spec.Order == nil || *tier.Spec.Order != 1000000 || tier.Spec.DefaultAction != "Deny" {
@@ -214,10 +223,12 @@ func TestUnmarshalTypedFields(t *testing.T) {
 }
 
 func TestModifyKeepsUnknownFields(t *testing.T) {
+	data := readFixture(t, "upstream/node-my-host.json")
 	var node Node
-	if err := Unmarshal(readFixture(t, "node.json"), &node); err != nil {
+	if err := Unmarshal(data, &node); err != nil {
 		t.Fatal(err)
 	}
+	stored := decodeAny(t, data)["metadata"].(map[string]any)
 	node.ResourceVersion = "1234"
 	node.Spec.IPv4VXLANTunnelAddr = "192.168.20.0"
 	node.Spec.BGP.IPv6Address = ""                  // removed known field must stay removed
@@ -236,15 +247,14 @@ func TestModifyKeepsUnknownFields(t *testing.T) {
 		"spec.wireguard.interfaceIPv4Address": "192.168.10.2",
 		"status.wireguardPublicKey":           "jlkVyQYooZYzI2wFfNhSZez5eWh44yfq1wKVjLvSXgY=",
 		"spec.bgp.ipv4Address":                "10.0.0.1/24",
-		"metadata.uid":                        "2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f",
+		"metadata.uid":                        stored["uid"],
 		"metadata.labels.new":                 "label",
 		"spec.bgp.asNumber":                   float64(64512),
 		"kind":                                "Node",
 		"apiVersion":                          "projectcalico.org/v3",
 		"spec.vxlanTunnelMACAddr":             "66:3a:5f:01:02:03",
 		"spec.orchRefs":                       []any{map[string]any{"nodeName": "my-host", "orchestrator": "libnetwork"}},
-		"spec.interfaces":                     []any{map[string]any{"name": "eth0", "addresses": []any{"10.0.0.1"}}},
-		"metadata.creationTimestamp":          "2026-01-01T00:00:00Z",
+		"metadata.creationTimestamp":          stored["creationTimestamp"],
 		"status.podCIDRs":                     []any{"192.168.10.0/24"},
 		"spec.bgp.ipv4IPIPTunnelAddr":         "192.168.10.1",
 		"metadata.labels":                     map[string]any{"new": "label"},

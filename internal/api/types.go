@@ -86,8 +86,8 @@ type EndpointPort struct {
 	Name     string   `json:"name"`
 	Protocol Protocol `json:"protocol"`
 	Port     uint16   `json:"port"`
-	HostPort uint16   `json:"hostPort,omitempty"`
-	HostIP   string   `json:"hostIP,omitempty"`
+	HostPort uint16   `json:"hostPort"` // always written, as upstream writes them
+	HostIP   string   `json:"hostIP"`
 }
 
 // NetworkPolicy is a namespaced, ordered set of rules selecting endpoints.
