@@ -70,7 +70,7 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 	var dp driver.Dataplane = dataplane.Disabled{}
 	var agent *dataplane.Agent          // nil: no dataplane to wait for
 	var dataplaneSynced <-chan struct{} // likewise
-	var dataplaneRefused func() []string
+	var dataplaneRefused, unroutable func() []string
 	if cfg.Dataplane == config.DataplaneLinux {
 		agent = dataplane.New(dataplane.Config{Node: cfg.NodeName, EndpointToHost: cfg.EndpointToHost,
 			ObserveConvergence: stats.ObserveConvergence, ObserveUnenforced: stats.ObserveUnenforced,
@@ -79,8 +79,9 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 			return fmt.Errorf("preparing the host dataplane (set CALICO_DATAPLANE=none if calico/node programs this host): %w", err)
 		}
 		go agent.Run(ctx)
-		go routing.New(routing.Config{Node: cfg.NodeName}, store, log).Run(ctx)
-		dp, dataplaneSynced, dataplaneRefused = agent, agent.Synced(), agent.Refused
+		routes := routing.New(routing.Config{Node: cfg.NodeName}, store, log)
+		go routes.Run(ctx)
+		dp, dataplaneSynced, dataplaneRefused, unroutable = agent, agent.Synced(), agent.Refused, routes.Unroutable
 	}
 	dockerAPI, err := docker.New(cfg.DockerHost)
 	if err != nil {
@@ -102,7 +103,7 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 	go collector.Run(ctx)
 	if cfg.MetricsAddr != "" {
 		h := stats.Handler(metrics.Sources{Node: cfg.NodeName, Store: store, IPAM: addrs, DataplaneSynced: dataplaneSynced,
-			DataplaneRefused: dataplaneRefused}, log)
+			DataplaneRefused: dataplaneRefused, Unroutable: unroutable}, log)
 		if err := metrics.Start(ctx, cfg.MetricsAddr, h, log); err != nil {
 			return err
 		}

@@ -17,12 +17,13 @@ type healthReport struct {
 	Status    string `json:"status"` // "ok", "degraded" or "unhealthy"
 	Datastore string `json:"datastore"`
 	Dataplane string `json:"dataplane"`
+	Routing   string `json:"routing,omitempty"` // what pools cannot be routed between hosts, when any
 }
 
 // health answers 200 when etcd answers a read and the dataplane agent has completed its first sync (or the
 // dataplane is disabled), 503 otherwise. A dataplane that has synced but whose kernel refuses some objects
 // is "degraded" (still 200: every other endpoint is served, and those objects' endpoints fail closed), and
-// the report names them.
+// the report names them; so is one with pools it cannot route between hosts.
 type health struct{ src Sources }
 
 func (h health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -45,6 +46,14 @@ func (h health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		default:
 			rep.Status, rep.Dataplane = "unhealthy", "not yet synced with the datastore"
+		}
+	}
+	if h.src.Unroutable != nil {
+		if problems := h.src.Unroutable(); len(problems) > 0 {
+			rep.Routing = "degraded: " + strings.Join(problems, "; ")
+			if rep.Status == "ok" {
+				rep.Status = "degraded"
+			}
 		}
 	}
 	status := http.StatusOK

@@ -35,7 +35,7 @@ func TestHealthzDataplane(t *testing.T) {
 		t.Errorf("before the first sync: %d %+v", code, rep)
 	}
 	close(synced)
-	if code, rep := healthz(t, h); code != http.StatusOK || rep != (healthReport{"ok", "ok", "ok"}) {
+	if code, rep := healthz(t, h); code != http.StatusOK || rep != (healthReport{"ok", "ok", "ok", ""}) {
 		t.Errorf("after the first sync: %d %+v", code, rep)
 	}
 
@@ -46,7 +46,15 @@ func TestHealthzDataplane(t *testing.T) {
 		t.Errorf("with a refused object: %d %+v", code, rep)
 	}
 
-	src.DataplaneSynced, src.DataplaneRefused = nil, nil
+	// A pool routing cannot route: degraded too, and said under routing.
+	src.DataplaneRefused = nil
+	src.Unroutable = func() []string { return []string{"IP-in-IP pools: this kernel has no IP-in-IP"} }
+	code, rep = healthz(t, New().Handler(src, slog.New(slog.DiscardHandler)))
+	if code != http.StatusOK || rep.Status != "degraded" || rep.Dataplane != "ok" || !strings.Contains(rep.Routing, "no IP-in-IP") {
+		t.Errorf("with an unroutable pool: %d %+v", code, rep)
+	}
+
+	src.DataplaneSynced, src.Unroutable = nil, nil
 	code, rep = healthz(t, New().Handler(src, slog.New(slog.DiscardHandler)))
 	if code != http.StatusOK || rep.Status != "ok" || !strings.Contains(rep.Dataplane, "disabled") {
 		t.Errorf("dataplane disabled: %d %+v", code, rep)

@@ -107,6 +107,8 @@ type Sources struct {
 	DataplaneSynced <-chan struct{}
 	// DataplaneRefused lists what the kernel refuses of the dataplane (nil: nothing to ask).
 	DataplaneRefused func() []string
+	// Unroutable lists the pools whose mode cross-host routing cannot route (nil: nothing to ask).
+	Unroutable func() []string
 }
 
 // Handler serves /metrics (Prometheus text format) and /healthz. A metric the datastore cannot supply is left

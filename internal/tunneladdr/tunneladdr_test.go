@@ -80,16 +80,37 @@ func TestTunnelAddress(t *testing.T) {
 	if _, err := addrs.ReleaseIP(ctx, addr); err != nil {
 		t.Fatal(err)
 	}
-	tun.verified = netip.Addr{} // as after a restart
+	tun.verified = map[string]netip.Addr{} // as after a restart
 	if n := sync(); n.Spec.IPv4VXLANTunnelAddr == "" {
 		t.Fatal("no new tunnel address after the old one was released")
 	} else if info, err := addrs.Allocation(ctx, netip.MustParseAddr(n.Spec.IPv4VXLANTunnelAddr)); err != nil || info.Handle != "vxlan-tunnel-addr-a" {
 		t.Fatalf("new tunnel address not allocated to the handle: %+v %v", info, err)
 	}
 
-	setMode(api.EncapNever, "all()")
-	if n := sync(); n.Spec.IPv4VXLANTunnelAddr != "" || n.Spec.VXLANTunnelMACAddr != "" {
-		t.Fatalf("tunnel address kept without a VXLAN pool: %+v", n.Spec)
+	// An IPIP pool instead: the VXLAN address and MAC go, an IPIP address comes, as calico/node gives it.
+	p, err := datastore.Get[*api.IPPool](ctx, store, "", pool.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Spec.VXLANMode, p.Spec.IPIPMode, p.Spec.NodeSelector = api.EncapNever, api.EncapAlways, "all()"
+	if err := store.Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	n = sync()
+	ipip, err := netip.ParseAddr(n.Spec.BGP.IPv4IPIPTunnelAddr)
+	if err != nil || n.Spec.IPv4VXLANTunnelAddr != "" || n.Spec.VXLANTunnelMACAddr != "" || n.Spec.BGP.IPv4Address != "198.18.0.11/24" {
+		t.Fatalf("node with an IPIP pool: %+v %+v", n.Spec, n.Spec.BGP)
+	}
+	if info, err := addrs.Allocation(ctx, ipip); err != nil || info.Handle != "ipip-tunnel-addr-a" || info.Attrs["type"] != "ipipTunnelAddress" {
+		t.Fatalf("allocation of %s: %+v, %v", ipip, info, err)
+	}
+
+	p.Spec.IPIPMode = api.EncapNever
+	if err := store.Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if n := sync(); n.Spec.IPv4VXLANTunnelAddr != "" || n.Spec.VXLANTunnelMACAddr != "" || n.Spec.BGP.IPv4IPIPTunnelAddr != "" {
+		t.Fatalf("tunnel address kept without a tunnel pool: %+v %+v", n.Spec, n.Spec.BGP)
 	}
 	usage, err := addrs.Usage(ctx)
 	if err != nil || len(usage) != 1 || usage[0].InUse != 0 {

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
 )
@@ -15,6 +18,8 @@ const (
 	VXLANPort   = 4789
 	// vxlanOverhead is what VXLAN adds to each packet over IPv4: outer IP, UDP, VXLAN and Ethernet headers.
 	vxlanOverhead = 50
+	// ipipOverhead is the outer IPv4 header IP-in-IP adds.
+	ipipOverhead = 20
 )
 
 // parent is the interface a family's direct routes and tunnel leave through.
@@ -23,10 +28,12 @@ type parent struct {
 	mtu  int
 }
 
-// apply makes the kernel match p: the VXLAN device and its VTEP entries first (routes over it need it),
-// then routes, removing every route of ours that p does not want.
+// apply makes the kernel match p: the VXLAN device and its VTEP entries, and tunl0, first (routes over
+// them need them), then routes, removing every route of ours that p does not want. What cannot be routed
+// at all is recorded for Unroutable.
 func (r *Reconciler) apply(p plan) error {
 	var errs []error
+	unroutable := p.unroutable
 	parents := map[bool]*parent{} // keyed by "is IPv6"
 	for _, local := range []netip.Prefix{p.local4, p.local6} {
 		if !local.IsValid() {
@@ -44,6 +51,26 @@ func (r *Reconciler) apply(p plan) error {
 		tunnel = r.ensureDevice(p, parents[false], &errs)
 	} else if err := link.DeleteLink(VXLANDevice); err != nil {
 		errs = append(errs, err)
+	}
+	ipip := false
+	switch {
+	case p.ipip != nil && parents[false] != nil:
+		mtu := p.ipip.mtu
+		if mtu == 0 {
+			mtu = parents[false].mtu - ipipOverhead
+		}
+		err := link.EnsureIPIP(mtu, p.ipip.addr)
+		switch {
+		case errors.Is(err, unix.EOPNOTSUPP):
+			unroutable = append(unroutable, "IP-in-IP pools: this kernel has no IP-in-IP (CONFIG_NET_IPIP), so their "+
+				"blocks on other hosts are not routed; use vxlanMode instead of ipipMode")
+		case err != nil:
+			errs = append(errs, fmt.Errorf("IP-in-IP device: %w", err))
+		default:
+			ipip = true
+		}
+	case p.ipip == nil:
+		errs = append(errs, link.DropIPIPAddresses(p.pools4))
 	}
 
 	wanted := map[netip.Prefix]link.BlockRoute{}
@@ -63,6 +90,11 @@ func (r *Reconciler) apply(p plan) error {
 				continue
 			}
 			br.Dev = VXLANDevice
+		case kindIPIP:
+			if !ipip {
+				continue
+			}
+			br.Dev = link.IPIPDevice
 		}
 		wanted[rt.dst] = br
 	}
@@ -84,7 +116,27 @@ func (r *Reconciler) apply(p plan) error {
 		r.log.Debug("programming route", "route", want.String())
 		errs = append(errs, link.ReplaceBlockRoute(want))
 	}
+	r.setUnroutable(unroutable)
 	return errors.Join(errs...)
+}
+
+// setUnroutable records what cannot be routed, logging each problem when it first appears.
+func (r *Reconciler) setUnroutable(problems []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range problems {
+		if !slices.Contains(r.unroutable, p) {
+			r.log.Warn("routing: cannot route a pool as its mode asks", "problem", p)
+		}
+	}
+	r.unroutable = problems
+}
+
+// Unroutable lists the pools whose mode this dataplane cannot route, and what happens instead (/healthz).
+func (r *Reconciler) Unroutable() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.unroutable)
 }
 
 // ensureDevice programs the VXLAN device and its VTEP entries; it reports whether the device is usable.

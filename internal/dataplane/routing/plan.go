@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -17,6 +18,7 @@ const (
 	kindBlackhole routeKind = iota // one of this host's blocks: unused addresses go nowhere
 	kindDirect                     // via the remote host's address, on-link on the parent interface
 	kindVXLAN                      // via the remote host's tunnel address over the VXLAN device
+	kindIPIP                       // via the remote host's address, on-link over tunl0
 )
 
 // route is one wanted route, before interface names are resolved.
@@ -26,13 +28,16 @@ type route struct {
 	via  netip.Addr
 }
 
-// String renders r as "blackhole <dst>", "<dst> via <node address>" or "<dst> vxlan <tunnel address>".
+// String renders r as "blackhole <dst>", "<dst> via <node address>", "<dst> vxlan <tunnel address>" or
+// "<dst> ipip <node address>".
 func (r route) String() string {
 	switch r.kind {
 	case kindBlackhole:
 		return "blackhole " + r.dst.String()
 	case kindVXLAN:
 		return r.dst.String() + " vxlan " + r.via.String()
+	case kindIPIP:
+		return r.dst.String() + " ipip " + r.via.String()
 	default:
 		return r.dst.String() + " via " + r.via.String()
 	}
@@ -46,11 +51,21 @@ type vtep struct {
 	mtu           int // 0: the parent's, less the VXLAN overhead
 }
 
+// ipipDevice is what this host's tunl0 carries.
+type ipipDevice struct {
+	addr netip.Addr // this node's IPIP tunnel address; invalid until allocated
+	mtu  int        // 0: the parent's, less the IPIP overhead
+}
+
 // plan is everything the kernel should hold, computed from the datastore alone.
 type plan struct {
 	routes []route
 	device *vtep // nil: no VXLAN device
 	remote []remoteVTEP
+	ipip   *ipipDevice    // nil: no pool uses IP-in-IP
+	pools4 []netip.Prefix // the IPv4 pools' CIDRs, whose addresses tunl0 must not keep without IP-in-IP
+	// unroutable says, for each pool whose mode this dataplane cannot route, what happens instead.
+	unroutable []string
 	// local4 and local6 are this host's addresses with prefix (invalid when unknown): the parent
 	// interfaces of direct routes and tunnels are the interfaces holding them.
 	local4, local6 netip.Prefix
@@ -67,7 +82,7 @@ type view struct {
 	nodes  map[string]*api.Node
 	pools  []*api.IPPool
 	blocks []blockRoute
-	felix  api.FelixConfigurationSpec // VXLAN settings of FelixConfiguration default, overridden by node.<self>; zero when none
+	felix  api.FelixConfigurationSpec // tunnel settings of FelixConfiguration default, overridden by node.<self>; zero when none
 }
 
 // blockRoute is what of an IPAM block the routes depend on: its CIDR, its owner and the addresses other
@@ -127,12 +142,16 @@ func Routes(self string, nodes []*api.Node, pools []*api.IPPool, blocks []*ipam.
 type node struct {
 	addr4, addr6 netip.Prefix
 	vtep         *remoteVTEP // nil until the node has a tunnel address
+	ipip         netip.Addr  // its IPIP tunnel address, if any
 }
 
 func parseNode(n *api.Node) node {
 	var out node
 	if bgp := n.Spec.BGP; bgp != nil {
 		out.addr4, out.addr6 = nodePrefix(bgp.IPv4Address), nodePrefix(bgp.IPv6Address)
+		if a, err := netip.ParseAddr(bgp.IPv4IPIPTunnelAddr); err == nil && a.Is4() {
+			out.ipip = a
+		}
 	}
 	tunnel, err := netip.ParseAddr(n.Spec.IPv4VXLANTunnelAddr)
 	if err == nil && tunnel.Is4() && out.addr4.IsValid() {
@@ -153,8 +172,8 @@ func nodePrefix(s string) netip.Prefix {
 }
 
 // compute derives the wanted routes and tunnel state, as Felix does from blocks, pools and nodes:
-// every block affine to another node is routed to that node (directly or through VXLAN, as its pool
-// says), each address borrowed from a block by a node other than the block's owner gets a host route to
+// every block affine to another node is routed to that node (directly, through VXLAN or through IP-in-IP,
+// as its pool says), each address borrowed from a block by a node other than the block's owner gets a host route to
 // the borrower, and this node's blocks are blackholed so their unused addresses never leave the host.
 func (v *view) compute() plan {
 	nodes := make(map[string]node, len(v.nodes))
@@ -173,6 +192,22 @@ func (v *view) compute() plan {
 		}
 		slices.SortFunc(p.remote, func(a, b remoteVTEP) int { return a.tunnel.Compare(b.tunnel) })
 	}
+	for _, pool := range v.pools {
+		if cidr, err := netip.ParsePrefix(pool.Spec.CIDR); err == nil && cidr.Addr().Is6() && !pool.Spec.Disabled &&
+			pool.Spec.VXLANMode != "" && pool.Spec.VXLANMode != api.EncapNever {
+			p.unroutable = append(p.unroutable, fmt.Sprintf("IP pool %q: VXLAN over IPv6 is not implemented; its blocks are "+
+				"routed directly, which reaches hosts on this host's subnet only", pool.Name))
+		}
+	}
+	if slices.ContainsFunc(v.pools, tunneladdr.UsesIPIP) {
+		p.ipip = &ipipDevice{addr: self.ipip, mtu: valueOr(v.felix.IPIPMTU, 0)}
+	} else {
+		for _, pool := range v.pools {
+			if cidr, err := netip.ParsePrefix(pool.Spec.CIDR); err == nil && cidr.Addr().Is4() {
+				p.pools4 = append(p.pools4, cidr)
+			}
+		}
+	}
 	seen := map[netip.Prefix]bool{}
 	add := func(r route) {
 		if !seen[r.dst] {
@@ -181,10 +216,10 @@ func (v *view) compute() plan {
 		}
 	}
 	for _, b := range v.blocks {
-		mode := v.encapFor(b.cidr)
+		enc := v.encapFor(b.cidr)
 		for _, lent := range b.borrowed {
 			if lent.node != v.self {
-				if r, ok := p.to(nodes, lent.node, netip.PrefixFrom(lent.addr, lent.addr.BitLen()), mode); ok {
+				if r, ok := p.to(nodes, lent.node, netip.PrefixFrom(lent.addr, lent.addr.BitLen()), enc); ok {
 					add(r)
 				}
 			}
@@ -195,7 +230,7 @@ func (v *view) compute() plan {
 				add(route{dst: b.cidr, kind: kindBlackhole})
 			}
 		case b.owner != "":
-			if r, ok := p.to(nodes, b.owner, b.cidr, mode); ok {
+			if r, ok := p.to(nodes, b.owner, b.cidr, enc); ok {
 				add(r)
 			}
 		}
@@ -204,9 +239,16 @@ func (v *view) compute() plan {
 	return p
 }
 
+// encap is how a pool's IPv4 traffic crosses hosts: its encapsulation (kindVXLAN, kindIPIP, or
+// kindDirect for none) and that encapsulation's mode (Always or CrossSubnet).
+type encap struct {
+	kind routeKind
+	mode string
+}
+
 // to is the route to dst at node name, if that node can be reached: IPv4 by the pool's encapsulation
-// (CrossSubnet: directly within this host's subnet, VXLAN across), IPv6 always directly.
-func (p *plan) to(nodes map[string]node, name string, dst netip.Prefix, mode string) (route, bool) {
+// (CrossSubnet: directly within this host's subnet, encapsulated across), IPv6 always directly.
+func (p *plan) to(nodes map[string]node, name string, dst netip.Prefix, enc encap) (route, bool) {
 	n, ok := nodes[name]
 	if !ok {
 		return route{}, false
@@ -214,28 +256,40 @@ func (p *plan) to(nodes map[string]node, name string, dst netip.Prefix, mode str
 	if dst.Addr().Is6() {
 		return route{dst: dst, kind: kindDirect, via: n.addr6.Addr()}, n.addr6.IsValid() && p.local6.IsValid()
 	}
-	direct := mode == api.EncapNever || (mode == api.EncapCrossSubnet && p.local4.Contains(n.addr4.Addr()))
-	if direct {
-		return route{dst: dst, kind: kindDirect, via: n.addr4.Addr()}, n.addr4.IsValid() && p.local4.IsValid()
+	if !n.addr4.IsValid() || !p.local4.IsValid() {
+		return route{}, false
 	}
-	if p.device == nil || n.vtep == nil {
-		return route{}, false // no tunnel yet at one end: Calico waits for both VTEPs too
+	kind := enc.kind
+	if enc.mode == api.EncapCrossSubnet && p.local4.Contains(n.addr4.Addr()) {
+		kind = kindDirect
 	}
-	return route{dst: dst, kind: kindVXLAN, via: n.vtep.tunnel}, true
+	switch kind {
+	case kindVXLAN:
+		if p.device == nil || n.vtep == nil {
+			return route{}, false // no tunnel yet at one end: Calico waits for both VTEPs too
+		}
+		return route{dst: dst, kind: kindVXLAN, via: n.vtep.tunnel}, true
+	case kindIPIP:
+		return route{dst: dst, kind: kindIPIP, via: n.addr4.Addr()}, p.ipip != nil
+	}
+	return route{dst: dst, kind: kindDirect, via: n.addr4.Addr()}, true
 }
 
-// encapFor is the VXLAN mode of the pool holding cidr (Never when no pool does: the pool was deleted but
-// its blocks still hold addresses). IPIP is not implemented; its pools are routed directly.
-func (v *view) encapFor(cidr netip.Prefix) string {
+// encapFor is the encapsulation of the pool holding cidr (none when no pool does: the pool was deleted
+// but its blocks still hold addresses). Validation allows at most one of vxlanMode and ipipMode.
+func (v *view) encapFor(cidr netip.Prefix) encap {
 	for _, pool := range v.pools {
 		if pc, err := netip.ParsePrefix(pool.Spec.CIDR); err == nil && pc.Bits() <= cidr.Bits() && pc.Contains(cidr.Addr()) {
-			if pool.Spec.VXLANMode == "" {
-				return api.EncapNever
+			switch {
+			case pool.Spec.VXLANMode != "" && pool.Spec.VXLANMode != api.EncapNever:
+				return encap{kind: kindVXLAN, mode: pool.Spec.VXLANMode}
+			case pool.Spec.IPIPMode != "" && pool.Spec.IPIPMode != api.EncapNever:
+				return encap{kind: kindIPIP, mode: pool.Spec.IPIPMode}
 			}
-			return pool.Spec.VXLANMode
+			return encap{kind: kindDirect}
 		}
 	}
-	return api.EncapNever
+	return encap{kind: kindDirect}
 }
 
 // valueOr is *p, or def when p is nil (the field is not set).

@@ -93,6 +93,55 @@ func TestComputeModes(t *testing.T) {
 	}
 }
 
+// ipipHosts is threeHosts with an IP-in-IP pool instead: a has its IPIP tunnel address.
+func ipipHosts(mode string) *view {
+	v := threeHosts(api.EncapNever)
+	v.pools[0].Spec.IPIPMode = mode
+	for _, n := range v.nodes {
+		n.Spec.IPv4VXLANTunnelAddr = ""
+	}
+	v.nodes["a"].Spec.BGP.IPv4IPIPTunnelAddr = "198.19.0.2"
+	return v
+}
+
+func TestComputeIPIP(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		want []string
+	}{
+		{api.EncapAlways, []string{"blackhole 198.19.0.0/26", "198.19.0.5/32 ipip 198.18.0.12", "198.19.1.0/26 ipip 198.18.0.12",
+			"198.19.2.0/26 ipip 198.18.1.13", "198.19.2.3/32 ipip 198.18.0.12", "2001:db8:1::/122 via 2001:db8:ff::12",
+			"blackhole 2001:db8:1::80/122"}},
+		{api.EncapCrossSubnet, []string{"blackhole 198.19.0.0/26", "198.19.0.5/32 via 198.18.0.12", "198.19.1.0/26 via 198.18.0.12",
+			"198.19.2.0/26 ipip 198.18.1.13", "198.19.2.3/32 via 198.18.0.12", "2001:db8:1::/122 via 2001:db8:ff::12",
+			"blackhole 2001:db8:1::80/122"}},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			v := ipipHosts(tc.mode)
+			mtu := 1400
+			v.felix.IPIPMTU = &mtu
+			p := v.compute()
+			slices.Sort(tc.want)
+			if got, want := describe(p), strings.Join(tc.want, "\n"); got != want {
+				t.Errorf("routes:\n%s\nwant:\n%s", got, want)
+			}
+			if p.device != nil || p.ipip == nil || p.ipip.addr.String() != "198.19.0.2" || p.ipip.mtu != 1400 || p.pools4 != nil {
+				t.Errorf("devices: VXLAN %+v, IPIP %+v, pools to clear %v", p.device, p.ipip, p.pools4)
+			}
+		})
+	}
+	// An IPv6 pool asking for VXLAN is routed directly, and said to be.
+	v := threeHosts(api.EncapNever)
+	v.pools[1].Spec.VXLANMode = api.EncapAlways
+	if u := v.compute().unroutable; len(u) != 1 || !strings.Contains(u[0], "VXLAN over IPv6") {
+		t.Errorf("IPv6 VXLAN pool: unroutable %v", u)
+	}
+	// Without an IPIP pool there is no tunl0 to program, and the pools' addresses are to leave it.
+	if p := threeHosts(api.EncapNever).compute(); p.ipip != nil || len(p.pools4) != 1 || p.pools4[0].String() != "198.19.0.0/16" {
+		t.Errorf("without IP-in-IP: %+v %v", p.ipip, p.pools4)
+	}
+}
+
 func TestComputeVTEPs(t *testing.T) {
 	v := threeHosts(api.EncapAlways)
 	v.nodes["b"].Spec.VXLANTunnelMACAddr = "66:00:00:00:00:0b"

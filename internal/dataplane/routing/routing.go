@@ -1,9 +1,11 @@
 // Package routing programs the routes between hosts from the datastore, as Felix does without BGP: each
 // host's IPAM blocks (and the addresses other hosts borrowed from them) are routed to that host, directly
-// when the pool's vxlanMode is Never (or CrossSubnet within this host's subnet), otherwise through the
-// vxlan.calico device with permanent ARP and FDB entries for every remote tunnel endpoint (each host's
-// tunnel address comes from package tunneladdr, as from calico/node upstream). The device's VNI, port
-// and MTU are the vxlanVNI, vxlanPort and vxlanMTU of FelixConfiguration node.<name>, else default, when set.
+// when the pool neither encapsulates (vxlanMode and ipipMode Never) nor needs to (CrossSubnet within this
+// host's subnet), otherwise through the vxlan.calico device with permanent ARP and FDB entries for every
+// remote tunnel endpoint, or through tunl0 to the host's own address (IP-in-IP). Each host's tunnel
+// addresses come from package tunneladdr, as from calico/node upstream. The VXLAN device's VNI, port and
+// MTU, and tunl0's MTU, are vxlanVNI, vxlanPort, vxlanMTU and ipipMTU of FelixConfiguration node.<name>,
+// else default, when set.
 //
 // It is level-triggered: every change of a Node, IPAM block, IP pool or FelixConfiguration recomputes the
 // whole wanted state and converges the kernel to it, removing our stale routes (protocol 80, not on
@@ -50,6 +52,8 @@ type Reconciler struct {
 	pools  cache[*api.IPPool]
 	blocks cache[blockRoute]
 	felix  cache[*api.FelixConfiguration]
+	// unroutable is what the last pass could not route (see Unroutable).
+	unroutable []string
 
 	kick chan struct{}
 }
@@ -127,16 +131,17 @@ func (r *Reconciler) snapshot() (view, bool) {
 	for _, name := range []string{"default", "node." + r.cfg.Node} {
 		fc := r.felix.items[datastore.ResourceKey(api.KindOf(&api.FelixConfiguration{}), "", name)]
 		if fc != nil && api.Validate(fc) == nil {
-			overrideVXLAN(&v.felix, fc.Spec)
+			overrideTunnels(&v.felix, fc.Spec)
 		}
 	}
 	return v, true
 }
 
-// overrideVXLAN sets the VXLAN settings routing uses in dst to those src sets.
-func overrideVXLAN(dst *api.FelixConfigurationSpec, src api.FelixConfigurationSpec) {
+// overrideTunnels sets the tunnel settings routing uses in dst to those src sets.
+func overrideTunnels(dst *api.FelixConfigurationSpec, src api.FelixConfigurationSpec) {
 	for _, f := range []struct{ dst, src **int }{
 		{&dst.VXLANVNI, &src.VXLANVNI}, {&dst.VXLANPort, &src.VXLANPort}, {&dst.VXLANMTU, &src.VXLANMTU},
+		{&dst.IPIPMTU, &src.IPIPMTU},
 	} {
 		if *f.src != nil {
 			*f.dst = *f.src
