@@ -59,6 +59,8 @@ type Config struct {
 	EndpointToHost   string // ACCEPT, DROP or RETURN
 	IPAMGCGrace      time.Duration
 	DockerHost       string
+	// Backend is CALICO_NETWORKING_BACKEND: BackendVXLAN, BackendBird or BackendNone.
+	Backend string
 	// MetricsAddr is the host:port serving /metrics and /healthz; empty means no such server.
 	MetricsAddr string
 	// NotifySocket is where systemd waits to hear that the daemon is ready (Type=notify); empty when
@@ -74,6 +76,14 @@ const HostRootParent = "parent"
 const (
 	DataplaneLinux = "linux"
 	DataplaneNone  = "none"
+)
+
+// Networking backends (CALICO_NETWORKING_BACKEND, named as calico/node names them): how routes between
+// hosts arise with the dataplane on.
+const (
+	BackendVXLAN = "vxlan" // from the datastore: direct for unencapsulated pools, VXLAN, IP-in-IP
+	BackendBird  = "bird"  // BGP: unencapsulated IPv4 pools' routes come from BGP peers
+	BackendNone  = "none"  // no routes between hosts: something else routes (policy only)
 )
 
 var (
@@ -114,6 +124,7 @@ func Load(env Lookup) (*Config, error) {
 		LabelPollTimeout: r.duration("CALICO_LIBNETWORK_LABEL_POLL_TIMEOUT", 5*time.Second),
 		Debug:            r.boolean("CALICO_DEBUG", false),
 		Dataplane:        r.oneOf("CALICO_DATAPLANE", DataplaneLinux, DataplaneLinux, DataplaneNone),
+		Backend:          r.oneOf("CALICO_NETWORKING_BACKEND", BackendVXLAN, BackendVXLAN, BackendBird, BackendNone),
 		EndpointToHost:   strings.ToUpper(r.oneOf("CALICO_ENDPOINT_TO_HOST_ACTION", "ACCEPT", "ACCEPT", "DROP", "RETURN")),
 		IPAMGCGrace:      r.duration("CALICO_IPAM_GC_GRACE", 10*time.Minute),
 		DockerHost:       r.str("DOCKER_HOST", "unix:///var/run/docker.sock"),

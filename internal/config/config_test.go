@@ -48,6 +48,7 @@ func TestLoadDefaults(t *testing.T) {
 		EndpointToHost:   "ACCEPT",
 		IPAMGCGrace:      10 * time.Minute,
 		DockerHost:       "unix:///var/run/docker.sock",
+		Backend:          BackendVXLAN,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults\n got %+v\nwant %+v", c, want)
@@ -213,6 +214,8 @@ func TestLoad(t *testing.T) {
 		// Enumerations and strings.
 		{name: "dataplane none", env: env{"CALICO_DATAPLANE": "None"}, check: func(c *Config) bool { return c.Dataplane == DataplaneNone }},
 		{name: "bad dataplane", env: env{"CALICO_DATAPLANE": "bpf"}, err: []string{"CALICO_DATAPLANE", "bpf", "linux, none"}},
+		{name: "backend bird", env: env{"CALICO_NETWORKING_BACKEND": "bird"}, check: func(c *Config) bool { return c.Backend == BackendBird }},
+		{name: "bad backend", env: env{"CALICO_NETWORKING_BACKEND": "gobgp"}, err: []string{"CALICO_NETWORKING_BACKEND", "gobgp", "vxlan, bird, none"}},
 		{name: "endpoint to host", env: env{"CALICO_ENDPOINT_TO_HOST_ACTION": "drop"}, check: func(c *Config) bool { return c.EndpointToHost == "DROP" }},
 		{name: "endpoint to host return", env: env{"CALICO_ENDPOINT_TO_HOST_ACTION": "RETURN"}, check: func(c *Config) bool { return c.EndpointToHost == "RETURN" }},
 		{name: "bad endpoint to host", env: env{"CALICO_ENDPOINT_TO_HOST_ACTION": "REJECT"}, err: []string{"CALICO_ENDPOINT_TO_HOST_ACTION", "REJECT"}},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/projectcalico/calico-libnetwork/internal/config"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane"
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/bgp"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/routing"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
@@ -79,9 +80,16 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 			return fmt.Errorf("preparing the host dataplane (set CALICO_DATAPLANE=none if calico/node programs this host): %w", err)
 		}
 		go agent.Run(ctx)
-		routes := routing.New(routing.Config{Node: cfg.NodeName}, store, log)
-		go routes.Run(ctx)
-		dp, dataplaneSynced, dataplaneRefused, unroutable = agent, agent.Synced(), agent.Refused, routes.Unroutable
+		dp, dataplaneSynced, dataplaneRefused = agent, agent.Synced(), agent.Refused
+		if cfg.Backend != config.BackendNone {
+			rc := routing.Config{Node: cfg.NodeName}
+			if cfg.Backend == config.BackendBird {
+				rc.BGP = bgp.New(log)
+			}
+			routes := routing.New(rc, store, log)
+			go routes.Run(ctx)
+			unroutable = routes.Unroutable
+		}
 	}
 	dockerAPI, err := docker.New(cfg.DockerHost)
 	if err != nil {

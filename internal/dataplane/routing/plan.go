@@ -66,6 +66,7 @@ type plan struct {
 	pools4 []netip.Prefix // the IPv4 pools' CIDRs, whose addresses tunl0 must not keep without IP-in-IP
 	// unroutable says, for each pool whose mode this dataplane cannot route, what happens instead.
 	unroutable []string
+	viaBGP     bool // see view.bgp
 	// local4 and local6 are this host's addresses with prefix (invalid when unknown): the parent
 	// interfaces of direct routes and tunnels are the interfaces holding them.
 	local4, local6 netip.Prefix
@@ -83,6 +84,7 @@ type view struct {
 	pools  []*api.IPPool
 	blocks []blockRoute
 	felix  api.FelixConfigurationSpec // tunnel settings of FelixConfiguration default, overridden by node.<self>; zero when none
+	bgp    bool                       // unencapsulated IPv4 pools are routed by BGP, not here
 }
 
 // blockRoute is what of an IPAM block the routes depend on: its CIDR, its owner and the addresses other
@@ -181,7 +183,7 @@ func (v *view) compute() plan {
 		nodes[name] = parseNode(n)
 	}
 	self := nodes[v.self]
-	p := plan{local4: self.addr4, local6: self.addr6}
+	p := plan{local4: self.addr4, local6: self.addr6, viaBGP: v.bgp}
 	if self.vtep != nil && v.vxlanEnabled() {
 		p.device = &vtep{local: self.addr4.Addr(), tunnel: self.vtep.tunnel, mac: self.vtep.mac,
 			vni: valueOr(v.felix.VXLANVNI, VXLANVNI), port: valueOr(v.felix.VXLANPort, VXLANPort), mtu: valueOr(v.felix.VXLANMTU, 0)}
@@ -256,7 +258,7 @@ func (p *plan) to(nodes map[string]node, name string, dst netip.Prefix, enc enca
 	if dst.Addr().Is6() {
 		return route{dst: dst, kind: kindDirect, via: n.addr6.Addr()}, n.addr6.IsValid() && p.local6.IsValid()
 	}
-	if !n.addr4.IsValid() || !p.local4.IsValid() {
+	if !n.addr4.IsValid() || !p.local4.IsValid() || (p.viaBGP && enc.kind == kindDirect) {
 		return route{}, false
 	}
 	kind := enc.kind

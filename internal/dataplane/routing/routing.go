@@ -16,6 +16,7 @@ package routing
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"maps"
 	"slices"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/bgp"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
 	"github.com/projectcalico/calico-libnetwork/internal/ipam"
 	"github.com/projectcalico/calico-libnetwork/internal/reconcile"
@@ -39,6 +41,9 @@ type Config struct {
 	WorkloadPrefix string
 	// ResyncInterval is the period of full reconciles that repair drift (default 10 s).
 	ResyncInterval time.Duration
+	// BGP, when set, carries unencapsulated IPv4 pools' routes (CALICO_NETWORKING_BACKEND=bird): the
+	// reconciler gives it plans and programs no direct routes for those pools itself.
+	BGP *bgp.Speaker
 }
 
 // Reconciler keeps this host's cross-host routes and tunnel in step with the datastore.
@@ -82,6 +87,18 @@ func (r *Reconciler) Run(ctx context.Context) {
 	blocks := r.store.Watch(ctx, blockPrefix, r.log)
 	felix := r.store.Watch(ctx, datastore.KindPrefix(felixKind, ""), r.log)
 	go r.kernelLoop(ctx)
+	if r.cfg.BGP != nil {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-r.cfg.BGP.Changed():
+					reconcile.Kick(r.kick)
+				}
+			}
+		}()
+	}
 	for {
 		var ev datastore.Event
 		var ok bool
@@ -120,7 +137,7 @@ func (r *Reconciler) snapshot() (view, bool) {
 	if !r.nodes.synced || !r.pools.synced || !r.blocks.synced || !r.felix.synced {
 		return view{}, false
 	}
-	v := view{self: r.cfg.Node, nodes: map[string]*api.Node{}}
+	v := view{self: r.cfg.Node, nodes: map[string]*api.Node{}, bgp: r.cfg.BGP != nil}
 	for _, n := range r.nodes.items {
 		v.nodes[n.Name] = n
 	}
@@ -156,7 +173,11 @@ func (r *Reconciler) kernelLoop(ctx context.Context) {
 		if !ok {
 			return nil
 		}
-		return r.apply(v.compute())
+		err := r.apply(v.compute())
+		if r.cfg.BGP != nil {
+			err = errors.Join(err, r.cfg.BGP.Apply(ctx, v.bgpPlan()))
+		}
+		return err
 	})
 }
 

@@ -1,0 +1,352 @@
+// Package bgp is the in-process BGP speaker that stands in for calico/node's BIRD: it holds the sessions a
+// Plan names, advertises this host's blocks and borrowed addresses, and programs the routes its peers
+// advertise into the kernel with BIRD's protocol number. It knows BGP (through github.com/osrg/gobgp) but
+// not Calico's resources: package routing decides the Plan from the datastore.
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+
+	gobgp "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/server"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
+	"github.com/projectcalico/calico-libnetwork/internal/reconcile"
+)
+
+// Peer is one BGP session.
+type Peer struct {
+	Addr netip.Addr
+	Port uint16 // the peer's BGP port; 0 means 179
+	ASN  uint32
+	// Source is the address sessions start from (sourceAddress UseNodeIP: this node's); invalid lets the
+	// kernel choose.
+	Source netip.Addr
+	// Type is how the session arose, as calicoctl node status names it: "node-to-node mesh", "global" or
+	// "node specific".
+	Type string
+	// Name is the peer's node, or the BGPPeer resource, for status.
+	Name string
+	// KeepNextHop keeps the next hop of routes sent to this (eBGP) peer instead of setting our address.
+	KeepNextHop bool
+	// RestartTime is how long (seconds) the peer keeps our routes when we restart (graceful restart).
+	RestartTime uint32
+	// TTLSecurity, when not zero, is how many hops away the peer may be (GTSM).
+	TTLSecurity uint8
+}
+
+// Plan is everything the speaker should do.
+type Plan struct {
+	ASN        uint32
+	RouterID   netip.Addr // this host's IPv4 address
+	ListenPort int32
+	// ListenAddrs are the addresses to accept sessions on (bindMode NodeIP); none means all.
+	ListenAddrs []netip.Addr
+	Peers       []Peer
+	Advertise   []netip.Prefix // this host's blocks (aggregated) and the addresses it borrowed
+	// Pools are where learnt routes may go into the kernel: a route outside every pool is not Calico's
+	// and is left to the host's own routing.
+	Pools []netip.Prefix
+}
+
+func (p Plan) global() string {
+	return fmt.Sprintf("%d %s %d %v", p.ASN, p.RouterID, p.ListenPort, p.ListenAddrs)
+}
+
+// Speaker runs one BGP server and converges it, and the learnt routes in the kernel, on Plans.
+type Speaker struct {
+	log     *slog.Logger
+	server  *server.BgpServer
+	changed chan struct{}
+
+	mu      sync.Mutex
+	running string // Plan.global of the running server, "" when stopped
+	peers   map[netip.Addr]Peer
+	paths   map[netip.Prefix]*gobgp.Path
+	pools   []netip.Prefix
+}
+
+// New returns a stopped speaker; Apply starts it.
+func New(log *slog.Logger) *Speaker {
+	s := &Speaker{log: log, changed: make(chan struct{}, 1)}
+	s.server = server.NewBgpServer(server.LoggerOption(logAdapter{log}))
+	go s.server.Serve()
+	return s
+}
+
+// Changed signals when what peers advertise may have changed: time for another Apply.
+func (s *Speaker) Changed() <-chan struct{} { return s.changed }
+
+// Apply converges the sessions and advertisements on p, then the kernel's learnt routes on what the peers
+// advertise now. A Plan without ASN stops the speaker (its routes stay until the pools' next sync).
+func (s *Speaker) Apply(ctx context.Context, p Plan) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.ASN == 0 || !p.RouterID.IsValid() {
+		return s.stop(ctx)
+	}
+	if s.running != p.global() {
+		if err := s.stop(ctx); err != nil {
+			return err
+		}
+		global := &gobgp.Global{Asn: p.ASN, RouterId: p.RouterID.String(), ListenPort: p.ListenPort}
+		for _, a := range p.ListenAddrs {
+			global.ListenAddresses = append(global.ListenAddresses, a.String())
+		}
+		err := s.server.StartBgp(ctx, &gobgp.StartBgpRequest{Global: global})
+		if err != nil {
+			return fmt.Errorf("starting BGP (AS %d, router ID %s, port %d): %w", p.ASN, p.RouterID, p.ListenPort, err)
+		}
+		if err := s.server.WatchEvent(context.Background(), &gobgp.WatchEventRequest{Table: &gobgp.WatchEventRequest_Table{
+			Filters: []*gobgp.WatchEventRequest_Table_Filter{{Type: gobgp.WatchEventRequest_Table_Filter_BEST}}}},
+			func(*gobgp.WatchEventResponse) { reconcile.Kick(s.changed) }); err != nil {
+			return fmt.Errorf("watching BGP routes: %w", err)
+		}
+		s.running, s.peers, s.paths = p.global(), map[netip.Addr]Peer{}, map[netip.Prefix]*gobgp.Path{}
+		s.log.Info("BGP speaker started", "as", p.ASN, "routerID", p.RouterID.String(), "port", p.ListenPort)
+	}
+	s.pools = p.Pools
+	errs := []error{s.syncPeers(ctx, p.Peers), s.syncPaths(ctx, p.Advertise, p.RouterID)}
+	errs = append(errs, s.syncKernel(ctx))
+	return errors.Join(errs...)
+}
+
+func (s *Speaker) stop(ctx context.Context) error {
+	if s.running == "" {
+		return nil
+	}
+	s.running = ""
+	if err := s.server.StopBgp(ctx, &gobgp.StopBgpRequest{}); err != nil {
+		return fmt.Errorf("stopping BGP: %w", err)
+	}
+	s.log.Info("BGP speaker stopped")
+	return nil
+}
+
+func (s *Speaker) syncPeers(ctx context.Context, want []Peer) error {
+	var errs []error
+	wanted := map[netip.Addr]Peer{}
+	for _, p := range want {
+		wanted[p.Addr] = p
+	}
+	for addr, have := range s.peers {
+		if w, ok := wanted[addr]; ok && w == have {
+			delete(wanted, addr)
+			continue
+		}
+		if err := s.server.DeletePeer(ctx, &gobgp.DeletePeerRequest{Address: addr.String()}); err != nil {
+			errs = append(errs, fmt.Errorf("removing BGP peer %s: %w", addr, err))
+			continue
+		}
+		delete(s.peers, addr)
+		s.log.Info("BGP peer removed", "peer", addr.String(), "name", have.Name)
+	}
+	for addr, p := range wanted {
+		if err := s.server.AddPeer(ctx, &gobgp.AddPeerRequest{Peer: peerConfig(p)}); err != nil {
+			errs = append(errs, fmt.Errorf("adding BGP peer %s (AS %d): %w", addr, p.ASN, err))
+			continue
+		}
+		s.peers[addr] = p
+		s.log.Info("BGP peer added", "peer", addr.String(), "as", p.ASN, "type", p.Type, "name", p.Name)
+	}
+	return errors.Join(errs...)
+}
+
+func peerConfig(p Peer) *gobgp.Peer {
+	family := familyOf(p.Addr)
+	c := &gobgp.Peer{
+		Conf:     &gobgp.PeerConf{NeighborAddress: p.Addr.String(), PeerAsn: p.ASN, Description: p.Type + " " + p.Name},
+		AfiSafis: []*gobgp.AfiSafi{{Config: &gobgp.AfiSafiConfig{Family: family, Enabled: true}}},
+		// Graceful restart, both ways: our peers keep our routes while we restart, we keep theirs.
+		GracefulRestart: &gobgp.GracefulRestart{Enabled: true, RestartTime: max(p.RestartTime, 1)},
+	}
+	c.Transport = &gobgp.Transport{RemotePort: uint32(p.Port)}
+	if p.Source.IsValid() {
+		c.Transport.LocalAddress = p.Source.String()
+	}
+	c.AfiSafis[0].MpGracefulRestart = &gobgp.MpGracefulRestart{Config: &gobgp.MpGracefulRestartConfig{Enabled: true}}
+	if p.TTLSecurity > 0 {
+		c.TtlSecurity = &gobgp.TtlSecurity{Enabled: true, TtlMin: uint32(256 - int(p.TTLSecurity))}
+	}
+	return c
+}
+
+func familyOf(a netip.Addr) *gobgp.Family {
+	if a.Is4() {
+		return &gobgp.Family{Afi: gobgp.Family_AFI_IP, Safi: gobgp.Family_SAFI_UNICAST}
+	}
+	return &gobgp.Family{Afi: gobgp.Family_AFI_IP6, Safi: gobgp.Family_SAFI_UNICAST}
+}
+
+func (s *Speaker) syncPaths(ctx context.Context, want []netip.Prefix, self netip.Addr) error {
+	var errs []error
+	for dst, path := range s.paths {
+		if slices.Contains(want, dst) {
+			continue
+		}
+		if err := s.server.DeletePath(ctx, &gobgp.DeletePathRequest{Family: path.Family, Path: path}); err != nil {
+			errs = append(errs, fmt.Errorf("withdrawing %s: %w", dst, err))
+			continue
+		}
+		delete(s.paths, dst)
+	}
+	for _, dst := range want {
+		if s.paths[dst] != nil || !dst.Addr().Is4() {
+			continue // IPv6 needs multiprotocol next hops, which Plans do not carry yet
+		}
+		path, err := ipv4Path(dst, self)
+		if err == nil {
+			_, err = s.server.AddPath(ctx, &gobgp.AddPathRequest{Path: path})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("advertising %s: %w", dst, err))
+			continue
+		}
+		s.paths[dst] = path
+	}
+	return errors.Join(errs...)
+}
+
+func ipv4Path(dst netip.Prefix, nextHop netip.Addr) (*gobgp.Path, error) {
+	nlri, err := anypb.New(&gobgp.IPAddressPrefix{Prefix: dst.Addr().String(), PrefixLen: uint32(dst.Bits())})
+	if err != nil {
+		return nil, err
+	}
+	origin, err := anypb.New(&gobgp.OriginAttribute{Origin: 0}) // IGP, as BIRD's static routes
+	if err != nil {
+		return nil, err
+	}
+	nh, err := anypb.New(&gobgp.NextHopAttribute{NextHop: nextHop.String()})
+	if err != nil {
+		return nil, err
+	}
+	return &gobgp.Path{Family: familyOf(dst.Addr()), Nlri: nlri, Pattrs: []*anypb.Any{origin, nh}}, nil
+}
+
+// syncKernel programs the best routes peers advertise inside the pools.
+func (s *Speaker) syncKernel(ctx context.Context) error {
+	var inPools []link.LearnedRoute
+	if s.running != "" {
+		learnt, err := s.learnt(ctx)
+		if err != nil {
+			return err
+		}
+		for _, r := range learnt {
+			if slices.ContainsFunc(s.pools, func(p netip.Prefix) bool { return p.Bits() <= r.Dst.Bits() && p.Contains(r.Dst.Addr()) }) {
+				inPools = append(inPools, r)
+			}
+		}
+	}
+	return link.SyncLearnedRoutes(inPools, s.pools)
+}
+
+// Learnt lists the best routes peers advertise, in destination order.
+func (s *Speaker) Learnt(ctx context.Context) ([]link.LearnedRoute, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running == "" {
+		return nil, nil
+	}
+	return s.learnt(ctx)
+}
+
+func (s *Speaker) learnt(ctx context.Context) ([]link.LearnedRoute, error) {
+	var out []link.LearnedRoute
+	err := s.server.ListPath(ctx, &gobgp.ListPathRequest{TableType: gobgp.TableType_GLOBAL,
+		Family: familyOf(netip.IPv4Unspecified())}, func(d *gobgp.Destination) {
+		for _, p := range d.Paths {
+			if r, ok := learntRoute(p); ok {
+				out = append(out, r)
+			}
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading BGP routes: %w", err)
+	}
+	slices.SortFunc(out, func(a, b link.LearnedRoute) int { return a.Dst.Compare(b.Dst) })
+	return out, nil
+}
+
+// learntRoute is p as a kernel route, when it is a best path a peer advertised.
+func learntRoute(p *gobgp.Path) (link.LearnedRoute, bool) {
+	if !p.Best || p.IsWithdraw || p.NeighborIp == "" || p.NeighborIp == "<nil>" {
+		return link.LearnedRoute{}, false
+	}
+	var prefix gobgp.IPAddressPrefix
+	if err := p.Nlri.UnmarshalTo(&prefix); err != nil {
+		return link.LearnedRoute{}, false
+	}
+	dst, err := netip.ParsePrefix(prefix.Prefix + "/" + strconv.Itoa(int(prefix.PrefixLen)))
+	if err != nil {
+		return link.LearnedRoute{}, false
+	}
+	for _, a := range p.Pattrs {
+		var nh gobgp.NextHopAttribute
+		if a.UnmarshalTo(&nh) == nil {
+			if via, err := netip.ParseAddr(nh.NextHop); err == nil {
+				return link.LearnedRoute{Dst: dst, Via: via}, true
+			}
+		}
+	}
+	return link.LearnedRoute{}, false
+}
+
+// PeerStatus is one session as calicoctl node status shows it.
+type PeerStatus struct {
+	Addr  netip.Addr
+	Type  string
+	State string // BGP FSM state: Idle, Connect, Active, OpenSent, OpenConfirm, Established
+	Since string // how long in that state
+	Info  string
+}
+
+// Status lists the sessions, in address order.
+func (s *Speaker) Status(ctx context.Context) ([]PeerStatus, error) {
+	s.mu.Lock()
+	peers := maps.Clone(s.peers)
+	s.mu.Unlock()
+	var out []PeerStatus
+	err := s.server.ListPeer(ctx, &gobgp.ListPeerRequest{}, func(p *gobgp.Peer) {
+		addr, err := netip.ParseAddr(p.GetConf().GetNeighborAddress())
+		if err != nil {
+			return
+		}
+		st := PeerStatus{Addr: addr, Type: peers[addr].Type, State: stateName(p.GetState().GetSessionState())}
+		if up := p.GetTimers().GetState().GetUptime(); up != nil && st.State == "Established" {
+			st.Since = up.AsTime().UTC().Format("15:04:05")
+		}
+		if msg := p.GetState().GetAdminState(); msg != gobgp.PeerState_UP {
+			st.Info = "admin " + msg.String()
+		}
+		out = append(out, st)
+	})
+	slices.SortFunc(out, func(a, b PeerStatus) int { return a.Addr.Compare(b.Addr) })
+	return out, err
+}
+
+func stateName(s gobgp.PeerState_SessionState) string {
+	switch s {
+	case gobgp.PeerState_IDLE:
+		return "Idle"
+	case gobgp.PeerState_CONNECT:
+		return "Connect"
+	case gobgp.PeerState_ACTIVE:
+		return "Active"
+	case gobgp.PeerState_OPENSENT:
+		return "OpenSent"
+	case gobgp.PeerState_OPENCONFIRM:
+		return "OpenConfirm"
+	case gobgp.PeerState_ESTABLISHED:
+		return "Established"
+	}
+	return "Unknown"
+}

@@ -1,0 +1,58 @@
+package link_test
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
+)
+
+// Learnt routes inside the pools are made exactly what BGP says, with next hops across a router resolved
+// through it; a route of the same protocol outside the pools (another BGP daemon's) stays.
+func TestSyncLearnedRoutes(t *testing.T) {
+	ns := linktest.NewNS(t, "learnt")
+	linktest.MustDo(t, ns, func() {
+		attrs := netlink.NewLinkAttrs()
+		attrs.Name = "eth0"
+		linktest.Must(t, netlink.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: "eth0peer"}))
+		l, err := netlink.LinkByName("eth0")
+		linktest.Must(t, err)
+		addr, _ := netlink.ParseAddr("198.18.0.11/24")
+		linktest.Must(t, netlink.AddrAdd(l, addr))
+		linktest.Must(t, netlink.LinkSetUp(l))
+		peer, err := netlink.LinkByName("eth0peer")
+		linktest.Must(t, err)
+		linktest.Must(t, netlink.LinkSetUp(peer))
+		// The default route through the router.
+		linktest.Must(t, netlink.RouteAdd(&netlink.Route{Gw: netip.MustParseAddr("198.18.0.1").AsSlice(), LinkIndex: l.Attrs().Index}))
+		foreign, _ := netlink.ParseIPNet("10.50.0.0/16")
+		linktest.Must(t, netlink.RouteAdd(&netlink.Route{Dst: foreign, Gw: netip.MustParseAddr("198.18.0.1").AsSlice(),
+			LinkIndex: l.Attrs().Index, Protocol: link.LearnedProtocol}))
+
+		pools := []netip.Prefix{netip.MustParsePrefix("198.19.0.0/16")}
+		want := []link.LearnedRoute{
+			{Dst: netip.MustParsePrefix("198.19.1.0/26"), Via: netip.MustParseAddr("198.18.0.12")}, // same subnet
+			{Dst: netip.MustParsePrefix("198.19.2.0/26"), Via: netip.MustParseAddr("198.18.1.13")}, // behind the router
+		}
+		linktest.Must(t, link.SyncLearnedRoutes(want, pools))
+		linktest.Must(t, link.SyncLearnedRoutes(want, pools)) // idempotent
+		out, err := linktest.Exec(ns, "ip", "route", "show", "proto", "bird")
+		linktest.Must(t, err)
+		for _, line := range []string{"198.19.1.0/26 via 198.18.0.12 dev eth0", "198.19.2.0/26 via 198.18.0.1 dev eth0", "10.50.0.0/16 via 198.18.0.1"} {
+			if !strings.Contains(out, line) {
+				t.Errorf("routes lack %q:\n%s", line, out)
+			}
+		}
+
+		linktest.Must(t, link.SyncLearnedRoutes(want[:1], pools))
+		out, err = linktest.Exec(ns, "ip", "route", "show", "proto", "bird")
+		linktest.Must(t, err)
+		if strings.Contains(out, "198.19.2.0/26") || !strings.Contains(out, "10.50.0.0/16") {
+			t.Errorf("after the withdrawal:\n%s", out)
+		}
+	})
+}
