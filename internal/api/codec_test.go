@@ -81,6 +81,12 @@ var fixtures = []fixture{
 	{"upstream/node-my-host.json", KindNode, []string{"spec.wireguard.interfaceIPv4Address", "status.wireguardPublicKey", "status.podCIDRs"}},
 	{"upstream/init-tier-default.json", KindTier, []string{"status"}},
 	{"upstream/felixconfiguration-default.json", KindFelixConfiguration, []string{"spec.bpfLogLevel", "spec.natPortRange", "spec.healthPort"}},
+	{"upstream/bgpconfiguration-default.json", KindBGPConfiguration, nil},
+	{"upstream/bgpconfiguration-node.json", KindBGPConfiguration, nil},
+	{"upstream/bgppeer-global.json", KindBGPPeer, nil},
+	{"upstream/bgppeer-selector.json", KindBGPPeer, nil},
+	{"upstream/bgppeer-ipv6-port.json", KindBGPPeer, nil},
+	{"upstream/bgppeer-local-workload.json", KindBGPPeer, nil},
 }
 
 func TestFixturesCoverEveryKind(t *testing.T) {
@@ -204,7 +210,7 @@ func TestUnmarshalTypedFields(t *testing.T) {
 	if err := Unmarshal(readFixture(t, "upstream/node-my-host.json"), &node); err != nil {
 		t.Fatal(err)
 	}
-	if node.Spec.BGP.IPv4Address != "10.0.0.1/24" || node.Spec.BGP.ASNumber.String() != "64512" ||
+	if node.Spec.BGP.IPv4Address != "10.0.0.1/24" || node.Spec.BGP.ASNumber == nil || *node.Spec.BGP.ASNumber != 64512 ||
 		node.Spec.IPv4VXLANTunnelAddr != "192.168.10.0" || node.Spec.VXLANTunnelMACAddr != "66:3a:5f:01:02:03" {
 		t.Errorf("decoded %+v %+v", node.Spec, node.Spec.BGP)
 	}
@@ -435,6 +441,10 @@ func TestLookupKind(t *testing.T) {
 		"clusterinformation": KindClusterInformation, "clusterinformations": KindClusterInformation,
 		"tier": KindTier, "tiers": KindTier,
 		"felixconfiguration": KindFelixConfiguration, "felixconfigurations": KindFelixConfiguration, "felixconfig": KindFelixConfiguration,
+		"bgpconfiguration": KindBGPConfiguration, "bgpconfigurations": KindBGPConfiguration, "bgpconfig": KindBGPConfiguration,
+		"bgpconfigs": KindBGPConfiguration, "BGPConfiguration": KindBGPConfiguration,
+		"bgppeer": KindBGPPeer, "bgppeers": KindBGPPeer, "bgpPeer": KindBGPPeer, "bgpp": KindBGPPeer, "bgpps": KindBGPPeer,
+		"bp": KindBGPPeer, "bps": KindBGPPeer,
 	}
 	for in, want := range tests {
 		info, err := LookupKind(in)
@@ -445,8 +455,8 @@ func TestLookupKind(t *testing.T) {
 			t.Errorf("%s: New/KindOf disagree", in)
 		}
 	}
-	_, err := LookupKind("bgppeer")
-	if err == nil || !strings.Contains(err.Error(), "bgppeer") || !strings.Contains(err.Error(), "IPPool") {
+	_, err := LookupKind("hostendpoint")
+	if err == nil || !strings.Contains(err.Error(), "hostendpoint") || !strings.Contains(err.Error(), "IPPool") {
 		t.Errorf("unknown kind error %v", err)
 	}
 	for _, k := range []string{KindWorkloadEndpoint, KindNetworkPolicy} {
@@ -454,12 +464,13 @@ func TestLookupKind(t *testing.T) {
 			t.Errorf("%s not namespaced", k)
 		}
 	}
-	for _, k := range []string{KindIPPool, KindProfile, KindGlobalNetworkPolicy, KindNode, KindClusterInformation, KindTier, KindFelixConfiguration} {
+	for _, k := range []string{KindIPPool, KindProfile, KindGlobalNetworkPolicy, KindNode, KindClusterInformation, KindTier, KindFelixConfiguration,
+		KindBGPConfiguration, KindBGPPeer} {
 		if info, _ := LookupKind(k); info.Namespaced {
 			t.Errorf("%s namespaced", k)
 		}
 	}
-	if !reflect.DeepEqual(KindNames(), []string{"ClusterInformation", "FelixConfiguration", "GlobalNetworkPolicy", "IPPool", "NetworkPolicy", "Node", "Profile", "Tier", "WorkloadEndpoint"}) {
+	if !reflect.DeepEqual(KindNames(), []string{"BGPConfiguration", "BGPPeer", "ClusterInformation", "FelixConfiguration", "GlobalNetworkPolicy", "IPPool", "NetworkPolicy", "Node", "Profile", "Tier", "WorkloadEndpoint"}) {
 		t.Errorf("KindNames %v", KindNames())
 	}
 }

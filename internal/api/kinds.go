@@ -26,6 +26,8 @@ var kinds = []KindInfo{
 	{Kind: KindClusterInformation, Plural: "clusterinformations", New: func() Object { return &ClusterInformation{} }},
 	{Kind: KindTier, Plural: "tiers", New: func() Object { return &Tier{} }},
 	{Kind: KindFelixConfiguration, Plural: "felixconfigurations", New: func() Object { return &FelixConfiguration{} }},
+	{Kind: KindBGPConfiguration, Plural: "bgpconfigurations", New: func() Object { return &BGPConfiguration{} }},
+	{Kind: KindBGPPeer, Plural: "bgppeers", New: func() Object { return &BGPPeer{} }},
 }
 
 // Kind names.
@@ -39,6 +41,8 @@ const (
 	KindClusterInformation  = "ClusterInformation"
 	KindTier                = "Tier"
 	KindFelixConfiguration  = "FelixConfiguration"
+	KindBGPConfiguration    = "BGPConfiguration"
+	KindBGPPeer             = "BGPPeer"
 )
 
 // LookupKind finds a kind by its name, plural or singular lower-case name, or common short form
@@ -47,7 +51,9 @@ func LookupKind(name string) (KindInfo, error) {
 	n := strings.ToLower(name)
 	short := map[string]string{"wep": KindWorkloadEndpoint, "weps": KindWorkloadEndpoint, "gnp": KindGlobalNetworkPolicy,
 		"gnps": KindGlobalNetworkPolicy, "np": KindNetworkPolicy, "nps": KindNetworkPolicy, "pool": KindIPPool, "pools": KindIPPool,
-		"felixconfig": KindFelixConfiguration, "felixconfigs": KindFelixConfiguration}
+		"felixconfig": KindFelixConfiguration, "felixconfigs": KindFelixConfiguration,
+		"bgpconfig": KindBGPConfiguration, "bgpconfigs": KindBGPConfiguration,
+		"bgpp": KindBGPPeer, "bgpps": KindBGPPeer, "bp": KindBGPPeer, "bps": KindBGPPeer}
 	if k, ok := short[n]; ok {
 		n = strings.ToLower(k)
 	}

@@ -1,7 +1,5 @@
 package api
 
-import "encoding/json"
-
 // IPPool is a range of addresses Calico IPAM hands out, in blocks of BlockSize.
 type IPPool struct {
 	TypeMeta   `json:",inline"`
@@ -146,11 +144,11 @@ type NodeSpec struct {
 
 // NodeBGPSpec holds the node's addresses with prefix length ("10.0.0.1/24"), which routing relies on.
 type NodeBGPSpec struct {
-	ASNumber                json.Number `json:"asNumber,omitempty"`
-	IPv4Address             string      `json:"ipv4Address,omitempty"`
-	IPv6Address             string      `json:"ipv6Address,omitempty"`
-	IPv4IPIPTunnelAddr      string      `json:"ipv4IPIPTunnelAddr,omitempty"`
-	RouteReflectorClusterID string      `json:"routeReflectorClusterID,omitempty"`
+	ASNumber                *ASNumber `json:"asNumber,omitempty"`
+	IPv4Address             string    `json:"ipv4Address,omitempty"`
+	IPv6Address             string    `json:"ipv6Address,omitempty"`
+	IPv4IPIPTunnelAddr      string    `json:"ipv4IPIPTunnelAddr,omitempty"`
+	RouteReflectorClusterID string    `json:"routeReflectorClusterID,omitempty"`
 }
 
 // OrchRef names the node in an orchestrator.

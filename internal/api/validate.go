@@ -82,6 +82,10 @@ func Default(o Object) {
 		defaultPolicy(&r.Spec)
 	case *GlobalNetworkPolicy:
 		defaultPolicy(&r.Spec)
+	case *BGPConfiguration:
+		// The CRD schema's defaults, which upstream calicoctl writes in etcd mode as the API server does.
+		r.Spec.LogSeverityScreen = defaultString(r.Spec.LogSeverityScreen, "Info")
+		r.Spec.ServiceLoadBalancerAggregation = defaultString(r.Spec.ServiceLoadBalancerAggregation, "Enabled")
 	case *WorkloadEndpoint:
 		if r.Labels == nil {
 			r.Labels = map[string]string{}
@@ -141,6 +145,10 @@ func Validate(o Object) error {
 		v.policy(&r.Spec)
 	case *FelixConfiguration:
 		v.felixConfiguration(&r.Spec)
+	case *BGPConfiguration:
+		v.bgpConfiguration(r.Name, &r.Spec)
+	case *BGPPeer:
+		v.bgpPeer(&r.Spec)
 	case *Node:
 		if r.Spec.BGP != nil {
 			v.optionalPrefix("spec.bgp.ipv4Address", r.Spec.BGP.IPv4Address)
@@ -196,19 +204,12 @@ func (v *validator) ipPool(s *IPPoolSpec) {
 // felixConfiguration checks the modelled fields with the rules of Calico's validator (Felix itself also
 // accepts the upper-case spellings of the actions, as in its environment variables).
 func (v *validator) felixConfiguration(s *FelixConfigurationSpec) {
-	oneOf := func(field, value string, allowed ...string) {
-		ok := value == ""
-		for _, a := range allowed {
-			ok = ok || strings.EqualFold(value, a)
-		}
-		v.checkf(field, ok, "%q must be one of %s", value, strings.Join(allowed, ", "))
-	}
-	oneOf("spec.logSeverityScreen", s.LogSeverityScreen, "Debug", "Info", "Warning", "Error", "Fatal")
-	oneOf("spec.defaultEndpointToHostAction", s.DefaultEndpointToHostAction, "Drop", "Accept", "Return")
-	oneOf("spec.chainInsertMode", s.ChainInsertMode, "Insert", "Append")
-	oneOf("spec.iptablesBackend", s.IptablesBackend, "Legacy", "NFT", "Auto")
-	oneOf("spec.nftablesMode", s.NFTablesMode, "Disabled", "Enabled", "Auto")
-	oneOf("spec.routeSource", s.RouteSource, "CalicoIPAM", "WorkloadIPs")
+	v.oneOfFold("spec.logSeverityScreen", s.LogSeverityScreen, "Debug", "Info", "Warning", "Error", "Fatal")
+	v.oneOfFold("spec.defaultEndpointToHostAction", s.DefaultEndpointToHostAction, "Drop", "Accept", "Return")
+	v.oneOfFold("spec.chainInsertMode", s.ChainInsertMode, "Insert", "Append")
+	v.oneOfFold("spec.iptablesBackend", s.IptablesBackend, "Legacy", "NFT", "Auto")
+	v.oneOfFold("spec.nftablesMode", s.NFTablesMode, "Disabled", "Enabled", "Auto")
+	v.oneOfFold("spec.routeSource", s.RouteSource, "CalicoIPAM", "WorkloadIPs")
 	v.checkf("spec.interfacePrefix", s.InterfacePrefix == "" || ifacePrefixRE.MatchString(s.InterfacePrefix),
 		"%q must be interface name prefixes (letters and digits) separated by commas", s.InterfacePrefix)
 	if s.ReportingInterval != "" {
@@ -228,6 +229,15 @@ func (v *validator) felixConfiguration(s *FelixConfigurationSpec) {
 		a, err := netip.ParseAddr(s.NATOutgoingAddress)
 		v.checkf("spec.natOutgoingAddress", err == nil && a.Is4(), "%q is not an IPv4 address", s.NATOutgoingAddress)
 	}
+}
+
+// oneOfFold checks an optional field against its allowed values, in any case.
+func (v *validator) oneOfFold(field, value string, allowed ...string) {
+	ok := value == ""
+	for _, a := range allowed {
+		ok = ok || strings.EqualFold(value, a)
+	}
+	v.checkf(field, ok, "%q must be one of %s", value, strings.Join(allowed, ", "))
 }
 
 func (v *validator) labels(field string, labels map[string]string) {

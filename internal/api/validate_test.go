@@ -317,6 +317,9 @@ func TestValidate(t *testing.T) {
 		{"tier bad name", func() Object { tr := goodTier(); tr.Name = "tier/1"; return tr }, "metadata.name"},
 		{"tier with namespace", func() Object { tr := goodTier(); tr.Namespace = "ns"; return tr }, "metadata.namespace"},
 	}
+	for _, c := range bgpValidationCases() {
+		tests = append(tests, tc(c))
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			o := tt.obj()

@@ -247,7 +247,7 @@ func TestDecodingAndValidation(t *testing.T) {
 	h.expect(1, "", "create", "-f", "testdata/unknown-field.yaml")
 	h.expect(1, "apiVersion: projectcalico.org/v3\nkind: Profile\nmetadata:\n  name: p\nspec:\n  ingress:\n  - action: Allow\n    source:\n      selectr: all()\n", "apply", "-f", "-")
 	h.expect(1, "apiVersion: projectcalico.org/v1\nkind: IPPool\nmetadata:\n  name: old\nspec:\n  cidr: 10.0.0.0/8\n", "create", "-f", "-")
-	h.expect(1, "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: peer\n", "create", "-f", "-")
+	h.expect(1, "apiVersion: projectcalico.org/v3\nkind: HostEndpoint\nmetadata:\n  name: hep\n", "create", "-f", "-")
 	h.expect(1, "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: dup\nspec:\n  cidr: 10.0.0.0/8\n  cidr: 10.1.0.0/16\n", "create", "-f", "-")
 	h.expect(1, "", "create", "-f", "testdata/no-such-file.yaml")
 	h.expect(1, "", "create")
@@ -280,6 +280,54 @@ func TestWorkloadEndpointsAndNodes(t *testing.T) {
 	h.expect(1, "", "delete", "wep", "host--1-libnetwork-libnetwork-ep2")
 	h.expect(0, "", "get", "weps", "-A", "-o", "wide")
 	h.check("endpoints")
+}
+
+// BGPConfiguration and BGPPeer through every verb, with upstream calicoctl's tables, its refusals, and
+// its check that a peer's BGPFilters exist.
+func TestBGP(t *testing.T) {
+	h := newHarness(t, testEtcd.Env())
+	h.expect(0, "", "create", "-f", "testdata/bgp.yaml")
+	h.expect(0, "", "get", "bgpconfigs")
+	h.expect(0, "", "get", "bgpConfiguration", "-o", "wide")
+	h.expect(0, "", "get", "bgpconfig", "default", "-o", "yaml")
+	h.expect(0, "", "get", "bgppeers")
+	h.expect(0, "", "get", "bgpPeer", "-o", "wide")
+	h.expect(0, "", "get", "bp", "to-route-reflectors", "-o", "json")
+	h.expect(0, "", "get", "nodes", "-o", "wide") // host-1 shows BGPConfiguration default's AS number
+
+	peer := "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: tor-a\nspec:\n  peerIP: 192.0.2.1\n  asNumber: 64514\n"
+	h.expect(0, peer, "apply", "-f", "-")
+	h.expect(0, strings.Replace(peer, "64514", "64515", 1), "replace", "-f", "-")
+	h.expect(0, "", "get", "bgppeer", "tor-a", "-o", "yaml")
+
+	// What upstream refuses.
+	h.expect(1, peer+"  peerSelector: all()\n", "apply", "-f", "-")
+	h.expect(1, strings.Replace(peer, "64514", "4294967295", 1), "apply", "-f", "-")
+	h.expect(1, strings.Replace(peer, "64514", `"65536.1"`, 1), "apply", "-f", "-")
+	h.expect(1, strings.Replace(peer, "192.0.2.1", "192.0.2.1:0", 1), "apply", "-f", "-")
+	h.expect(1, "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata:\n  name: node.host-2\nspec:\n  asNumber: 65000\n", "create", "-f", "-")
+	h.expect(1, "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata:\n  name: node.host-2\nspec:\n  communities: [{name: c, value: \"1:1\"}]\n", "create", "-f", "-")
+
+	// A peer's filters must exist (BGPFilters are upstream's; this project only looks them up).
+	filtered := peer + "  filters: [export-v4, export-v6]\n"
+	h.expect(1, filtered, "apply", "-f", "-")
+	if _, err := testStore.Client().Put(context.Background(), bgpFiltersPrefix+"export-v4", "{}"); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(1, filtered, "apply", "-f", "-")
+	if _, err := testStore.Client().Put(context.Background(), bgpFiltersPrefix+"export-v6", "{}"); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(0, filtered, "apply", "-f", "-")
+
+	h.expect(0, "", "delete", "bgppeer", "tor-a")
+	h.expect(0, "", "delete", "bgpconfig", "node.host-1")
+	h.expect(0, "", "delete", "bgpconfig", "default")
+	h.expect(0, "", "get", "nodes", "-o", "wide") // now calico/node's default AS number
+	h.expect(0, "", "delete", "-f", "testdata/bgp.yaml", "--skip-not-exists")
+	h.expect(0, "", "get", "bgppeers")
+	h.expect(0, "", "get", "bgpconfigurations", "-o", "yaml")
+	h.check("bgp")
 }
 
 func TestDatastoreDiscoveryAndVersion(t *testing.T) {

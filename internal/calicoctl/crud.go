@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
@@ -74,10 +75,39 @@ func createResource(ctx context.Context, store *datastore.Store, obj api.Object)
 	if _, ok := obj.(*api.ClusterInformation); ok {
 		return notSupported("create", obj)
 	}
+	if err := checkFilters(ctx, store, obj); err != nil {
+		return err
+	}
 	// As upstream: only name, namespace, resourceVersion, labels and annotations are taken from the file.
 	m := obj.GetObjectMeta()
 	m.UID, m.CreationTimestamp, m.Stored = "", nil, nil
 	return describeError(objectID(obj), store.Create(ctx, obj))
+}
+
+// bgpFiltersPrefix is where upstream keeps BGPFilters, a kind this project does not model.
+const bgpFiltersPrefix = datastore.ResourcePrefix + "bgpfilters/"
+
+// checkFilters refuses a BGPPeer naming BGPFilters that do not exist, as upstream's BGPPeer client does
+// before it validates the peer.
+func checkFilters(ctx context.Context, store *datastore.Store, obj api.Object) error {
+	peer, ok := obj.(*api.BGPPeer)
+	if !ok {
+		return nil
+	}
+	var missing []string
+	for _, name := range peer.Spec.Filters {
+		_, err := store.Get(ctx, bgpFiltersPrefix+name)
+		if errors.Is(err, datastore.ErrNotFound) {
+			missing = append(missing, name)
+		} else if err != nil {
+			return err
+		}
+	}
+	if len(missing) > 0 {
+		return &api.FieldError{Kind: api.KindBGPPeer, Name: peer.Name, Field: "spec.filters",
+			Reason: "BGPFilter(s) not found: " + strings.Join(missing, ", ")}
+	}
+	return nil
 }
 
 func applyResource(ctx context.Context, store *datastore.Store, obj api.Object) error {
@@ -106,6 +136,9 @@ func replaceResource(ctx context.Context, store *datastore.Store, obj api.Object
 // one; without one, the current version is read and the update retried on concurrent changes. The stored
 // uid and creationTimestamp are kept; labels and annotations come from the file.
 func updateResource(ctx context.Context, store *datastore.Store, obj api.Object) error {
+	if err := checkFilters(ctx, store, obj); err != nil {
+		return err
+	}
 	info := api.KindOf(obj)
 	m := obj.GetObjectMeta()
 	id := objectID(obj)

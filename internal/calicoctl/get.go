@@ -1,7 +1,9 @@
 package calicoctl
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -107,8 +109,24 @@ func (o *options) runGet(cmd *cobra.Command, kind string, names []string, f *get
 	case "json":
 		return writeJSON(o.stdout, doc)
 	}
-	printNamespace := info.Namespaced && (f.allNamespaces || f.namespace != "")
-	return writeTable(o.stdout, info, objs, f.output == "wide", printNamespace)
+	format := tableFormat{wide: f.output == "wide", printNamespace: info.Namespaced && (f.allNamespaces || f.namespace != "")}
+	if format.wide && info.Kind == api.KindNode {
+		format.clusterAS = clusterASNumber(cmd.Context(), store)
+	}
+	return writeTable(o.stdout, info, objs, format)
+}
+
+// clusterASNumber is the AS number of nodes that have none of their own, as upstream calicoctl shows it:
+// BGPConfiguration "default"'s, calico/node's default without one, "unknown" when it cannot be read.
+func clusterASNumber(ctx context.Context, store *datastore.Store) string {
+	cfg, err := datastore.Get[*api.BGPConfiguration](ctx, store, "", "default")
+	switch {
+	case err == nil && cfg.Spec.ASNumber != nil:
+		return cfg.Spec.ASNumber.String()
+	case err == nil, errors.Is(err, datastore.ErrNotFound):
+		return api.DefaultASNumber.String()
+	}
+	return "unknown"
 }
 
 // selectNamed keeps the named resources, failing on the first name that does not exist.

@@ -17,8 +17,17 @@ type column struct {
 	value   func(api.Object) string
 }
 
+// tableFormat says how a table is printed.
+type tableFormat struct {
+	wide, printNamespace bool
+	// clusterAS is what the wide Node table shows, in parentheses, for a node without an AS number of its
+	// own, as upstream: BGPConfiguration "default"'s AS number, or calico/node's default.
+	clusterAS string
+}
+
 // tableColumns returns upstream calicoctl's default (ps) or wide columns for a kind.
-func tableColumns(kind string, wide bool) []column {
+func tableColumns(kind string, format tableFormat) []column {
+	wide := format.wide
 	name := column{"NAME", func(o api.Object) string { return o.GetObjectMeta().Name }}
 	switch kind {
 	case api.KindIPPool:
@@ -80,8 +89,12 @@ func tableColumns(kind string, wide bool) []column {
 			}
 		}
 		return []column{name,
-			// As upstream, a node without its own AS number shows the default one in parentheses.
-			{"ASN", bgp(func(b *api.NodeBGPSpec) string { return orDefault(b.ASNumber.String(), "(64512)") })},
+			{"ASN", bgp(func(b *api.NodeBGPSpec) string {
+				if b.ASNumber == nil {
+					return "(" + format.clusterAS + ")"
+				}
+				return b.ASNumber.String()
+			})},
 			{"IPV4", bgp(func(b *api.NodeBGPSpec) string { return b.IPv4Address })},
 			{"IPV6", bgp(func(b *api.NodeBGPSpec) string { return b.IPv6Address })},
 		}
@@ -120,15 +133,43 @@ func tableColumns(kind string, wide bool) []column {
 		}
 	case api.KindTier:
 		return []column{name, {"ORDER", func(o api.Object) string { return formatOrder(o.(*api.Tier).Spec.Order) }}}
+	case api.KindBGPPeer:
+		peer := func(f func(*api.BGPPeerSpec) string) func(api.Object) string {
+			return func(o api.Object) string { return f(&o.(*api.BGPPeer).Spec) }
+		}
+		return []column{name,
+			{"PEERIP", peer(func(s *api.BGPPeerSpec) string { return s.PeerIP })},
+			{"NODE", peer(func(s *api.BGPPeerSpec) string { return orDefault(s.Node, orDefault(s.NodeSelector, "(global)")) })},
+			{"ASN", peer(func(s *api.BGPPeerSpec) string { return s.ASNumber.String() })},
+		}
+	case api.KindBGPConfiguration:
+		bgp := func(f func(*api.BGPConfigurationSpec) string) func(api.Object) string {
+			return func(o api.Object) string { return f(&o.(*api.BGPConfiguration).Spec) }
+		}
+		return []column{name,
+			{"LOGSEVERITY", bgp(func(s *api.BGPConfigurationSpec) string { return s.LogSeverityScreen })},
+			{"MESHENABLED", bgp(func(s *api.BGPConfigurationSpec) string {
+				if s.NodeToNodeMeshEnabled == nil {
+					return "-"
+				}
+				return strconv.FormatBool(*s.NodeToNodeMeshEnabled)
+			})},
+			{"ASNUMBER", bgp(func(s *api.BGPConfigurationSpec) string {
+				if s.ASNumber == nil {
+					return "-"
+				}
+				return s.ASNumber.String()
+			})},
+		}
 	}
 	return []column{name}
 }
 
 // writeTable prints resources as upstream's ps-style table: tab-aligned columns (NAMESPACE first when
 // asked for), followed by an empty line.
-func writeTable(w io.Writer, info api.KindInfo, objs []api.Object, wide, printNamespace bool) error {
-	cols := tableColumns(info.Kind, wide)
-	if printNamespace && info.Namespaced {
+func writeTable(w io.Writer, info api.KindInfo, objs []api.Object, f tableFormat) error {
+	cols := tableColumns(info.Kind, f)
+	if f.printNamespace && info.Namespaced {
 		cols = append([]column{{"NAMESPACE", func(o api.Object) string { return o.GetObjectMeta().Namespace }}}, cols...)
 	}
 	tw := tabwriter.NewWriter(w, 5, 1, 3, ' ', 0)
