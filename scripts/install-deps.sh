@@ -16,6 +16,9 @@ PACKAGES=(
   # upstream calico-felix, for TestFelixParity when its binary is cached: iptables mode execs ipset;
   # the binary links libelf and libpcap
   ipset libelf1 libpcap0.8
+  # BIRD, as the top-of-rack router the BGP tests peer with (test/multihost); its own service is not
+  # wanted on the host, so services are kept from starting while packages install (policy-rc.d below)
+  bird2
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -45,6 +48,14 @@ if ! apt-get update -qq >"$log" 2>&1; then
   echo "install-deps: apt-get update failed:" >&2
   tail -n 30 "$log" >&2
   exit 1
+fi
+
+# A policy-rc.d answering 101 keeps packages from starting their services (bird2's; dockerd and etcd are
+# started by the test scripts as they need them), unless the machine has one of its own.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 
 if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then

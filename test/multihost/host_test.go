@@ -22,7 +22,8 @@ type host struct {
 	name, netns  string
 	dir          string // this host's folder under the lab's
 	addr4, addr6 netip.Prefix
-	felix        bool // upstream Felix programs this host (see hostSpec)
+	felix        bool   // upstream Felix programs this host (see hostSpec)
+	backend      string // CALICO_NETWORKING_BACKEND, when set
 	anchor       proc
 	dockerd      proc
 	felixd       proc
@@ -33,8 +34,9 @@ type host struct {
 func (l *lab) newHost(s hostSpec) *host {
 	seg := segments[s.segment]
 	h := &host{lab: l, name: s.name, netns: "mh" + l.id + "-" + s.name, dir: filepath.Join(l.dir, s.name), felix: s.felix,
-		addr4: netip.PrefixFrom(nthAddr(seg.v4.Addr(), s.number), seg.v4.Bits()),
-		addr6: netip.PrefixFrom(nthAddr(seg.v6.Addr(), s.number), seg.v6.Bits())}
+		backend: s.backend,
+		addr4:   netip.PrefixFrom(nthAddr(seg.v4.Addr(), s.number), seg.v4.Bits()),
+		addr6:   netip.PrefixFrom(nthAddr(seg.v6.Addr(), s.number), seg.v6.Bits())}
 	for _, d := range []string{"plugins", "exec"} {
 		must(l.t, os.MkdirAll(filepath.Join(h.dir, d), 0o755))
 	}
@@ -126,6 +128,9 @@ func (h *host) startPlugin() {
 	}
 	if h.felix {
 		env["CALICO_DATAPLANE"] = "none"
+	}
+	if h.backend != "" {
+		env["CALICO_NETWORKING_BACKEND"] = h.backend
 	}
 	h.plugin = harness.StartPlugin(t, harness.Binaries{Plugin: plugin, Calicoctl: ctl}, env)
 	// Containers go while the plugin still answers (cleanups run last-registered first); Docker would

@@ -72,12 +72,14 @@ type lab struct {
 }
 
 // hostSpec places a host: its name and the segment and host number of its address. A felix host runs
-// the plugin with CALICO_DATAPLANE=none and upstream calico-felix (CALICO_FELIX) programming it.
+// the plugin with CALICO_DATAPLANE=none and upstream calico-felix (CALICO_FELIX) programming it; backend,
+// when set, is the plugin's CALICO_NETWORKING_BACKEND.
 type hostSpec struct {
 	name    string
 	segment int
 	number  int
 	felix   bool
+	backend string
 }
 
 // newLab builds the lab, or skips the test when the machine cannot run it.

@@ -3,23 +3,36 @@ package routing
 import (
 	"net/netip"
 	"slices"
-	"strconv"
-	"strings"
+	"time"
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/bgp"
+	"github.com/projectcalico/calico-libnetwork/internal/selector"
 )
 
-// Calico's BGP defaults (BGPConfiguration default).
+// Calico's BGP defaults, which calico/node applies when a BGPConfiguration leaves a field unset.
 const (
-	defaultASN        = 64512
-	defaultListenPort = 179
-	meshRestartTime   = 120 // seconds peers keep our routes across a restart (nodeMeshMaxRestartTime)
+	defaultListenPort  = 179
+	defaultRestartTime = 120 * time.Second // graceful restart: how long peers keep our routes
 )
 
-// bgpPlan is what the speaker does, as calico/node's BIRD would be configured: a session with every other
-// node that has an IPv4 address (the node-to-node mesh), this node's IPv4 blocks and the addresses it
-// borrowed advertised, and what peers advertise for unencapsulated pools programmed.
+// Session types, as calicoctl node status names them.
+const (
+	peerMesh   = "node-to-node mesh"
+	peerGlobal = "global"
+	peerNode   = "node specific"
+)
+
+// bgpView is the BGP share of the datastore: the configurations default and node.<self>, and the peers.
+type bgpView struct {
+	def, node *api.BGPConfigurationSpec // nil when absent (or invalid)
+	peers     []*api.BGPPeer
+}
+
+// bgpPlan is what the speaker does, as calico/node's BIRD would be configured: sessions with every other
+// node (the node-to-node mesh, unless BGPConfiguration default turns it off) and with the BGPPeers that
+// select this node, over IPv4; this node's IPv4 blocks and the addresses it borrowed advertised; what
+// peers advertise for unencapsulated pools programmed.
 func (v *view) bgpPlan() bgp.Plan {
 	self, ok := v.nodes[v.self]
 	if !ok || self.Spec.BGP == nil {
@@ -29,17 +42,42 @@ func (v *view) bgpPlan() bgp.Plan {
 	if !routerID.Is4() {
 		return bgp.Plan{}
 	}
-	p := bgp.Plan{ASN: nodeASN(self), RouterID: routerID, ListenPort: defaultListenPort}
-	for name, n := range v.nodes {
-		if name == v.self || n.Spec.BGP == nil {
-			continue
+	cfg := v.bgpConfig
+	p := bgp.Plan{ASN: v.nodeASN(self), RouterID: routerID, ListenPort: defaultListenPort}
+	for _, c := range []*api.BGPConfigurationSpec{cfg.def, cfg.node} {
+		if c != nil && c.ListenPort != 0 {
+			p.ListenPort = int32(c.ListenPort)
 		}
-		if addr := nodePrefix(n.Spec.BGP.IPv4Address).Addr(); addr.Is4() {
-			p.Peers = append(p.Peers, bgp.Peer{Addr: addr, Port: uint16(p.ListenPort), ASN: nodeASN(n), Source: routerID,
-				Type: "node-to-node mesh", Name: name, RestartTime: meshRestartTime})
+		if c != nil && c.BindMode == "NodeIP" {
+			p.ListenAddrs = []netip.Addr{routerID}
+		}
+	}
+	peers := map[netip.Addr]bgp.Peer{}
+	if cfg.def == nil || cfg.def.NodeToNodeMeshEnabled == nil || *cfg.def.NodeToNodeMeshEnabled {
+		restart := defaultRestartTime
+		if cfg.def != nil && cfg.def.NodeMeshMaxRestartTime != nil {
+			restart = time.Duration(*cfg.def.NodeMeshMaxRestartTime)
+		}
+		for name, n := range v.nodes {
+			if addr := nodeAddr4(n); name != v.self && addr.IsValid() {
+				peers[addr] = bgp.Peer{Addr: addr, Port: uint16(p.ListenPort), ASN: v.nodeASN(n), Source: routerID,
+					Type: peerMesh, Name: name, RestartTime: seconds(restart)}
+			}
+		}
+	}
+	// Explicit peers come after the mesh and replace its session with the same address, as in confd.
+	for _, bp := range cfg.peers {
+		for _, peer := range v.peersOf(bp, self, routerID) {
+			peers[peer.Addr] = peer
+		}
+	}
+	for _, peer := range peers {
+		if peer.Addr != routerID {
+			p.Peers = append(p.Peers, peer)
 		}
 	}
 	slices.SortFunc(p.Peers, func(a, b bgp.Peer) int { return a.Addr.Compare(b.Addr) })
+
 	for _, b := range v.blocks {
 		if !b.cidr.Addr().Is4() || !v.exported(b.cidr) {
 			continue
@@ -62,6 +100,72 @@ func (v *view) bgpPlan() bgp.Plan {
 	return p
 }
 
+// peersOf is what BGPPeer bp means for this node: nothing unless its node or nodeSelector selects self
+// (neither: every node); then the IPv4 peer at peerIP, or every other node peerSelector selects.
+func (v *view) peersOf(bp *api.BGPPeer, self *api.Node, routerID netip.Addr) []bgp.Peer {
+	s := bp.Spec
+	kind := peerGlobal
+	switch {
+	case s.Node != "":
+		if s.Node != v.self {
+			return nil
+		}
+		kind = peerNode
+	case s.NodeSelector != "":
+		if !selects(s.NodeSelector, self.Labels) {
+			return nil
+		}
+		kind = peerNode
+	}
+	if s.LocalWorkloadSelector != "" {
+		return nil // peering with workloads needs BIRD's dynamic sessions, which the speaker does not have
+	}
+	base := bgp.Peer{Type: kind, Name: bp.Name, RestartTime: seconds(defaultRestartTime)}
+	if s.SourceAddress != api.SourceAddressNone {
+		base.Source = routerID
+	}
+	if s.MaxRestartTime != nil {
+		base.RestartTime = seconds(time.Duration(*s.MaxRestartTime))
+	}
+	if s.TTLSecurity != nil {
+		base.TTLSecurity = *s.TTLSecurity
+	}
+	if s.PeerIP != "" {
+		addr, port, err := api.ParsePeerIP(s.PeerIP)
+		if err != nil || !addr.Is4() {
+			return nil
+		}
+		base.Addr, base.Port, base.ASN = addr, port, uint32(s.ASNumber)
+		return []bgp.Peer{base}
+	}
+	var out []bgp.Peer
+	for name, n := range v.nodes {
+		if addr := nodeAddr4(n); name != v.self && addr.IsValid() && selects(s.PeerSelector, n.Labels) {
+			peer := base
+			peer.Addr, peer.ASN = addr, v.nodeASN(n)
+			out = append(out, peer)
+		}
+	}
+	return out
+}
+
+func selects(sel string, labels map[string]string) bool {
+	s, err := selector.Parse(sel)
+	return err == nil && s.Matches(labels)
+}
+
+func nodeAddr4(n *api.Node) netip.Addr {
+	if n.Spec.BGP == nil {
+		return netip.Addr{}
+	}
+	if a := nodePrefix(n.Spec.BGP.IPv4Address).Addr(); a.Is4() {
+		return a
+	}
+	return netip.Addr{}
+}
+
+func seconds(d time.Duration) uint32 { return uint32(d / time.Second) }
+
 // exported reports whether the pool holding cidr lets its routes be advertised (disableBGPExport unset).
 func (v *view) exported(cidr netip.Prefix) bool {
 	for _, pool := range v.pools {
@@ -72,23 +176,13 @@ func (v *view) exported(cidr netip.Prefix) bool {
 	return false
 }
 
-// nodeASN is a node's AS number: its own, else Calico's default. Dotted notation ("1.10") is upstream's
-// for 4-byte numbers: high and low 16 bits.
-func nodeASN(n *api.Node) uint32 {
-	if n.Spec.BGP != nil && n.Spec.BGP.ASNumber != "" {
-		if asn, ok := parseASN(string(n.Spec.BGP.ASNumber)); ok {
-			return asn
-		}
+// nodeASN is a node's AS number: its own, else BGPConfiguration default's, else Calico's default.
+func (v *view) nodeASN(n *api.Node) uint32 {
+	if n.Spec.BGP != nil && n.Spec.BGP.ASNumber != nil {
+		return uint32(*n.Spec.BGP.ASNumber)
 	}
-	return defaultASN
-}
-
-func parseASN(s string) (uint32, bool) {
-	if hi, lo, dotted := strings.Cut(s, "."); dotted {
-		h, err1 := strconv.ParseUint(hi, 10, 16)
-		l, err2 := strconv.ParseUint(lo, 10, 16)
-		return uint32(h<<16 | l), err1 == nil && err2 == nil
+	if d := v.bgpConfig.def; d != nil && d.ASNumber != nil {
+		return uint32(*d.ASNumber)
 	}
-	n, err := strconv.ParseUint(s, 10, 32)
-	return uint32(n), err == nil
+	return uint32(api.DefaultASNumber)
 }

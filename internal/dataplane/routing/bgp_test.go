@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/bgp"
@@ -13,12 +14,13 @@ import (
 func TestBGPPlan(t *testing.T) {
 	v := threeHosts(api.EncapNever)
 	v.bgp = true
-	v.nodes["c"].Spec.BGP.ASNumber = "1.10" // dotted: 65546
+	asn := api.ASNumber(65546)
+	v.nodes["c"].Spec.BGP.ASNumber = &asn
 	p := v.bgpPlan()
 	a, b, c := netip.MustParseAddr("198.18.0.11"), netip.MustParseAddr("198.18.0.12"), netip.MustParseAddr("198.18.1.13")
 	want := []bgp.Peer{
-		{Addr: b, Port: 179, ASN: 64512, Source: a, Type: "node-to-node mesh", Name: "b", RestartTime: meshRestartTime},
-		{Addr: c, Port: 179, ASN: 65546, Source: a, Type: "node-to-node mesh", Name: "c", RestartTime: meshRestartTime},
+		{Addr: b, Port: 179, ASN: 64512, Source: a, Type: "node-to-node mesh", Name: "b", RestartTime: 120},
+		{Addr: c, Port: 179, ASN: 65546, Source: a, Type: "node-to-node mesh", Name: "c", RestartTime: 120},
 	}
 	if p.ASN != 64512 || p.RouterID != a || p.ListenPort != 179 || !slices.Equal(p.Peers, want) {
 		t.Errorf("plan %+v", p)
@@ -50,4 +52,38 @@ func TestBGPPlan(t *testing.T) {
 	if p := v.bgpPlan(); len(p.Advertise) != 0 {
 		t.Errorf("disableBGPExport: advertised %v", p.Advertise)
 	}
+}
+
+// BGPConfiguration and BGPPeers as calico/node's confd reads them.
+func TestBGPPlanPeers(t *testing.T) {
+	v := threeHosts(api.EncapNever)
+	v.bgp = true
+	v.nodes["a"].Labels = map[string]string{"rack": "r1"}
+	v.nodes["c"].Labels = map[string]string{"rr": "yes"}
+	off, asn, restart, ttl := false, api.ASNumber(65000), api.Duration(300*time.Second), uint8(2)
+	v.bgpConfig = bgpView{
+		def:  &api.BGPConfigurationSpec{NodeToNodeMeshEnabled: &off, ASNumber: &asn},
+		node: &api.BGPConfigurationSpec{ListenPort: 1179, BindMode: "NodeIP"},
+		peers: []*api.BGPPeer{
+			bgpPeer("tor", api.BGPPeerSpec{PeerIP: "198.18.0.1", ASNumber: 64513, MaxRestartTime: &restart, TTLSecurity: &ttl}),
+			bgpPeer("rack", api.BGPPeerSpec{NodeSelector: "rack == 'r1'", PeerSelector: "has(rr)", SourceAddress: api.SourceAddressNone}),
+			bgpPeer("other-node", api.BGPPeerSpec{Node: "b", PeerIP: "198.18.9.9:1790", ASNumber: 1}),
+			bgpPeer("ipv6", api.BGPPeerSpec{PeerIP: "[2001:db8::1]:179", ASNumber: 1}),
+		},
+	}
+	p := v.bgpPlan()
+	a := netip.MustParseAddr("198.18.0.11")
+	want := []bgp.Peer{
+		{Addr: netip.MustParseAddr("198.18.0.1"), ASN: 64513, Source: a, Type: "global", Name: "tor", RestartTime: 300, TTLSecurity: 2},
+		{Addr: netip.MustParseAddr("198.18.1.13"), ASN: 65000, Type: "node specific", Name: "rack", RestartTime: 120},
+	}
+	if p.ASN != 65000 || p.ListenPort != 1179 || !slices.Equal(p.ListenAddrs, []netip.Addr{a}) || !slices.Equal(p.Peers, want) {
+		t.Errorf("plan %+v\nwant peers %+v", p, want)
+	}
+}
+
+func bgpPeer(name string, spec api.BGPPeerSpec) *api.BGPPeer {
+	p := &api.BGPPeer{Spec: spec}
+	p.Name = name
+	return p
 }

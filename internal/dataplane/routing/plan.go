@@ -85,6 +85,8 @@ type view struct {
 	blocks []blockRoute
 	felix  api.FelixConfigurationSpec // tunnel settings of FelixConfiguration default, overridden by node.<self>; zero when none
 	bgp    bool                       // unencapsulated IPv4 pools are routed by BGP, not here
+	// bgpConfig is BGP's configuration, read only when bgp is set.
+	bgpConfig bgpView
 }
 
 // blockRoute is what of an IPAM block the routes depend on: its CIDR, its owner and the addresses other

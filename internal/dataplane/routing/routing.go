@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +58,9 @@ type Reconciler struct {
 	pools  cache[*api.IPPool]
 	blocks cache[blockRoute]
 	felix  cache[*api.FelixConfiguration]
+	// BGP's resources, watched only with BGP on.
+	bgpConfigs cache[*api.BGPConfiguration]
+	bgpPeers   cache[*api.BGPPeer]
 	// unroutable is what the last pass could not route (see Unroutable).
 	unroutable []string
 
@@ -73,9 +77,10 @@ func New(cfg Config, store *datastore.Store, log *slog.Logger) *Reconciler {
 	}
 	return &Reconciler{cfg: cfg, store: store, log: log,
 		nodes: newCache(decodeResource[*api.Node]), pools: newCache(decodeResource[*api.IPPool]),
-		blocks: cache[blockRoute]{decode: decodeBlock, items: map[string]blockRoute{}, same: blockRoute.equal},
-		felix:  newCache(decodeResource[*api.FelixConfiguration]),
-		kick:   make(chan struct{}, 1)}
+		blocks:     cache[blockRoute]{decode: decodeBlock, items: map[string]blockRoute{}, same: blockRoute.equal},
+		felix:      newCache(decodeResource[*api.FelixConfiguration]),
+		bgpConfigs: newCache(decodeResource[*api.BGPConfiguration]), bgpPeers: newCache(decodeResource[*api.BGPPeer]),
+		kick: make(chan struct{}, 1)}
 }
 
 // Run watches nodes, pools, blocks and Felix configurations and converges on every change until ctx ends.
@@ -86,6 +91,11 @@ func (r *Reconciler) Run(ctx context.Context) {
 	pools := r.store.Watch(ctx, datastore.KindPrefix(poolKind, ""), r.log)
 	blocks := r.store.Watch(ctx, blockPrefix, r.log)
 	felix := r.store.Watch(ctx, datastore.KindPrefix(felixKind, ""), r.log)
+	var bgpConfigs, bgpPeers <-chan datastore.Event // nil, never ready, without BGP
+	if r.cfg.BGP != nil {
+		bgpConfigs = r.store.Watch(ctx, datastore.KindPrefix(api.KindOf(&api.BGPConfiguration{}), ""), r.log)
+		bgpPeers = r.store.Watch(ctx, datastore.KindPrefix(api.KindOf(&api.BGPPeer{}), ""), r.log)
+	}
 	go r.kernelLoop(ctx)
 	if r.cfg.BGP != nil {
 		go func() {
@@ -114,6 +124,10 @@ func (r *Reconciler) Run(ctx context.Context) {
 			r.fold(func() { routesInput = r.blocks.apply(ev) })
 		case ev, ok = <-felix:
 			r.fold(func() { r.felix.apply(ev) })
+		case ev, ok = <-bgpConfigs:
+			r.fold(func() { r.bgpConfigs.apply(ev) })
+		case ev, ok = <-bgpPeers:
+			r.fold(func() { r.bgpPeers.apply(ev) })
 		}
 		if !ok {
 			return
@@ -134,7 +148,8 @@ func (r *Reconciler) fold(f func()) {
 func (r *Reconciler) snapshot() (view, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.nodes.synced || !r.pools.synced || !r.blocks.synced || !r.felix.synced {
+	if !r.nodes.synced || !r.pools.synced || !r.blocks.synced || !r.felix.synced ||
+		(r.cfg.BGP != nil && (!r.bgpConfigs.synced || !r.bgpPeers.synced)) {
 		return view{}, false
 	}
 	v := view{self: r.cfg.Node, nodes: map[string]*api.Node{}, bgp: r.cfg.BGP != nil}
@@ -143,6 +158,9 @@ func (r *Reconciler) snapshot() (view, bool) {
 	}
 	v.pools = slices.Collect(maps.Values(r.pools.items))
 	v.blocks = slices.Collect(maps.Values(r.blocks.items))
+	if v.bgp {
+		v.bgpConfig = r.bgpSnapshot()
+	}
 	// As Felix: this node's FelixConfiguration node.<name> overrides default field by field. An invalid one
 	// (calicoctl refuses it; another writer may not) counts as none.
 	for _, name := range []string{"default", "node." + r.cfg.Node} {
@@ -152,6 +170,25 @@ func (r *Reconciler) snapshot() (view, bool) {
 		}
 	}
 	return v, true
+}
+
+// bgpSnapshot is the BGP share of the view (r.mu held). A configuration another writer stored invalid
+// counts as none, as a peer stored invalid is left out.
+func (r *Reconciler) bgpSnapshot() bgpView {
+	var b bgpView
+	kind := api.KindOf(&api.BGPConfiguration{})
+	for name, dst := range map[string]**api.BGPConfigurationSpec{"default": &b.def, "node." + r.cfg.Node: &b.node} {
+		if c := r.bgpConfigs.items[datastore.ResourceKey(kind, "", name)]; c != nil && api.Validate(c) == nil {
+			*dst = &c.Spec
+		}
+	}
+	for _, p := range r.bgpPeers.items {
+		if api.Validate(p) == nil {
+			b.peers = append(b.peers, p)
+		}
+	}
+	slices.SortFunc(b.peers, func(x, y *api.BGPPeer) int { return strings.Compare(x.Name, y.Name) })
+	return b
 }
 
 // overrideTunnels sets the tunnel settings routing uses in dst to those src sets.

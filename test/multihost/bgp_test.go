@@ -1,0 +1,129 @@
+package multihost
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// routerAS is the AS of the lab's router and hosts when they speak BGP: the router is the hosts' route
+// reflector, as a top-of-rack switch often is in Calico deployments.
+const routerAS = 64512
+
+// startRouterBIRD runs BIRD in the router's namespace as a route reflector for the given hosts, each an
+// iBGP client in AS routerAS. Reflected routes get the router as next hop (next hop self), so hosts on the
+// other segment reach them through it; the router installs what it learns in its own table.
+func (l *lab) startRouterBIRD(clients ...*host) *proc {
+	l.t.Helper()
+	if _, err := exec.LookPath("bird"); err != nil {
+		l.t.Skip("skipping: needs BIRD as the lab's router (bash scripts/install-deps.sh installs bird2)")
+	}
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "router id %s;\nprotocol device {}\nprotocol direct { ipv4; }\n", segments[0].gateway(false))
+	cfg.WriteString("protocol kernel { ipv4 { import none; export all; }; }\n")
+	for _, h := range clients {
+		fmt.Fprintf(&cfg, "protocol bgp %s { local as %d; neighbor %s as %d; rr client; graceful restart on; "+
+			"ipv4 { import all; export all; next hop self; gateway direct; }; }\n", h.name, routerAS, h.addr4.Addr(), routerAS)
+	}
+	conf := filepath.Join(l.dir, "bird.conf")
+	must(l.t, os.WriteFile(conf, []byte(cfg.String()), 0o644))
+	p := &proc{name: "router BIRD", args: []string{"nsenter", "--net=/var/run/netns/" + l.router, "bird", "-f",
+		"-c", conf, "-s", filepath.Join(l.dir, "bird.ctl")}}
+	must(l.t, p.start())
+	l.t.Cleanup(func() {
+		if l.t.Failed() {
+			out, _ := l.birdc("show protocols all")
+			l.t.Logf("router BIRD:\n%s\n%s", p.logs.String(), out)
+		}
+		p.stop(15, 5*time.Second)
+	})
+	return p
+}
+
+// birdc asks the router's BIRD.
+func (l *lab) birdc(cmd string) (string, error) {
+	return run(10*time.Second, append([]string{"birdc", "-s", filepath.Join(l.dir, "bird.ctl")}, strings.Fields(cmd)...)...)
+}
+
+// TestBGP runs the hosts with CALICO_NETWORKING_BACKEND=bird on an unencapsulated pool: h1 and h2 share
+// segment A, h3 is behind the router on segment B. Routes between hosts come from BGP only.
+func TestBGP(t *testing.T) {
+	l := newLab(t, []hostSpec{{name: "h1", segment: 0, number: 11, backend: "bird"},
+		{name: "h2", segment: 0, number: 12, backend: "bird"}, {name: "h3", segment: 1, number: 13, backend: "bird"}})
+	h1, h2, h3 := l.host("h1"), l.host("h2"), l.host("h3")
+	l.setPools("Never")
+	for _, h := range l.hosts {
+		h.mustDocker("network", "create", "-d", "calico", "--ipam-driver", "calico-ipam", "bgpnet")
+	}
+	c1, c2, c3 := h1.run("wl1", "bgpnet"), h2.run("wl2", "bgpnet"), h3.run("wl3", "bgpnet")
+
+	steps := []struct {
+		name string
+		fn   func(t *testing.T)
+	}{
+		{"Mesh", func(t *testing.T) {
+			// h1 and h2 learn each other's blocks over their mesh session, next hop the other host.
+			expectRoute(t, h1, blockOf(c2.ip4), "via "+h2.addr4.Addr().String()+" dev eth0 proto bird")
+			expectRoute(t, h2, blockOf(c1.ip4), "via "+h1.addr4.Addr().String()+" dev eth0 proto bird")
+			expectMatrix(t, []*container{c1, c2}, false)
+			for _, h := range l.hosts {
+				if out, _ := h.sh("ip route show proto 80"); strings.Contains(out, " via ") {
+					t.Errorf("%s has datastore routes besides its blackholes with BGP on:\n%s", h.name, out)
+				}
+				expectNoDevice(t, h)
+			}
+		}},
+		{"Router", func(t *testing.T) {
+			// The router reflects every host's routes to the others, itself as next hop; the hosts peer
+			// with it through node-specific BGPPeers: containers behind it are reachable too.
+			l.startRouterBIRD(h1, h2, h3)
+			var peers strings.Builder
+			for _, h := range l.hosts {
+				gw := segments[0].gateway(false)
+				if h == h3 {
+					gw = segments[1].gateway(false)
+				}
+				fmt.Fprintf(&peers, "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor-%s}\n"+
+					"spec: {node: %s, peerIP: %s, asNumber: %d}\n---\n", h.name, h.name, gw, routerAS)
+			}
+			l.calicoctl(peers.String(), "apply", "-f", "-")
+			expectRoute(t, h1, blockOf(c3.ip4), "via "+segments[0].gateway(false).String()+" dev eth0 proto bird")
+			expectRoute(t, h3, blockOf(c1.ip4), "via "+segments[1].gateway(false).String()+" dev eth0 proto bird")
+			expectMatrix(t, []*container{c1, c2, c3}, false)
+			routes := l.inNS(l.router, "ip", "route", "show", "proto", "bird")
+			for _, c := range []*container{c1, c2, c3} {
+				if !strings.Contains(routes, blockOf(c.ip4)+" via "+c.host.addr4.Addr().String()) {
+					t.Errorf("the router's table lacks %s via %s:\n%s", blockOf(c.ip4), c.host.name, routes)
+				}
+			}
+		}},
+		{"KillRestart", func(t *testing.T) {
+			// h3's daemon killed and restarted under a continuous ping from h1: graceful restart keeps the
+			// routes everywhere, so no reply is lost.
+			done := make(chan string, 1)
+			go func() {
+				out, _ := h1.docker("exec", c1.name, "ping", "-c", "60", "-i", "0.2", c3.ip4)
+				done <- out
+			}()
+			time.Sleep(2 * time.Second)
+			h3.plugin.Kill()
+			time.Sleep(3 * time.Second)
+			h3.plugin.Restart()
+			out := <-done
+			if !strings.Contains(out, "60 packets transmitted, 60 packets received") {
+				t.Errorf("pings lost across h3's daemon restart:\n%s", out)
+			}
+			expectRoute(t, h1, blockOf(c3.ip4), "proto bird")
+			expectMatrix(t, []*container{c1, c2, c3}, false)
+		}},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, s.fn) {
+			return
+		}
+	}
+}
