@@ -144,12 +144,18 @@ func writeUsage(w io.Writer, usage []ipam.PoolUsage, showBlocks bool) error {
 			rows = append(rows, append(row("Block", b.CIDR.String(), float64(b.Size), float64(b.InUse)), affinity))
 		}
 	}
-	return writeBoxTable(w, headers, rows, map[int]bool{2: true})
+	return writeBoxTable(w, headers, rows, boxLayout{centreHeadings: true, rightAlign: map[int]bool{2: true}})
 }
 
-// writeBoxTable draws a bordered table like the one upstream calicoctl prints for `ipam show`: centred
-// headings, the columns in rightAlign aligned right, the others left.
-func writeBoxTable(w io.Writer, headers []string, rows [][]string, rightAlign map[int]bool) error {
+// boxLayout is how a bordered table aligns: upstream's `ipam show` (tablewriter) centres its headings,
+// its `node status` (go-pretty) aligns them left; columns in rightAlign are aligned right, the others left.
+type boxLayout struct {
+	centreHeadings bool
+	rightAlign     map[int]bool
+}
+
+// writeBoxTable draws a bordered table like the ones upstream calicoctl prints.
+func writeBoxTable(w io.Writer, headers []string, rows [][]string, layout boxLayout) error {
 	widths := make([]int, len(headers))
 	for i, h := range headers {
 		widths[i] = utf8.RuneCountInString(h)
@@ -180,13 +186,16 @@ func writeBoxTable(w io.Writer, headers []string, rows [][]string, rightAlign ma
 	rule()
 	line(headers, func(i int, cell string) string {
 		gap := widths[i] - utf8.RuneCountInString(cell)
+		if !layout.centreHeadings {
+			return cell + strings.Repeat(" ", gap)
+		}
 		return pad(cell, gap/2) + strings.Repeat(" ", gap-gap/2)
 	})
 	rule()
 	for _, r := range rows {
 		line(r, func(i int, cell string) string {
 			gap := widths[i] - utf8.RuneCountInString(cell)
-			if rightAlign[i] {
+			if layout.rightAlign[i] {
 				return pad(cell, gap)
 			}
 			return cell + strings.Repeat(" ", gap)

@@ -62,6 +62,7 @@ $CALICO_DATA_DIR/etcd-endpoint (default /var/lib/calico).`,
 		newGetCommand(o),
 		newVersionCommand(o),
 		newIPAMCommand(o),
+		newNodeCommand(o),
 	)
 	return root
 }

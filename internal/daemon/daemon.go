@@ -85,6 +85,7 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 			rc := routing.Config{Node: cfg.NodeName}
 			if cfg.Backend == config.BackendBird {
 				rc.BGP = bgp.New(log)
+				go rc.BGP.Report(ctx, cfg.Datastore.DataDir)
 			}
 			routes := routing.New(rc, store, log)
 			go routes.Run(ctx)

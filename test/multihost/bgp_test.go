@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -94,6 +95,17 @@ func TestBGP(t *testing.T) {
 			expectRoute(t, h1, blockOf(c3.ip4), "via "+segments[0].gateway(false).String()+" dev eth0 proto bird")
 			expectRoute(t, h3, blockOf(c1.ip4), "via "+segments[1].gateway(false).String()+" dev eth0 proto bird")
 			expectMatrix(t, []*container{c1, c2, c3}, false)
+			// calicoctl node status on h3: its session to the router and its mesh sessions, all up.
+			waitHost(t, h3, converge, func() error {
+				out, err := h3.plugin.Calicoctl("node", "status")
+				gw := segments[1].gateway(false).String()
+				if err != nil || !strings.Contains(out, "Calico process is running.") ||
+					!regexp.MustCompile(`\| `+regexp.QuoteMeta(gw)+` +\| node specific +\| up +\| \d\d:\d\d:\d\d \| Established \|`).MatchString(out) ||
+					strings.Count(out, "| node-to-node mesh | up ") != 2 {
+					return fmt.Errorf("calicoctl node status on h3: %v\n%s", err, out)
+				}
+				return nil
+			})
 			routes := l.inNS(l.router, "ip", "route", "show", "proto", "bird")
 			for _, c := range []*container{c1, c2, c3} {
 				if !strings.Contains(routes, blockOf(c.ip4)+" via "+c.host.addr4.Addr().String()) {

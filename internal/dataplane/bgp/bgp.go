@@ -14,11 +14,13 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	gobgp "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/server"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/projectcalico/calico-libnetwork/internal/bgpstatus"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
 	"github.com/projectcalico/calico-libnetwork/internal/reconcile"
 )
@@ -300,37 +302,53 @@ func learntRoute(p *gobgp.Path) (link.LearnedRoute, bool) {
 	return link.LearnedRoute{}, false
 }
 
-// PeerStatus is one session as calicoctl node status shows it.
-type PeerStatus struct {
-	Addr  netip.Addr
-	Type  string
-	State string // BGP FSM state: Idle, Connect, Active, OpenSent, OpenConfirm, Established
-	Since string // how long in that state
-	Info  string
-}
-
-// Status lists the sessions, in address order.
-func (s *Speaker) Status(ctx context.Context) ([]PeerStatus, error) {
+// Status lists the sessions, in peer address order.
+func (s *Speaker) Status(ctx context.Context) ([]bgpstatus.Session, error) {
 	s.mu.Lock()
 	peers := maps.Clone(s.peers)
 	s.mu.Unlock()
-	var out []PeerStatus
+	var out []bgpstatus.Session
 	err := s.server.ListPeer(ctx, &gobgp.ListPeerRequest{}, func(p *gobgp.Peer) {
 		addr, err := netip.ParseAddr(p.GetConf().GetNeighborAddress())
 		if err != nil {
 			return
 		}
-		st := PeerStatus{Addr: addr, Type: peers[addr].Type, State: stateName(p.GetState().GetSessionState())}
+		st := bgpstatus.Session{Peer: addr.String(), Type: peers[addr].Type, State: stateName(p.GetState().GetSessionState())}
 		if up := p.GetTimers().GetState().GetUptime(); up != nil && st.State == "Established" {
 			st.Since = up.AsTime().UTC().Format("15:04:05")
 		}
-		if msg := p.GetState().GetAdminState(); msg != gobgp.PeerState_UP {
-			st.Info = "admin " + msg.String()
-		}
 		out = append(out, st)
 	})
-	slices.SortFunc(out, func(a, b PeerStatus) int { return a.Addr.Compare(b.Addr) })
+	slices.SortFunc(out, func(a, b bgpstatus.Session) int {
+		return netip.MustParseAddr(a.Peer).Compare(netip.MustParseAddr(b.Peer))
+	})
 	return out, err
+}
+
+// Report writes the sessions into dir every bgpstatus.Interval for `calicoctl node status`, until ctx ends;
+// then the report goes.
+func (s *Speaker) Report(ctx context.Context, dir string) {
+	defer bgpstatus.Remove(dir)
+	t := time.NewTicker(bgpstatus.Interval)
+	defer t.Stop()
+	failing := false
+	for {
+		sessions, err := s.Status(ctx)
+		if err == nil {
+			err = bgpstatus.Write(dir, bgpstatus.Report{Written: time.Now(), Sessions: sessions})
+		}
+		if (err != nil) != failing && ctx.Err() == nil {
+			failing = err != nil
+			if failing {
+				s.log.Warn("cannot report the BGP sessions for calicoctl node status", "error", err.Error())
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func stateName(s gobgp.PeerState_SessionState) string {

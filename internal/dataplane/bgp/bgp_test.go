@@ -43,7 +43,7 @@ func TestSpeakersExchangeRoutes(t *testing.T) {
 	})
 	st, err := a.Status(ctx)
 	linktest.Must(t, err)
-	if len(st) != 1 || st[0].Addr != addrB || st[0].State != "Established" || st[0].Type != "node-to-node mesh" || st[0].Since == "" {
+	if len(st) != 1 || st[0].Peer != addrB.String() || st[0].State != "Established" || st[0].Type != "node-to-node mesh" || st[0].Since == "" {
 		t.Errorf("a's sessions: %+v", st)
 	}
 
