@@ -61,6 +61,7 @@ func TestBGP(t *testing.T) {
 		h.mustDocker("network", "create", "-d", "calico", "--ipam-driver", "calico-ipam", "bgpnet")
 	}
 	c1, c2, c3 := h1.run("wl1", "bgpnet"), h2.run("wl2", "bgpnet"), h3.run("wl3", "bgpnet")
+	var router *proc
 
 	steps := []struct {
 		name string
@@ -81,7 +82,7 @@ func TestBGP(t *testing.T) {
 		{"Router", func(t *testing.T) {
 			// The router reflects every host's routes to the others, itself as next hop; the hosts peer
 			// with it through node-specific BGPPeers: containers behind it are reachable too.
-			l.startRouterBIRD(h1, h2, h3)
+			router = l.startRouterBIRD(h1, h2, h3)
 			var peers strings.Builder
 			for _, h := range l.hosts {
 				gw := segments[0].gateway(false)
@@ -132,6 +133,39 @@ func TestBGP(t *testing.T) {
 			expectRoute(t, h1, blockOf(c3.ip4), "proto bird")
 			expectMatrix(t, []*container{c1, c2, c3}, false)
 		}},
+		{"RouterRestart", func(t *testing.T) {
+			// The router going down and up again: sessions come back and so does reachability.
+			router.stop(15, 5*time.Second)
+			must(t, router.start())
+			waitHost(t, h3, 60*time.Second, func() error {
+				out, err := h3.plugin.Calicoctl("node", "status")
+				if err != nil || !strings.Contains(out, "| node specific     | up ") {
+					return fmt.Errorf("the router session is not back: %v\n%s", err, out)
+				}
+				return nil
+			})
+			expectMatrix(t, []*container{c1, c2, c3}, false)
+		}},
+		{"WrongAS", func(t *testing.T) {
+			// A peer configured with the wrong AS: its session never comes up, the others stay up.
+			l.calicoctl(fmt.Sprintf("apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: wrong-as}\n"+
+				"spec: {node: h1, peerIP: %s, asNumber: 65099}\n", h3.addr4.Addr()), "apply", "-f", "-")
+			time.Sleep(3 * time.Second)
+			waitHost(t, h1, converge, func() error {
+				out, err := h1.plugin.Calicoctl("node", "status")
+				if err != nil || strings.Contains(out, "| "+h3.addr4.Addr().String()+"  | node specific     | up ") ||
+					!strings.Contains(out, "| node specific     | up ") {
+					return fmt.Errorf("h1's sessions with a wrong AS for h3: %v\n%s", err, out)
+				}
+				return nil
+			})
+			expectMatrix(t, []*container{c1, c2, c3}, false)
+			if h1.plugin.Exited() {
+				t.Error("h1's daemon exited")
+			}
+			l.calicoctl("", "delete", "bgppeer", "wrong-as")
+		}},
+		{"Latency", func(t *testing.T) { measureLatency(t, l, h1, []*host{h2, h3}, "Never") }},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, s.fn) {

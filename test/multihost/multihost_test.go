@@ -1,6 +1,7 @@
 package multihost
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -110,7 +111,7 @@ spec:
 			l.etcd.waitHealthy(t, l.router, 30*time.Second)
 		}},
 		{"EtcdClusterDown", func(t *testing.T) { etcdClusterDown(t, l, all) }},
-		{"Latency", func(t *testing.T) { measureLatency(t, l, h1, []*host{h2, h3}) }},
+		{"Latency", func(t *testing.T) { measureLatency(t, l, h1, []*host{h2, h3}, "CrossSubnet") }},
 		{"HostRemoval", func(t *testing.T) {
 			tunnel3 := nodeField(t, l, "h3", "ipv4VXLANTunnelAddr")
 			h3.stopAll()
@@ -181,16 +182,16 @@ func etcdClusterDown(t *testing.T, l *lab, running []*container) {
 // a new route on the other hosts, and measures how long after `docker run` returns each is reachable from
 // a container on every host in bs. The probe is iputils ping run in the probing container's namespace,
 // one packet every 10 ms until the first reply.
-func measureLatency(t *testing.T, l *lab, a *host, bs []*host) {
+func measureLatency(t *testing.T, l *lab, a *host, bs []*host, vxlanMode string) {
 	n := 20
 	if s := os.Getenv("MULTIHOST_LATENCY_N"); s != "" {
 		fmt.Sscan(s, &n)
 	}
-	l.calicoctl(`apiVersion: projectcalico.org/v3
+	l.calicoctl(fmt.Sprintf(`apiVersion: projectcalico.org/v3
 kind: IPPool
 metadata: {name: latency}
-spec: {cidr: 198.18.128.0/24, blockSize: 32, vxlanMode: CrossSubnet}
-`, "apply", "-f", "-")
+spec: {cidr: 198.18.128.0/24, blockSize: 32, vxlanMode: %s}
+`, vxlanMode), "apply", "-f", "-")
 	probes := map[*host]string{} // host → PID of its probing container
 	for _, h := range append([]*host{a}, bs...) {
 		h.mustDocker("network", "create", "-d", "calico", "--ipam-driver", "calico-ipam", "--subnet", "198.18.128.0/24", "mhlat")
@@ -224,7 +225,7 @@ spec: {cidr: 198.18.128.0/24, blockSize: 32, vxlanMode: CrossSubnet}
 		}
 		wg.Wait()
 	}
-	report := fmt.Sprintf("docker run on %s: %s\n", a.name, summary(runs))
+	report := fmt.Sprintf("%s, vxlanMode %s:\ndocker run on %s: %s\n", t.Name(), vxlanMode, a.name, summary(runs))
 	for _, b := range bs {
 		s := samples[b.name]
 		report += fmt.Sprintf("reachable from a container on %s after docker run returned: %s\n", b.name, summary(s))
@@ -234,7 +235,10 @@ spec: {cidr: 198.18.128.0/24, blockSize: 32, vxlanMode: CrossSubnet}
 	}
 	t.Log(report)
 	if out := os.Getenv("MULTIHOST_LATENCY_OUT"); out != "" {
-		must(t, os.WriteFile(out, []byte(report), 0o644))
+		f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		must(t, err)
+		_, err = f.WriteString(report)
+		must(t, errors.Join(err, f.Close()))
 	}
 }
 

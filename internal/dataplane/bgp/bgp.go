@@ -44,6 +44,8 @@ type Peer struct {
 	RestartTime uint32
 	// TTLSecurity, when not zero, is how many hops away the peer may be (GTSM).
 	TTLSecurity uint8
+	// RRClusterID, when set, makes this host the peer's route reflector, in that cluster.
+	RRClusterID string
 }
 
 // Plan is everything the speaker should do.
@@ -176,6 +178,9 @@ func peerConfig(p Peer) *gobgp.Peer {
 		c.Transport.LocalAddress = p.Source.String()
 	}
 	c.AfiSafis[0].MpGracefulRestart = &gobgp.MpGracefulRestart{Config: &gobgp.MpGracefulRestartConfig{Enabled: true}}
+	if p.RRClusterID != "" {
+		c.RouteReflector = &gobgp.RouteReflector{RouteReflectorClient: true, RouteReflectorClusterId: p.RRClusterID}
+	}
 	if p.TTLSecurity > 0 {
 		c.TtlSecurity = &gobgp.TtlSecurity{Enabled: true, TtlMin: uint32(256 - int(p.TTLSecurity))}
 	}

@@ -57,3 +57,39 @@ func TestSpeakersExchangeRoutes(t *testing.T) {
 		return nil
 	})
 }
+
+// A speaker reflecting for two clients that do not peer with each other: one client's route reaches the
+// other, its next hop unchanged.
+func TestRouteReflector(t *testing.T) {
+	ctx := context.Background()
+	const port = 17901
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 1, byte(i)}) }
+	plan := func(i int, peers ...Peer) Plan {
+		return Plan{ASN: 64512, RouterID: addr(i), ListenPort: port, ListenAddrs: []netip.Addr{addr(i)}, Peers: peers}
+	}
+	peer := func(from, to int, clusterID string) Peer {
+		return Peer{Addr: addr(to), Port: port, ASN: 64512, Source: addr(from), Type: "node specific", RRClusterID: clusterID}
+	}
+	speakers := make([]*Speaker, 3)
+	for i := range speakers {
+		speakers[i] = New(slog.New(slog.DiscardHandler))
+	}
+	t.Cleanup(func() {
+		for _, s := range speakers {
+			linktest.Must(t, s.Apply(ctx, Plan{}))
+		}
+	})
+	linktest.Must(t, speakers[0].Apply(ctx, plan(1, peer(1, 2, "224.0.0.1"), peer(1, 3, "224.0.0.1"))))
+	client := plan(2, peer(2, 1, ""))
+	client.Advertise = []netip.Prefix{netip.MustParsePrefix("198.19.2.0/26")}
+	linktest.Must(t, speakers[1].Apply(ctx, client))
+	linktest.Must(t, speakers[2].Apply(ctx, plan(3, peer(3, 1, ""))))
+	want := []link.LearnedRoute{{Dst: netip.MustParsePrefix("198.19.2.0/26"), Via: addr(2)}}
+	linktest.Eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
+		got, err := speakers[2].Learnt(ctx)
+		if err != nil || !slices.Equal(got, want) {
+			return fmt.Errorf("the second client learnt %v (%v), want %v", got, err, want)
+		}
+		return nil
+	})
+}

@@ -31,8 +31,9 @@ type bgpView struct {
 
 // bgpPlan is what the speaker does, as calico/node's BIRD would be configured: sessions with every other
 // node (the node-to-node mesh, unless BGPConfiguration default turns it off) and with the BGPPeers that
-// select this node, over IPv4; this node's IPv4 blocks and the addresses it borrowed advertised; what
-// peers advertise for unencapsulated pools programmed.
+// select this node, over IPv4, a node with routeReflectorClusterID reflecting for the nodes without one;
+// this node's IPv4 blocks and the addresses it borrowed advertised; what peers advertise for
+// unencapsulated pools programmed.
 func (v *view) bgpPlan() bgp.Plan {
 	self, ok := v.nodes[v.self]
 	if !ok || self.Spec.BGP == nil {
@@ -61,7 +62,7 @@ func (v *view) bgpPlan() bgp.Plan {
 		for name, n := range v.nodes {
 			if addr := nodeAddr4(n); name != v.self && addr.IsValid() {
 				peers[addr] = bgp.Peer{Addr: addr, Port: uint16(p.ListenPort), ASN: v.nodeASN(n), Source: routerID,
-					Type: peerMesh, Name: name, RestartTime: seconds(restart)}
+					Type: peerMesh, Name: name, RestartTime: seconds(restart), RRClusterID: reflectsFor(self, n)}
 			}
 		}
 	}
@@ -142,11 +143,21 @@ func (v *view) peersOf(bp *api.BGPPeer, self *api.Node, routerID netip.Addr) []b
 	for name, n := range v.nodes {
 		if addr := nodeAddr4(n); name != v.self && addr.IsValid() && selects(s.PeerSelector, n.Labels) {
 			peer := base
-			peer.Addr, peer.ASN = addr, v.nodeASN(n)
+			peer.Addr, peer.ASN, peer.RRClusterID = addr, v.nodeASN(n), reflectsFor(self, n)
 			out = append(out, peer)
 		}
 	}
 	return out
+}
+
+// reflectsFor is the cluster ID with which self reflects routes for peer: self's routeReflectorClusterID
+// when peer is a node that is no route reflector itself, as calico/node configures BIRD; "" otherwise.
+func reflectsFor(self, peer *api.Node) string {
+	id := self.Spec.BGP.RouteReflectorClusterID
+	if id == "" || (peer.Spec.BGP != nil && peer.Spec.BGP.RouteReflectorClusterID != "") {
+		return ""
+	}
+	return id
 }
 
 func selects(sel string, labels map[string]string) bool {

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -86,4 +87,22 @@ func bgpPeer(name string, spec api.BGPPeerSpec) *api.BGPPeer {
 	p := &api.BGPPeer{Spec: spec}
 	p.Name = name
 	return p
+}
+
+// A node with routeReflectorClusterID reflects for the nodes it peers with that have none.
+func TestBGPPlanRouteReflector(t *testing.T) {
+	v := threeHosts(api.EncapNever)
+	v.bgp = true
+	off := false
+	v.nodes["a"].Spec.BGP.RouteReflectorClusterID = "224.0.0.1"
+	v.nodes["b"].Spec.BGP.RouteReflectorClusterID = "224.0.0.1"
+	v.bgpConfig = bgpView{def: &api.BGPConfigurationSpec{NodeToNodeMeshEnabled: &off},
+		peers: []*api.BGPPeer{bgpPeer("to-all", api.BGPPeerSpec{PeerSelector: "all()"})}}
+	got := map[string]string{}
+	for _, p := range v.bgpPlan().Peers {
+		got[p.Name+" "+p.Addr.String()] = p.RRClusterID
+	}
+	if want := map[string]string{"to-all 198.18.0.12": "", "to-all 198.18.1.13": "224.0.0.1"}; !maps.Equal(got, want) {
+		t.Errorf("route reflector's peers %v, want %v", got, want)
+	}
 }
