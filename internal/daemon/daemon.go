@@ -86,6 +86,7 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 			if cfg.Backend == config.BackendBird {
 				rc.BGP = bgp.New(log)
 				go rc.BGP.Report(ctx, cfg.Datastore.DataDir)
+				defer rc.BGP.Stop()
 			}
 			routes := routing.New(rc, store, log)
 			go routes.Run(ctx)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -165,7 +166,37 @@ func TestBGP(t *testing.T) {
 			}
 			l.calicoctl("", "delete", "bgppeer", "wrong-as")
 		}},
+		{"EtcdDown", func(t *testing.T) {
+			// With the whole etcd cluster down, sessions and routes stay and containers keep talking.
+			for _, m := range l.etcd.members {
+				m.stop(syscall.SIGKILL, 5*time.Second)
+			}
+			time.Sleep(5 * time.Second)
+			expectMatrix(t, []*container{c1, c2, c3}, false)
+			if out, err := h1.plugin.Calicoctl("node", "status"); err != nil || strings.Count(out, "| up ") != 3 {
+				t.Errorf("h1's sessions with etcd down: %v\n%s", err, out)
+			}
+			l.etcd.startAll(t)
+			l.etcd.waitHealthy(t, l.router, 30*time.Second)
+		}},
 		{"Latency", func(t *testing.T) { measureLatency(t, l, h1, []*host{h2, h3}, "Never") }},
+		{"HostRemoval", func(t *testing.T) {
+			// h3 stopped and deleted: the others end their sessions with it and drop its routes, which the
+			// router withdraws too.
+			h3.stopAll()
+			start := time.Now()
+			l.calicoctl("", "delete", "node", "h3")
+			for _, h := range []*host{h1, h2} {
+				waitHost(t, h, converge, func() error {
+					if out, _ := h.sh("ip route show " + blockOf(c3.ip4)); out != "" {
+						return fmt.Errorf("%s still routes h3's block: %s", h.name, out)
+					}
+					return nil
+				})
+			}
+			t.Logf("h3's routes gone from h1 and h2 %v after calicoctl delete node returned", time.Since(start).Round(time.Millisecond))
+			expectMatrix(t, []*container{c1, c2}, false)
+		}},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, s.fn) {

@@ -124,6 +124,15 @@ func (s *Speaker) Apply(ctx context.Context, p Plan) error {
 	return errors.Join(errs...)
 }
 
+// Stop ends every session with a Cease, so peers withdraw this host's routes at once: the daemon is being
+// stopped, not restarted. (A daemon killed, or crashing, sends nothing: its peers keep its routes for the
+// graceful-restart time.) The kernel's learnt routes stay until the next start reconciles them.
+func (s *Speaker) Stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stop(context.Background())
+}
+
 func (s *Speaker) stop(ctx context.Context) error {
 	if s.running == "" {
 		return nil
