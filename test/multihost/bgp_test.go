@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"net/netip"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -25,11 +26,17 @@ func (l *lab) startRouterBIRD(clients ...*host) *proc {
 		l.t.Skip("skipping: needs BIRD as the lab's router (bash scripts/install-deps.sh installs bird2)")
 	}
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "router id %s;\nprotocol device {}\nprotocol direct { ipv4; }\n", segments[0].gateway(false))
-	cfg.WriteString("protocol kernel { ipv4 { import none; export all; }; }\n")
+	fmt.Fprintf(&cfg, "router id %s;\nprotocol device {}\nprotocol direct { ipv4; ipv6; }\n", segments[0].gateway(false))
+	cfg.WriteString("protocol kernel { ipv4 { import none; export all; }; }\nprotocol kernel { ipv6 { import none; export all; }; }\n")
 	for _, h := range clients {
-		fmt.Fprintf(&cfg, "protocol bgp %s { local as %d; neighbor %s as %d; rr client; graceful restart on; "+
-			"ipv4 { import all; export all; next hop self; gateway direct; }; }\n", h.name, routerAS, h.addr4.Addr(), routerAS)
+		for _, family := range []struct {
+			suffix, channel string
+			addr            netip.Addr
+		}{{"", "ipv4", h.addr4.Addr()}, {"_6", "ipv6", h.addr6.Addr()}} {
+			fmt.Fprintf(&cfg, "protocol bgp %s%s { local as %d; neighbor %s as %d; rr client; graceful restart on; "+
+				"%s { import all; export all; next hop self; gateway direct; }; }\n", h.name, family.suffix, routerAS,
+				family.addr, routerAS, family.channel)
+		}
 	}
 	conf := filepath.Join(l.dir, "bird.conf")
 	must(l.t, os.WriteFile(conf, []byte(cfg.String()), 0o644))
@@ -59,7 +66,7 @@ func TestBGP(t *testing.T) {
 	h1, h2, h3 := l.host("h1"), l.host("h2"), l.host("h3")
 	l.setPools("Never")
 	for _, h := range l.hosts {
-		h.mustDocker("network", "create", "-d", "calico", "--ipam-driver", "calico-ipam", "bgpnet")
+		h.mustDocker("network", "create", "-d", "calico", "--ipam-driver", "calico-ipam", "--ipv6", "bgpnet")
 	}
 	c1, c2, c3 := h1.run("wl1", "bgpnet"), h2.run("wl2", "bgpnet"), h3.run("wl3", "bgpnet")
 	var router *proc
@@ -73,6 +80,8 @@ func TestBGP(t *testing.T) {
 			expectRoute(t, h1, blockOf(c2.ip4), "via "+h2.addr4.Addr().String()+" dev eth0 proto bird")
 			expectRoute(t, h2, blockOf(c1.ip4), "via "+h1.addr4.Addr().String()+" dev eth0 proto bird")
 			expectMatrix(t, []*container{c1, c2}, false)
+			expectRoute(t, h1, blockOf6(c2.ip6), "via "+h2.addr6.Addr().String()+" dev eth0 proto bird")
+			expectMatrix(t, []*container{c1, c2}, true)
 			for _, h := range l.hosts {
 				if out, _ := h.sh("ip route show proto 80"); strings.Contains(out, " via ") {
 					t.Errorf("%s has datastore routes besides its blackholes with BGP on:\n%s", h.name, out)
@@ -86,24 +95,28 @@ func TestBGP(t *testing.T) {
 			router = l.startRouterBIRD(h1, h2, h3)
 			var peers strings.Builder
 			for _, h := range l.hosts {
-				gw := segments[0].gateway(false)
+				seg := segments[0]
 				if h == h3 {
-					gw = segments[1].gateway(false)
+					seg = segments[1]
 				}
-				fmt.Fprintf(&peers, "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor-%s}\n"+
-					"spec: {node: %s, peerIP: %s, asNumber: %d}\n---\n", h.name, h.name, gw, routerAS)
+				for _, gw := range []netip.Addr{seg.gateway(false), seg.gateway(true)} {
+					fmt.Fprintf(&peers, "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor-%s-%s}\n"+
+						"spec: {node: %s, peerIP: '%s', asNumber: %d}\n---\n", h.name, strings.ReplaceAll(gw.String(), ":", "-"), h.name, gw, routerAS)
+				}
 			}
 			l.calicoctl(peers.String(), "apply", "-f", "-")
 			expectRoute(t, h1, blockOf(c3.ip4), "via "+segments[0].gateway(false).String()+" dev eth0 proto bird")
 			expectRoute(t, h3, blockOf(c1.ip4), "via "+segments[1].gateway(false).String()+" dev eth0 proto bird")
 			expectMatrix(t, []*container{c1, c2, c3}, false)
+			expectRoute(t, h1, blockOf6(c3.ip6), "via "+segments[0].gateway(true).String()+" dev eth0 proto bird")
+			expectMatrix(t, []*container{c1, c2, c3}, true)
 			// calicoctl node status on h3: its session to the router and its mesh sessions, all up.
 			waitHost(t, h3, converge, func() error {
 				out, err := h3.plugin.Calicoctl("node", "status")
 				gw := segments[1].gateway(false).String()
 				if err != nil || !strings.Contains(out, "Calico process is running.") ||
 					!regexp.MustCompile(`\| `+regexp.QuoteMeta(gw)+` +\| node specific +\| up +\| \d\d:\d\d:\d\d \| Established \|`).MatchString(out) ||
-					strings.Count(out, "| node-to-node mesh | up ") != 2 {
+					strings.Count(out, "| node-to-node mesh | up ") != 2 || !strings.Contains(out, "IPv6 BGP status\n+") {
 					return fmt.Errorf("calicoctl node status on h3: %v\n%s", err, out)
 				}
 				return nil
@@ -173,7 +186,7 @@ func TestBGP(t *testing.T) {
 			}
 			time.Sleep(5 * time.Second)
 			expectMatrix(t, []*container{c1, c2, c3}, false)
-			if out, err := h1.plugin.Calicoctl("node", "status"); err != nil || strings.Count(out, "| up ") != 3 {
+			if out, err := h1.plugin.Calicoctl("node", "status"); err != nil || strings.Count(out, "| up ") != 6 {
 				t.Errorf("h1's sessions with etcd down: %v\n%s", err, out)
 			}
 			l.etcd.startAll(t)
@@ -203,4 +216,9 @@ func TestBGP(t *testing.T) {
 			return
 		}
 	}
+}
+
+// blockOf6 is the /122 block holding a container address of the lab's IPv6 pool.
+func blockOf6(ip string) string {
+	return netip.PrefixFrom(netip.MustParseAddr(ip), 122).Masked().String()
 }

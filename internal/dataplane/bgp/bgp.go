@@ -38,8 +38,6 @@ type Peer struct {
 	Type string
 	// Name is the peer's node, or the BGPPeer resource, for status.
 	Name string
-	// KeepNextHop keeps the next hop of routes sent to this (eBGP) peer instead of setting our address.
-	KeepNextHop bool
 	// RestartTime is how long (seconds) the peer keeps our routes when we restart (graceful restart).
 	RestartTime uint32
 	// TTLSecurity, when not zero, is how many hops away the peer may be (GTSM).
@@ -50,8 +48,10 @@ type Peer struct {
 
 // Plan is everything the speaker should do.
 type Plan struct {
-	ASN        uint32
-	RouterID   netip.Addr // this host's IPv4 address
+	ASN      uint32
+	RouterID netip.Addr // this host's IPv4 address
+	// NextHop6 is this host's IPv6 address, the next hop of its IPv6 advertisements; invalid: none.
+	NextHop6   netip.Addr
 	ListenPort int32
 	// ListenAddrs are the addresses to accept sessions on (bindMode NodeIP); none means all.
 	ListenAddrs []netip.Addr
@@ -119,7 +119,7 @@ func (s *Speaker) Apply(ctx context.Context, p Plan) error {
 		s.log.Info("BGP speaker started", "as", p.ASN, "routerID", p.RouterID.String(), "port", p.ListenPort)
 	}
 	s.pools = p.Pools
-	errs := []error{s.syncPeers(ctx, p.Peers), s.syncPaths(ctx, p.Advertise, p.RouterID)}
+	errs := []error{s.syncPeers(ctx, p.Peers), s.syncPaths(ctx, p.Advertise, p.RouterID, p.NextHop6)}
 	errs = append(errs, s.syncKernel(ctx))
 	return errors.Join(errs...)
 }
@@ -203,7 +203,7 @@ func familyOf(a netip.Addr) *gobgp.Family {
 	return &gobgp.Family{Afi: gobgp.Family_AFI_IP6, Safi: gobgp.Family_SAFI_UNICAST}
 }
 
-func (s *Speaker) syncPaths(ctx context.Context, want []netip.Prefix, self netip.Addr) error {
+func (s *Speaker) syncPaths(ctx context.Context, want []netip.Prefix, nextHop4, nextHop6 netip.Addr) error {
 	var errs []error
 	for dst, path := range s.paths {
 		if slices.Contains(want, dst) {
@@ -216,10 +216,14 @@ func (s *Speaker) syncPaths(ctx context.Context, want []netip.Prefix, self netip
 		delete(s.paths, dst)
 	}
 	for _, dst := range want {
-		if s.paths[dst] != nil || !dst.Addr().Is4() {
-			continue // IPv6 needs multiprotocol next hops, which Plans do not carry yet
+		nextHop := nextHop4
+		if dst.Addr().Is6() {
+			nextHop = nextHop6
 		}
-		path, err := ipv4Path(dst, self)
+		if s.paths[dst] != nil || !nextHop.IsValid() {
+			continue
+		}
+		path, err := newPath(dst, nextHop)
 		if err == nil {
 			_, err = s.server.AddPath(ctx, &gobgp.AddPathRequest{Path: path})
 		}
@@ -232,20 +236,28 @@ func (s *Speaker) syncPaths(ctx context.Context, want []netip.Prefix, self netip
 	return errors.Join(errs...)
 }
 
-func ipv4Path(dst netip.Prefix, nextHop netip.Addr) (*gobgp.Path, error) {
+// newPath is the route to dst through nextHop, originated here (origin IGP, as BIRD's static routes). An
+// IPv6 route carries its next hop in the multiprotocol attribute.
+func newPath(dst netip.Prefix, nextHop netip.Addr) (*gobgp.Path, error) {
+	family := familyOf(dst.Addr())
 	nlri, err := anypb.New(&gobgp.IPAddressPrefix{Prefix: dst.Addr().String(), PrefixLen: uint32(dst.Bits())})
 	if err != nil {
 		return nil, err
 	}
-	origin, err := anypb.New(&gobgp.OriginAttribute{Origin: 0}) // IGP, as BIRD's static routes
+	origin, err := anypb.New(&gobgp.OriginAttribute{Origin: 0})
 	if err != nil {
 		return nil, err
 	}
-	nh, err := anypb.New(&gobgp.NextHopAttribute{NextHop: nextHop.String()})
+	var nh *anypb.Any
+	if dst.Addr().Is4() {
+		nh, err = anypb.New(&gobgp.NextHopAttribute{NextHop: nextHop.String()})
+	} else {
+		nh, err = anypb.New(&gobgp.MpReachNLRIAttribute{Family: family, NextHops: []string{nextHop.String()}, Nlris: []*anypb.Any{nlri}})
+	}
 	if err != nil {
 		return nil, err
 	}
-	return &gobgp.Path{Family: familyOf(dst.Addr()), Nlri: nlri, Pattrs: []*anypb.Any{origin, nh}}, nil
+	return &gobgp.Path{Family: family, Nlri: nlri, Pattrs: []*anypb.Any{origin, nh}}, nil
 }
 
 // syncKernel programs the best routes peers advertise inside the pools.
@@ -277,16 +289,18 @@ func (s *Speaker) Learnt(ctx context.Context) ([]link.LearnedRoute, error) {
 
 func (s *Speaker) learnt(ctx context.Context) ([]link.LearnedRoute, error) {
 	var out []link.LearnedRoute
-	err := s.server.ListPath(ctx, &gobgp.ListPathRequest{TableType: gobgp.TableType_GLOBAL,
-		Family: familyOf(netip.IPv4Unspecified())}, func(d *gobgp.Destination) {
-		for _, p := range d.Paths {
-			if r, ok := learntRoute(p); ok {
-				out = append(out, r)
-			}
+	for _, unspecified := range []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()} {
+		err := s.server.ListPath(ctx, &gobgp.ListPathRequest{TableType: gobgp.TableType_GLOBAL, Family: familyOf(unspecified)},
+			func(d *gobgp.Destination) {
+				for _, p := range d.Paths {
+					if r, ok := learntRoute(p); ok {
+						out = append(out, r)
+					}
+				}
+			})
+		if err != nil {
+			return nil, fmt.Errorf("reading BGP routes: %w", err)
 		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading BGP routes: %w", err)
 	}
 	slices.SortFunc(out, func(a, b link.LearnedRoute) int { return a.Dst.Compare(b.Dst) })
 	return out, nil
@@ -306,11 +320,17 @@ func learntRoute(p *gobgp.Path) (link.LearnedRoute, bool) {
 		return link.LearnedRoute{}, false
 	}
 	for _, a := range p.Pattrs {
+		var nextHop string
 		var nh gobgp.NextHopAttribute
-		if a.UnmarshalTo(&nh) == nil {
-			if via, err := netip.ParseAddr(nh.NextHop); err == nil {
-				return link.LearnedRoute{Dst: dst, Via: via}, true
-			}
+		var mp gobgp.MpReachNLRIAttribute
+		switch {
+		case a.UnmarshalTo(&nh) == nil:
+			nextHop = nh.NextHop
+		case a.UnmarshalTo(&mp) == nil && len(mp.NextHops) > 0:
+			nextHop = mp.NextHops[0] // the global address; a second one would be link-local
+		}
+		if via, err := netip.ParseAddr(nextHop); err == nil {
+			return link.LearnedRoute{Dst: dst, Via: via.Unmap()}, true
 		}
 	}
 	return link.LearnedRoute{}, false

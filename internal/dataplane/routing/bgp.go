@@ -31,9 +31,9 @@ type bgpView struct {
 
 // bgpPlan is what the speaker does, as calico/node's BIRD would be configured: sessions with every other
 // node (the node-to-node mesh, unless BGPConfiguration default turns it off) and with the BGPPeers that
-// select this node, over IPv4, a node with routeReflectorClusterID reflecting for the nodes without one;
-// this node's IPv4 blocks and the addresses it borrowed advertised; what peers advertise for
-// unencapsulated pools programmed.
+// select this node, over IPv4 and, where both ends have one, IPv6; a node with routeReflectorClusterID
+// reflecting for the nodes without one; this node's blocks and the addresses it borrowed advertised; what
+// peers advertise for unencapsulated pools programmed.
 func (v *view) bgpPlan() bgp.Plan {
 	self, ok := v.nodes[v.self]
 	if !ok || self.Spec.BGP == nil {
@@ -44,7 +44,8 @@ func (v *view) bgpPlan() bgp.Plan {
 		return bgp.Plan{}
 	}
 	cfg := v.bgpConfig
-	p := bgp.Plan{ASN: v.nodeASN(self), RouterID: routerID, ListenPort: defaultListenPort}
+	self6 := nodeAddr6(self)
+	p := bgp.Plan{ASN: v.nodeASN(self), RouterID: routerID, NextHop6: self6, ListenPort: defaultListenPort}
 	for _, c := range []*api.BGPConfigurationSpec{cfg.def, cfg.node} {
 		if c != nil && c.ListenPort != 0 {
 			p.ListenPort = int32(c.ListenPort)
@@ -60,8 +61,15 @@ func (v *view) bgpPlan() bgp.Plan {
 			restart = time.Duration(*cfg.def.NodeMeshMaxRestartTime)
 		}
 		for name, n := range v.nodes {
-			if addr := nodeAddr4(n); name != v.self && addr.IsValid() {
-				peers[addr] = bgp.Peer{Addr: addr, Port: uint16(p.ListenPort), ASN: v.nodeASN(n), Source: routerID,
+			if name == v.self {
+				continue
+			}
+			for _, addr := range sessionAddrs(n, self6.IsValid()) {
+				source := routerID
+				if addr.Is6() {
+					source = self6
+				}
+				peers[addr] = bgp.Peer{Addr: addr, Port: uint16(p.ListenPort), ASN: v.nodeASN(n), Source: source,
 					Type: peerMesh, Name: name, RestartTime: seconds(restart), RRClusterID: reflectsFor(self, n)}
 			}
 		}
@@ -80,7 +88,7 @@ func (v *view) bgpPlan() bgp.Plan {
 	slices.SortFunc(p.Peers, func(a, b bgp.Peer) int { return a.Addr.Compare(b.Addr) })
 
 	for _, b := range v.blocks {
-		if !b.cidr.Addr().Is4() || !v.exported(b.cidr) {
+		if !v.exported(b.cidr) || (b.cidr.Addr().Is6() && !self6.IsValid()) {
 			continue
 		}
 		if b.owner == v.self {
@@ -88,17 +96,30 @@ func (v *view) bgpPlan() bgp.Plan {
 		}
 		for _, lent := range b.borrowed {
 			if lent.node == v.self && b.owner != v.self {
-				p.Advertise = append(p.Advertise, netip.PrefixFrom(lent.addr, 32))
+				p.Advertise = append(p.Advertise, netip.PrefixFrom(lent.addr, lent.addr.BitLen()))
 			}
 		}
 	}
 	slices.SortFunc(p.Advertise, netip.Prefix.Compare)
 	for _, pool := range v.pools {
-		if cidr, err := netip.ParsePrefix(pool.Spec.CIDR); err == nil && cidr.Addr().Is4() && v.encapFor(cidr).kind == kindDirect {
+		if cidr, err := netip.ParsePrefix(pool.Spec.CIDR); err == nil && v.encapFor(cidr).kind == kindDirect {
 			p.Pools = append(p.Pools, cidr)
 		}
 	}
 	return p
+}
+
+// sessionAddrs are the addresses to peer with node n: its IPv4 one, and its IPv6 one when this node has
+// IPv6 too.
+func sessionAddrs(n *api.Node, v6 bool) []netip.Addr {
+	var out []netip.Addr
+	if a := nodeAddr4(n); a.IsValid() {
+		out = append(out, a)
+	}
+	if a := nodeAddr6(n); a.IsValid() && v6 {
+		out = append(out, a)
+	}
+	return out
 }
 
 // peersOf is what BGPPeer bp means for this node: nothing unless its node or nodeSelector selects self
@@ -131,20 +152,30 @@ func (v *view) peersOf(bp *api.BGPPeer, self *api.Node, routerID netip.Addr) []b
 	if s.TTLSecurity != nil {
 		base.TTLSecurity = *s.TTLSecurity
 	}
+	self6 := nodeAddr6(self)
+	source := func(peer bgp.Peer) bgp.Peer {
+		if peer.Source.IsValid() && peer.Addr.Is6() {
+			peer.Source = self6
+		}
+		return peer
+	}
 	if s.PeerIP != "" {
 		addr, port, err := api.ParsePeerIP(s.PeerIP)
-		if err != nil || !addr.Is4() {
+		if err != nil || (addr.Is6() && !self6.IsValid()) {
 			return nil
 		}
 		base.Addr, base.Port, base.ASN = addr, port, uint32(s.ASNumber)
-		return []bgp.Peer{base}
+		return []bgp.Peer{source(base)}
 	}
 	var out []bgp.Peer
 	for name, n := range v.nodes {
-		if addr := nodeAddr4(n); name != v.self && addr.IsValid() && selects(s.PeerSelector, n.Labels) {
+		if name == v.self || !selects(s.PeerSelector, n.Labels) {
+			continue
+		}
+		for _, addr := range sessionAddrs(n, self6.IsValid()) {
 			peer := base
 			peer.Addr, peer.ASN, peer.RRClusterID = addr, v.nodeASN(n), reflectsFor(self, n)
-			out = append(out, peer)
+			out = append(out, source(peer))
 		}
 	}
 	return out
@@ -170,6 +201,16 @@ func nodeAddr4(n *api.Node) netip.Addr {
 		return netip.Addr{}
 	}
 	if a := nodePrefix(n.Spec.BGP.IPv4Address).Addr(); a.Is4() {
+		return a
+	}
+	return netip.Addr{}
+}
+
+func nodeAddr6(n *api.Node) netip.Addr {
+	if n.Spec.BGP == nil {
+		return netip.Addr{}
+	}
+	if a := nodePrefix(n.Spec.BGP.IPv6Address).Addr(); a.Is6() {
 		return a
 	}
 	return netip.Addr{}

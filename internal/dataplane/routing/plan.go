@@ -84,7 +84,7 @@ type view struct {
 	pools  []*api.IPPool
 	blocks []blockRoute
 	felix  api.FelixConfigurationSpec // tunnel settings of FelixConfiguration default, overridden by node.<self>; zero when none
-	bgp    bool                       // unencapsulated IPv4 pools are routed by BGP, not here
+	bgp    bool                       // unencapsulated pools are routed by BGP, not here
 	// bgpConfig is BGP's configuration, read only when bgp is set.
 	bgpConfig bgpView
 }
@@ -257,10 +257,13 @@ func (p *plan) to(nodes map[string]node, name string, dst netip.Prefix, enc enca
 	if !ok {
 		return route{}, false
 	}
+	if p.viaBGP && enc.kind == kindDirect {
+		return route{}, false
+	}
 	if dst.Addr().Is6() {
 		return route{dst: dst, kind: kindDirect, via: n.addr6.Addr()}, n.addr6.IsValid() && p.local6.IsValid()
 	}
-	if !n.addr4.IsValid() || !p.local4.IsValid() || (p.viaBGP && enc.kind == kindDirect) {
+	if !n.addr4.IsValid() || !p.local4.IsValid() {
 		return route{}, false
 	}
 	kind := enc.kind

@@ -42,8 +42,8 @@ type Config struct {
 	WorkloadPrefix string
 	// ResyncInterval is the period of full reconciles that repair drift (default 10 s).
 	ResyncInterval time.Duration
-	// BGP, when set, carries unencapsulated IPv4 pools' routes (CALICO_NETWORKING_BACKEND=bird): the
-	// reconciler gives it plans and programs no direct routes for those pools itself.
+	// BGP, when set, carries unencapsulated pools' routes (CALICO_NETWORKING_BACKEND=bird): the reconciler
+	// gives it plans and programs no direct routes for those pools itself.
 	BGP *bgp.Speaker
 }
 
