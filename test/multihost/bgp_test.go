@@ -33,13 +33,16 @@ func (l *lab) startRouterBIRD(clients ...*host) *proc {
 			suffix, channel string
 			addr            netip.Addr
 		}{{"", "ipv4", h.addr4.Addr()}, {"_6", "ipv6", h.addr6.Addr()}} {
-			fmt.Fprintf(&cfg, "protocol bgp %s%s { local as %d; neighbor %s as %d; rr client; graceful restart on; "+
+			fmt.Fprintf(&cfg, "protocol bgp %s%s { local as %d; neighbor %s as %d; direct; rr client; graceful restart on; "+
 				"%s { import all; export all; next hop self; gateway direct; }; }\n", h.name, family.suffix, routerAS,
 				family.addr, routerAS, family.channel)
 		}
 	}
 	conf := filepath.Join(l.dir, "bird.conf")
 	must(l.t, os.WriteFile(conf, []byte(cfg.String()), 0o644))
+	if out, err := run(10*time.Second, "bird", "-p", "-c", conf); err != nil {
+		l.t.Fatalf("BIRD refuses the router's configuration: %v\n%s\n%s", err, out, cfg.String())
+	}
 	p := &proc{name: "router BIRD", args: []string{"nsenter", "--net=/var/run/netns/" + l.router, "bird", "-f",
 		"-c", conf, "-s", filepath.Join(l.dir, "bird.ctl")}}
 	must(l.t, p.start())
@@ -116,7 +119,7 @@ func TestBGP(t *testing.T) {
 				gw := segments[1].gateway(false).String()
 				if err != nil || !strings.Contains(out, "Calico process is running.") ||
 					!regexp.MustCompile(`\| `+regexp.QuoteMeta(gw)+` +\| node specific +\| up +\| \d\d:\d\d:\d\d \| Established \|`).MatchString(out) ||
-					strings.Count(out, "| node-to-node mesh | up ") != 2 || !strings.Contains(out, "IPv6 BGP status\n+") {
+					strings.Count(out, "| node-to-node mesh | up ") != 4 || !strings.Contains(out, "IPv6 BGP status\n+") {
 					return fmt.Errorf("calicoctl node status on h3: %v\n%s", err, out)
 				}
 				return nil
@@ -149,12 +152,25 @@ func TestBGP(t *testing.T) {
 		}},
 		{"RouterRestart", func(t *testing.T) {
 			// The router going down and up again: sessions come back and so does reachability.
+			routerSession := func(up bool) func() error {
+				return func() error {
+					out, err := h3.plugin.Calicoctl("node", "status")
+					if err != nil || strings.Contains(out, "| node specific     | up ") != up {
+						return fmt.Errorf("h3's router session up: %v, want %v (%v)\n%s", !up, up, err, out)
+					}
+					return nil
+				}
+			}
 			router.stop(15, 5*time.Second)
+			waitHost(t, h3, 30*time.Second, routerSession(false))
 			must(t, router.start())
-			waitHost(t, h3, 60*time.Second, func() error {
-				out, err := h3.plugin.Calicoctl("node", "status")
-				if err != nil || !strings.Contains(out, "| node specific     | up ") {
-					return fmt.Errorf("the router session is not back: %v\n%s", err, out)
+			waitHost(t, h3, 60*time.Second, routerSession(true))
+			waitHost(t, h3, 30*time.Second, func() error {
+				routes := l.inNS(l.router, "ip", "route", "show", "proto", "bird")
+				for _, c := range []*container{c1, c2, c3} {
+					if !strings.Contains(routes, blockOf(c.ip4)) {
+						return fmt.Errorf("the router has not relearnt %s:\n%s", blockOf(c.ip4), routes)
+					}
 				}
 				return nil
 			})
@@ -201,7 +217,7 @@ func TestBGP(t *testing.T) {
 			l.calicoctl("", "delete", "node", "h3")
 			for _, h := range []*host{h1, h2} {
 				waitHost(t, h, converge, func() error {
-					if out, _ := h.sh("ip route show " + blockOf(c3.ip4)); out != "" {
+					if out, _ := h.sh("ip route show " + blockOf(c3.ip4) + "; ip -6 route show " + blockOf6(c3.ip6)); out != "" {
 						return fmt.Errorf("%s still routes h3's block: %s", h.name, out)
 					}
 					return nil

@@ -251,7 +251,11 @@ func blockOf(ip string) string {
 func expectRoute(t *testing.T, h *host, dst, want string) {
 	t.Helper()
 	waitHost(t, h, converge, func() error {
-		out, err := h.sh("ip route show " + dst)
+		family := "-4"
+		if strings.Contains(dst, ":") {
+			family = "-6"
+		}
+		out, err := h.sh("ip " + family + " route show " + dst)
 		if err != nil || !strings.Contains(out, want) {
 			return fmt.Errorf("route to %s on %s is %q, want %q (%v)", dst, h.name, strings.TrimSpace(out), want, err)
 		}

@@ -268,6 +268,7 @@ func (s *Speaker) syncKernel(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		s.log.Debug("BGP: best routes from peers", "routes", fmt.Sprint(learnt), "pools", fmt.Sprint(s.pools))
 		for _, r := range learnt {
 			if slices.ContainsFunc(s.pools, func(p netip.Prefix) bool { return p.Bits() <= r.Dst.Bits() && p.Contains(r.Dst.Addr()) }) {
 				inPools = append(inPools, r)
