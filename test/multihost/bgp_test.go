@@ -2,9 +2,9 @@ package multihost
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
-	"net/netip"
 	"path/filepath"
 	"regexp"
 	"strings"
