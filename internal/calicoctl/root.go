@@ -63,6 +63,7 @@ $CALICO_DATA_DIR/etcd-endpoint (default /var/lib/calico).`,
 		newVersionCommand(o),
 		newIPAMCommand(o),
 		newNodeCommand(o),
+		newLabelCommand(o),
 	)
 	return root
 }
