@@ -44,16 +44,16 @@ including fields this version does not know, is kept.`,
 					return err
 				}
 				read := false
-				err = modifyResource(cmd.Context(), store, info, ns, name, func(obj api.Object) error {
+				err = modifyResource(cmd.Context(), store, info, ns, name, func(obj api.Object) (api.Object, error) {
 					read = true
 					verb, err = setLabel(obj.GetObjectMeta(), key, value, remove, overwrite)
 					switch {
 					case errors.Is(err, errLabelMissing):
-						return &labelError{fmt.Sprintf("cannot remove label of %s %s, key %s does not exist", kind, name, key)}
+						return nil, &labelError{fmt.Sprintf("cannot remove label of %s %s, key %s does not exist", kind, name, key)}
 					case err != nil:
-						return &labelError{fmt.Sprintf("failed to update label of %s %s, key %s is already present. please use '--overwrite' to set a new value", kind, name, key)}
+						return nil, &labelError{fmt.Sprintf("failed to update label of %s %s, key %s is already present. please use '--overwrite' to set a new value", kind, name, key)}
 					}
-					return nil
+					return obj, nil
 				})
 				var le *labelError
 				switch {

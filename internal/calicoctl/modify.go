@@ -8,11 +8,11 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
 )
 
-// modifyResource reads a stored resource, lets change edit it, and writes it back with compare-and-swap
+// modifyResource reads a stored resource, lets change edit it (or return a replacement), and writes it back with compare-and-swap
 // at the revision it was read at, starting again from a fresh read when someone else wrote in between.
 // Fields this version does not model are carried over from the stored value. change's error is returned
 // as it is; datastore errors are phrased as upstream calicoctl's.
-func modifyResource(ctx context.Context, store *datastore.Store, info api.KindInfo, namespace, name string, change func(api.Object) error) error {
+func modifyResource(ctx context.Context, store *datastore.Store, info api.KindInfo, namespace, name string, change func(api.Object) (api.Object, error)) error {
 	if info.Kind == api.KindClusterInformation {
 		return notSupported("update", info.New())
 	}
@@ -22,7 +22,7 @@ func modifyResource(ctx context.Context, store *datastore.Store, info api.KindIn
 		if err != nil {
 			return describeError(id, err)
 		}
-		if err := change(obj); err != nil {
+		if obj, err = change(obj); err != nil {
 			return err
 		}
 		err = store.Update(ctx, obj)

@@ -64,6 +64,7 @@ $CALICO_DATA_DIR/etcd-endpoint (default /var/lib/calico).`,
 		newIPAMCommand(o),
 		newNodeCommand(o),
 		newLabelCommand(o),
+		newPatchCommand(o),
 	)
 	return root
 }
