@@ -24,7 +24,7 @@ func newIPAMCommand(o *options) *cobra.Command {
 		Short: "Inspect and repair IP address management",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newIPAMShowCommand(o), newIPAMCheckCommand(o), newIPAMReleaseCommand(o))
+	cmd.AddCommand(newIPAMShowCommand(o), newIPAMCheckCommand(o), newIPAMReleaseCommand(o), newIPAMConfigureCommand(o))
 	return cmd
 }
 
@@ -46,12 +46,13 @@ func parseIP(s string) (netip.Addr, error) {
 
 func newIPAMShowCommand(o *options) *cobra.Command {
 	var ipFlag string
-	var showBlocks bool
+	var showBlocks, showConfig bool
 	cmd := &cobra.Command{
-		Use:   "show [--ip IP] [--show-blocks]",
+		Use:   "show [--ip IP | --show-blocks | --show-configuration]",
 		Short: "Show IP pool and block usage, or who holds an address",
 		Long: `Without flags, show each IP pool's size and use. --show-blocks adds a row for each allocation block,
-with the node it is affine to. --ip shows whether an address is assigned, and to what.`,
+with the node it is affine to. --ip shows whether an address is assigned, and to what.
+--show-configuration shows the cluster-wide IPAM configuration.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if ipFlag != "" {
@@ -61,6 +62,15 @@ with the node it is affine to. --ip shows whether an address is assigned, and to
 				}
 				return o.withIPAM(cmd.Context(), func(_ *datastore.Store, m *ipam.IPAM) error {
 					return showIP(cmd.Context(), o.stdout, m, ip)
+				})
+			}
+			if showConfig && !showBlocks {
+				return o.withIPAM(cmd.Context(), func(_ *datastore.Store, m *ipam.IPAM) error {
+					cfg, err := m.Config(cmd.Context())
+					if err != nil {
+						return err
+					}
+					return writeIPAMConfig(o.stdout, cfg)
 				})
 			}
 			return o.withIPAM(cmd.Context(), func(_ *datastore.Store, m *ipam.IPAM) error {
@@ -74,6 +84,7 @@ with the node it is affine to. --ip shows whether an address is assigned, and to
 	}
 	cmd.Flags().StringVar(&ipFlag, "ip", "", "show the allocation of this address")
 	cmd.Flags().BoolVar(&showBlocks, "show-blocks", false, "show each block's usage and node affinity too")
+	cmd.Flags().BoolVar(&showConfig, "show-configuration", false, "show the cluster-wide IPAM configuration")
 	return cmd
 }
 

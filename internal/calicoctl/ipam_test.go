@@ -3,6 +3,7 @@ package calicoctl
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/projectcalico/calico-libnetwork/internal/ipam"
@@ -106,4 +107,28 @@ func TestDeletePoolWithAllocations(t *testing.T) {
 	h.expect(0, "", "get", "ippool", "busy")
 	h.expect(0, "", "delete", "ippool", "busy", "--force")
 	h.expect(1, "", "get", "ippool", "busy")
+}
+
+// ipam configure and show --show-configuration, with upstream's messages; a setting other tools stored
+// survives.
+func TestIPAMConfigure(t *testing.T) {
+	h := newHarness(t, testEtcd.Env())
+	if _, err := testStore.Client().Put(context.Background(), "/calico/ipam/v2/config", `{"auto_allocate_blocks":true,"ipCooldownSeconds":30}`); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(0, "", "ipam", "show", "--show-configuration")
+	h.expect(1, "", "ipam", "configure")
+	h.expect(0, "", "ipam", "configure", "--strictaffinity=true")
+	h.expect(0, "", "ipam", "configure", "--max-blocks-per-host=4")
+	h.expect(1, "", "ipam", "configure", "--strictaffinity=maybe")
+	h.expect(1, "", "ipam", "configure", "--max-blocks-per-host=x")
+	h.expect(1, "", "ipam", "configure", "--max-blocks-per-host=-1")
+	h.expect(0, "", "ipam", "show", "--show-configuration")
+	h.expect(0, "", "ipam", "configure", "--strictaffinity=false", "--max-blocks-per-host=0")
+	h.expect(0, "", "ipam", "show", "--show-configuration")
+	h.check("ipam-configure")
+	resp, err := testStore.Client().Get(context.Background(), "/calico/ipam/v2/config")
+	if err != nil || len(resp.Kvs) != 1 || !strings.Contains(string(resp.Kvs[0].Value), `"ipCooldownSeconds":30`) {
+		t.Errorf("stored IPAM configuration lost ipCooldownSeconds: %v %v", resp, err)
+	}
 }
