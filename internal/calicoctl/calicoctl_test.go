@@ -355,6 +355,12 @@ func TestDatastoreDiscoveryAndVersion(t *testing.T) {
 	h.env = map[string]string{"CALICO_DATA_DIR": emptyDir}
 	h.expect(1, "", "get", "ippools")
 	h.expect(0, "", "version")
+	h.expect(0, "", "version", "--client")
+	h.env = testEtcd.Env()
+	if _, err := testStore.Client().Delete(ctx, "/calico/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(1, "", "version") // as upstream: no ClusterInformation yet
 	h.env = map[string]string{"ETCD_ENDPOINTS": "localhost:2379"}
 	h.expect(1, "", "get", "ippools")
 	h.check("discovery")

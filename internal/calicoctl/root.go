@@ -49,7 +49,6 @@ $CALICO_DATA_DIR/etcd-endpoint (default /var/lib/calico).`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
-	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetIn(o.stdin)
 	root.SetOut(o.stdout)
 	root.SetErr(o.stderr)
