@@ -1,6 +1,7 @@
 // Package calicoctl implements a Calico-compatible subset of the calicoctl command line tool: resource
-// management (create, apply, replace, delete, get), version, and IPAM inspection, against the etcd
-// datastore that calico-libnetwork uses.
+// management (create, apply, replace, delete, get, label, patch), IPAM inspection and configuration, node
+// status (BGP sessions), version and shell completion, against the etcd datastore that calico-libnetwork
+// uses.
 package calicoctl
 
 import (
