@@ -196,14 +196,23 @@ func TestBGP(t *testing.T) {
 			l.calicoctl("", "delete", "bgppeer", "wrong-as")
 		}},
 		{"EtcdDown", func(t *testing.T) {
-			// With the whole etcd cluster down, sessions and routes stay and containers keep talking.
+			// With the whole etcd cluster down, sessions and routes stay and containers keep talking. Every
+			// session is up first: one the earlier steps reset may still be in GoBGP's idle hold time.
+			allUp := func() error {
+				out, err := h1.plugin.Calicoctl("node", "status")
+				if err != nil || strings.Count(out, "| up ") != 6 {
+					return fmt.Errorf("h1's sessions: %v\n%s", err, out)
+				}
+				return nil
+			}
+			waitHost(t, h1, 90*time.Second, allUp)
 			for _, m := range l.etcd.members {
 				m.stop(syscall.SIGKILL, 5*time.Second)
 			}
 			time.Sleep(5 * time.Second)
 			expectMatrix(t, []*container{c1, c2, c3}, false)
-			if out, err := h1.plugin.Calicoctl("node", "status"); err != nil || strings.Count(out, "| up ") != 6 {
-				t.Errorf("h1's sessions with etcd down: %v\n%s", err, out)
+			if err := allUp(); err != nil {
+				t.Errorf("with etcd down: %v", err)
 			}
 			l.etcd.startAll(t)
 			l.etcd.waitHealthy(t, l.router, 30*time.Second)
