@@ -79,7 +79,16 @@ func TestBGP(t *testing.T) {
 		fn   func(t *testing.T)
 	}{
 		{"Mesh", func(t *testing.T) {
-			// h1 and h2 learn each other's blocks over their mesh session, next hop the other host.
+			// h1 and h2 learn each other's blocks over their mesh session, next hop the other host. The hosts
+			// started one after another, so a first connection may have found no listener yet: wait for the
+			// sessions first.
+			waitHost(t, h1, 60*time.Second, func() error {
+				out, err := h1.plugin.Calicoctl("node", "status")
+				if err != nil || strings.Count(out, "| node-to-node mesh | up ") != 4 {
+					return fmt.Errorf("h1's mesh sessions: %v\n%s", err, out)
+				}
+				return nil
+			})
 			expectRoute(t, h1, blockOf(c2.ip4), "via "+h2.addr4.Addr().String()+" dev eth0 proto bird")
 			expectRoute(t, h2, blockOf(c1.ip4), "via "+h1.addr4.Addr().String()+" dev eth0 proto bird")
 			expectMatrix(t, []*container{c1, c2}, false)

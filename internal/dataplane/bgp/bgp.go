@@ -25,6 +25,9 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/reconcile"
 )
 
+// connectRetry is how long (seconds) after a failed connection the speaker tries a peer again.
+const connectRetry = 5
+
 // Peer is one BGP session.
 type Peer struct {
 	Addr netip.Addr
@@ -182,6 +185,9 @@ func peerConfig(p Peer) *gobgp.Peer {
 		// Graceful restart, both ways: our peers keep our routes while we restart, we keep theirs.
 		GracefulRestart: &gobgp.GracefulRestart{Enabled: true, RestartTime: max(p.RestartTime, 1)},
 	}
+	// A peer not listening yet (its host still starting) is tried again after 5 s, as BIRD's connect delay;
+	// GoBGP's own default is 120 s.
+	c.Timers = &gobgp.Timers{Config: &gobgp.TimersConfig{ConnectRetry: connectRetry}}
 	c.Transport = &gobgp.Transport{RemotePort: uint32(p.Port)}
 	if p.Source.IsValid() {
 		c.Transport.LocalAddress = p.Source.String()
