@@ -17,12 +17,26 @@ import (
 // Felix's) and permanent neighbour entries the test installs itself; the agent only enforces its policy.
 func (r *rig) addPod(name string, n int, namespace, account string, ports ...api.EndpointPort) *workload {
 	r.t.Helper()
-	w := &workload{Workload: linktest.Workload{NS: linktest.NewNS(r.t, "pod"), HostIface: "cali" + name,
+	return r.addPodOn(testNode, "cali"+name, name, n, namespace, account, ports...)
+}
+
+// addRemotePod adds a pod of another node, host2, whose CNI names its interface cali<name> there. Here it
+// sits behind the link to-<name>, which stands for the route to host2: not a workload interface, so only
+// the local endpoints' policy applies to its traffic, as on a real host.
+func (r *rig) addRemotePod(name string, n int, namespace, account string, ports ...api.EndpointPort) *workload {
+	r.t.Helper()
+	return r.addPodOn("host2", "to-"+name, name, n, namespace, account, ports...)
+}
+
+// addPodOn adds a pod of node, plugged into the rig's host through the link iface.
+func (r *rig) addPodOn(node, iface, name string, n int, namespace, account string, ports ...api.EndpointPort) *workload {
+	r.t.Helper()
+	w := &workload{Workload: linktest.Workload{NS: linktest.NewNS(r.t, "pod"), HostIface: iface,
 		IPv4: net.ParseIP(fmt.Sprintf("10.65.1.%d", n)), IPv6: net.ParseIP(fmt.Sprintf("fd00:65:1::%d", n))}}
 	mac := linktest.Plug(r.t, r.host, w.Workload)
 	linktest.RouteAsFelix(r.t, r.host, w.Workload, mac)
 	wep := &api.WorkloadEndpoint{Spec: api.WorkloadEndpointSpec{Orchestrator: "k8s", Workload: "", Pod: name,
-		Endpoint: "eth0", Node: testNode, InterfaceName: w.HostIface, MAC: mac.String(), Ports: ports,
+		Endpoint: "eth0", Node: node, InterfaceName: "cali" + name, MAC: mac.String(), Ports: ports,
 		Profiles:   []string{"kns." + namespace, "ksa." + namespace + "." + account},
 		IPNetworks: []string{w.IPv4.String() + "/32", w.IPv6.String() + "/128"}}}
 	wep.Namespace = namespace
@@ -100,4 +114,32 @@ func TestKubernetesStylePolicy(t *testing.T) {
 	if n := unenforced.Load(); n != 2 {
 		t.Errorf("%d rules reported as failing closed, want 2", n)
 	}
+}
+
+// Named ports of another node's pod, in ports and notPorts, enforced in the kernel: a local container's
+// egress reaches the remote pod on that pod's own "http" and on UDP but its "dns", and follows the pod
+// when its ports change.
+func TestRemoteNamedPorts(t *testing.T) {
+	r := newRig(t, Config{})
+	r.put(networkProfile("net-a"))
+	r.put(allowAllProfile("kns.prod", map[string]string{"pcns.projectcalico.org/name": "prod"}))
+	r.put(allowAllProfile("ksa.prod.api", map[string]string{"pcsa.projectcalico.org/name": "api"}))
+	r.addWorkload("a1", 1, []string{"net-a"}, nil)
+	tcp, udp := api.Protocol{Name: "TCP"}, api.Protocol{Name: "UDP"}
+	remote := r.addRemotePod("r1", 3, "prod", "api", api.EndpointPort{Name: "http", Protocol: tcp, Port: probePort},
+		api.EndpointPort{Name: "dns", Protocol: udp, Port: probePort})
+	all := []string{"a1", "r1"}
+	// Without policy: a1's profile lets all out; nothing of a1's lets r1 in.
+	r.expectReach(all, paths("a1>r1"))
+
+	r.put(gnp("out", 10, "has(net-a)", []string{"Egress"}, nil, policyRules(t,
+		`[{"action":"Allow","protocol":"TCP","destination":{"ports":["http",9]}},
+		  {"action":"Allow","protocol":"UDP","destination":{"notPorts":["dns"]}}]`)))
+	r.expectReach(all, paths("a1>r1", "tcp4", "tcp6"))
+
+	remote.wep.Spec.Ports = []api.EndpointPort{{Name: "http", Protocol: tcp, Port: probePort + 1},
+		{Name: "dns", Protocol: udp, Port: probePort + 1}}
+	remote.wep.ResourceVersion = ""
+	r.put(remote.wep)
+	r.expectReach(all, paths("a1>r1", "udp4", "udp6"))
 }

@@ -192,6 +192,20 @@ func TestKubernetesSemantics(t *testing.T) {
 				x.SetPolicy("", "a-b", gnp(5, "all()", []string{"Ingress"}, rules(t, `[{"action":"Deny"}]`), nil))
 			},
 			probes: []probe{{tcp, 8080, ""}}},
+		{name: "equal order and name: the GlobalNetworkPolicy's empty namespace sorts first",
+			setup: func(t *testing.T, x *Index) {
+				// "x//GlobalNetworkPolicy" < "x/prod/NetworkPolicy": the Deny decides p1's ingress.
+				x.SetPolicy("", "x", gnp(5, "projectcalico.org/namespace == 'prod'", []string{"Ingress"}, rules(t, `[{"action":"Deny"}]`), nil))
+				x.SetPolicy("prod", "x", gnp(5, "all()", []string{"Ingress"}, rules(t, `[{"action":"Allow"}]`), nil))
+			},
+			probes: []probe{{tcp, 8080, "a1>d1 p1>d1"}}},
+		{name: "equal order: the name comes before the namespace",
+			setup: func(t *testing.T, x *Index) {
+				// "x/prod/NetworkPolicy" < "x0//GlobalNetworkPolicy" ('/' < '0'): the Allow decides.
+				x.SetPolicy("", "x0", gnp(5, "projectcalico.org/namespace == 'prod'", []string{"Ingress"}, rules(t, `[{"action":"Deny"}]`), nil))
+				x.SetPolicy("prod", "x", gnp(5, "all()", []string{"Ingress"}, rules(t, `[{"action":"Allow"}]`), nil))
+			},
+			probes: []probe{{tcp, 8080, "a1>p1 a1>d1 p1>d1 d1>p1"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			x := k8sWorld(t)
@@ -226,4 +240,31 @@ func TestNamedPortSetIncremental(t *testing.T) {
 	expectMembers(t, x, id, "10.0.5.1,6:8080", "10.0.6.1,6:9091")
 	x.SetEndpoint("p1", nil)
 	expectMembers(t, x, id, "10.0.6.1,6:9091")
+}
+
+// Named ports of another node's endpoints are members too: a local endpoint's egress to a remote pod
+// matches that pod's own "http" in ports, and its "dns" in notPorts.
+func TestRemoteNamedPorts(t *testing.T) {
+	x := k8sWorld(t)
+	remote := pod("prod", "api", "calir1", "10.0.7.1", api.EndpointPort{Name: "http", Protocol: proto("TCP"), Port: 7070},
+		api.EndpointPort{Name: "dns", Protocol: proto("UDP"), Port: 7070})
+	remote.Spec.Node = "host2"
+	x.SetEndpoint("r1", remote)
+	x.SetPolicy("", "out", gnp(1, "has(net-a)", []string{"Egress"}, nil,
+		rules(t, `[{"action":"Allow","protocol":"TCP","destination":{"ports":["http",9]}},
+		           {"action":"Allow","protocol":"UDP","destination":{"notPorts":["dns"]}}]`)))
+	rs, _ := x.RuleSet(RuleSetID{Kind: KindGlobalPolicy, Name: "out", Dir: Egress})
+	expectMembers(t, x, rs[0].Dst.NamedPorts[0], "10.0.5.1,6:8080", "10.0.6.1,6:9090", "10.0.7.1,6:7070")
+	expectMembers(t, x, rs[1].Dst.NotNamedPorts[0], "10.0.5.1,17:53", "10.0.7.1,17:7070")
+	a1, _ := x.Interface("calia1")
+	for _, tc := range []struct {
+		proto uint8
+		port  uint16
+		want  bool
+	}{{6, 7070, true}, {6, 9, true}, {6, 8080, false}, {17, 7070, false}, {17, 8080, true}} {
+		pkt := packet{src: addr("a1", x), dst: addr("r1", x), proto: tc.proto, sport: 40000, dport: tc.port}
+		if got := x.verdict(a1.Plans[Egress], pkt); got != tc.want {
+			t.Errorf("a1 to the remote pod, proto %d port %d: allowed %v, want %v", tc.proto, tc.port, got, tc.want)
+		}
+	}
 }
