@@ -13,10 +13,46 @@ import (
 	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
 )
 
-// `calico-libnetwork --uninstall` as an operator runs it, in a host namespace of its own: it refuses while
-// a container interface of the plugin's exists, and with --force removes the plugin's table and veth but
-// not a Calico CNI's pod veth of the same name shape.
+// `calico-libnetwork --uninstall`, and `make uninstall` that runs it, as an operator runs them, in a host
+// namespace of their own: they refuse while a container interface of the plugin's exists, and forced
+// (--force, FORCE=1) remove the plugin's table and veth but not a Calico CNI's pod veth of the same name
+// shape.
 func TestUninstallCommand(t *testing.T) {
+	root, err := harness.RepoRoot()
+	linktest.Must(t, err)
+	t.Run("binary", func(t *testing.T) {
+		uninstallScenario(t, func(ns string, force bool) *exec.Cmd {
+			args := []string{"netns", "exec", ns, bins.Plugin, "--uninstall"}
+			if force {
+				args = append(args, "--force")
+			}
+			return exec.Command("ip", args...)
+		})
+	})
+	t.Run("make", func(t *testing.T) {
+		// make uninstall reads the host's settings and asks systemd about the host's daemon: only where
+		// neither can send it elsewhere.
+		if _, err := os.Stat("/etc/default/calico-libnetwork"); err == nil {
+			t.Skip("/etc/default/calico-libnetwork exists: make uninstall would use this host's settings")
+		}
+		if exec.Command("systemctl", "is-active", "--quiet", "calico-libnetwork.service").Run() == nil {
+			t.Skip("calico-libnetwork.service runs on this host: make uninstall refuses")
+		}
+		prefix := t.TempDir() // where it removes the installed files from
+		uninstallScenario(t, func(ns string, force bool) *exec.Cmd {
+			args := []string{"netns", "exec", ns, "make", "--no-print-directory", "-C", root, "uninstall",
+				"PREFIX=" + prefix, "SYSTEMDDIR=" + prefix}
+			if force {
+				args = append(args, "FORCE=1")
+			}
+			return exec.Command("ip", args...)
+		})
+	})
+}
+
+// uninstallScenario leaves in a new namespace a veth and the table of the plugin's and a CNI's veth, then
+// runs uninstall (made by command, in that namespace) without and with force.
+func uninstallScenario(t *testing.T, command func(ns string, force bool) *exec.Cmd) {
 	ns := linktest.NewNS(t, "uninstall")
 	ours, cniPod := api.LibnetworkInterface(strings.Repeat("a", 64)), api.LibnetworkInterface(strings.Repeat("b", 64))
 	linktest.MustDo(t, ns, func() {
@@ -29,17 +65,20 @@ func TestUninstallCommand(t *testing.T) {
 			t.Fatalf("%v: %v: %s", args, err, out)
 		}
 	}
-	uninstall := func(args ...string) (string, error) {
-		cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bins.Plugin, "--uninstall"}, args...)...)
+	uninstall := func(force bool) (string, error) {
+		cmd := command(ns, force)
 		cmd.Env = append(os.Environ(), "CALICO_DATA_DIR="+t.TempDir())
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	if out, err := uninstall(); err == nil || !strings.Contains(out, "1 container interface(s) here ["+ours+"]") {
-		t.Errorf("--uninstall with a container interface left: %v\n%s", err, out)
+	if out, err := uninstall(false); err == nil || !strings.Contains(out, "1 container interface(s) here ["+ours+"]") {
+		t.Errorf("uninstall with a container interface left: %v\n%s", err, out)
 	}
-	if out, err := uninstall("--force"); err != nil {
-		t.Fatalf("--uninstall --force: %v\n%s", err, out)
+	if out, err := linktest.Exec(ns, "ip", "link", "show", ours); err != nil {
+		t.Errorf("a refused uninstall removed the plugin's veth %s: %s", ours, out)
+	}
+	if out, err := uninstall(true); err != nil {
+		t.Fatalf("forced uninstall: %v\n%s", err, out)
 	}
 	if out, err := linktest.Exec(ns, "ip", "link", "show", ours); err == nil {
 		t.Errorf("the plugin's veth %s is left:\n%s", ours, out)
