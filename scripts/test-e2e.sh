@@ -60,6 +60,13 @@ if [ "$ENGINE" != external ] && [ "$(id -u)" -ne 0 ]; then
   die "must run as root (it starts and stops dockerd)"
 fi
 
+# Descriptors inherited from the caller (a `flock FILE command` wrapper holds its lock on one) would be
+# held by every daemon this run starts, for as long as it runs: close them.
+for fd in /proc/$$/fd/*; do
+  fd=${fd##*/}
+  if [ "$fd" -gt 2 ] && [ "$fd" -ne 255 ]; then eval "exec $fd>&-"; fi
+done
+
 # One run at a time. The lock is fd 8; everything that may start a long-lived daemon (dockerd, or go
 # test, whose RestartDockerd does) runs with fd 8 closed, or that daemon would hold the lock forever.
 mkdir -p "$STATE"
