@@ -107,21 +107,32 @@ func (v *validator) communities(s *BGPConfigurationSpec) {
 	}
 }
 
-// community checks a community value: "aa:nn" with 16-bit parts or "aa:nn:mm" with 32-bit parts.
+// community checks a community value.
 func (v *validator) community(field, value string) {
+	_, err := ParseCommunity(value)
+	v.checkf(field, err == nil, "%v", err)
+}
+
+// ParseCommunity reads a community value: "aa:nn" (standard, 16-bit parts) gives two parts, "aa:nn:mm"
+// (large, 32-bit parts) three.
+func ParseCommunity(value string) ([]uint32, error) {
 	kind, bits := "standard", 16
 	parts := standardCommunityRE.FindStringSubmatch(value)
 	if parts == nil {
 		kind, bits = "large", 32
 		if parts = largeCommunityRE.FindStringSubmatch(value); parts == nil {
-			v.checkf(field, false, `%q must be "aa:nn" (a standard community) or "aa:nn:mm" (a large community)`, value)
-			return
+			return nil, fmt.Errorf(`%q must be "aa:nn" (a standard community) or "aa:nn:mm" (a large community)`, value)
 		}
 	}
+	out := make([]uint32, 0, 3)
 	for _, p := range parts[1:] {
-		_, err := strconv.ParseUint(p, 10, bits)
-		v.checkf(field, err == nil, "%q: each part of a %s community must be a %d-bit number", value, kind, bits)
+		n, err := strconv.ParseUint(p, 10, bits)
+		if err != nil {
+			return nil, fmt.Errorf("%q: each part of a %s community must be a %d-bit number", value, kind, bits)
+		}
+		out = append(out, uint32(n))
 	}
+	return out, nil
 }
 
 func (v *validator) bgpPeer(s *BGPPeerSpec) {

@@ -112,8 +112,8 @@ func TestBGP(t *testing.T) {
 					seg = segments[1]
 				}
 				for _, gw := range []netip.Addr{seg.gateway(false), seg.gateway(true)} {
-					fmt.Fprintf(&peers, "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor-%s-%s}\n"+
-						"spec: {node: %s, peerIP: '%s', asNumber: %d}\n---\n", h.name, strings.ReplaceAll(gw.String(), ":", "-"), h.name, gw, routerAS)
+					fmt.Fprintf(&peers, "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: %s}\n"+
+						"spec: {node: %s, peerIP: '%s', asNumber: %d}\n---\n", routerPeer(h, gw), h.name, gw, routerAS)
 				}
 			}
 			l.calicoctl(peers.String(), "apply", "-f", "-")
@@ -139,6 +139,18 @@ func TestBGP(t *testing.T) {
 					t.Errorf("the router's table lacks %s via %s:\n%s", blockOf(c.ip4), c.host.name, routes)
 				}
 			}
+			// Communities from BGPConfiguration default reach the router on the pool's routes.
+			l.calicoctl("apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec:\n"+
+				"  communities: [{name: lab, value: '64512:100'}]\n"+
+				"  prefixAdvertisements: [{cidr: "+pool4+", communities: [lab, '4200000000:1:2']}]\n", "apply", "-f", "-")
+			waitHost(t, h1, converge, func() error {
+				out, err := l.birdc("show route all " + blockOf(c1.ip4))
+				if err != nil || !strings.Contains(out, "BGP.community: (64512,100)") ||
+					!strings.Contains(out, "BGP.large_community: (4200000000, 1, 2)") {
+					return fmt.Errorf("the router's route to h1's block: %v\n%s", err, out)
+				}
+				return nil
+			})
 		}},
 		{"KillRestart", func(t *testing.T) {
 			// h3's daemon killed and restarted under a continuous ping from h1: graceful restart keeps the
@@ -227,6 +239,25 @@ func TestBGP(t *testing.T) {
 			l.etcd.waitHealthy(t, l.router, 30*time.Second)
 		}},
 		{"Latency", func(t *testing.T) { measureLatency(t, l, h1, []*host{h2, h3}, "Never") }},
+		{"RouteReflector", func(t *testing.T) {
+			// The mesh off, h2 a route reflector and one BGPPeer with a nodeSelector peering every other
+			// node with it; h1 without its router sessions: what h1 learns of h3 comes reflected by h2.
+			l.calicoctl("", "delete", "bgppeer", routerPeer(h1, segments[0].gateway(false)), routerPeer(h1, segments[0].gateway(true)))
+			l.calicoctl("", "patch", "node", "h2", "-p", `{"spec":{"bgp":{"routeReflectorClusterID":"224.0.0.1"}}}`)
+			l.calicoctl("", "label", "node", "h2", "route-reflector=true")
+			l.calicoctl(rrConfig, "apply", "-f", "-")
+			waitHost(t, h1, 60*time.Second, func() error {
+				out, err := h1.plugin.Calicoctl("node", "status")
+				if err != nil || strings.Count(out, "| node specific ") != 2 || strings.Count(out, "| up ") != 2 ||
+					!strings.Contains(out, "| "+h2.addr4.Addr().String()+" ") || strings.Contains(out, h3.addr4.Addr().String()) {
+					return fmt.Errorf("h1's sessions with the mesh off: %v\n%s", err, out)
+				}
+				return nil
+			})
+			expectRoute(t, h1, blockOf(c3.ip4), "proto bird")
+			expectMatrix(t, []*container{c1, c2, c3}, false)
+			expectMatrix(t, []*container{c1, c2, c3}, true)
+		}},
 		{"HostRemoval", func(t *testing.T) {
 			// h3 stopped and deleted: the others end their sessions with it and drop its routes, which the
 			// router withdraws too.
@@ -251,6 +282,26 @@ func TestBGP(t *testing.T) {
 		}
 	}
 }
+
+// routerPeer names the BGPPeer of host h with the router's address gw.
+func routerPeer(h *host, gw netip.Addr) string {
+	return "tor-" + h.name + "-" + strings.ReplaceAll(gw.String(), ":", "-")
+}
+
+// rrConfig turns the node-to-node mesh off and peers every node but the route reflectors with them, as
+// Calico's documentation sets route reflectors up.
+const rrConfig = `apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata: {name: default}
+spec: {nodeToNodeMeshEnabled: false}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: peer-with-route-reflectors}
+spec:
+  nodeSelector: "!has(route-reflector)"
+  peerSelector: has(route-reflector)
+`
 
 // blockOf6 is the /122 block holding a container address of the lab's IPv6 pool.
 func blockOf6(ip string) string {

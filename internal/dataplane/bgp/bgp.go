@@ -18,6 +18,7 @@ import (
 
 	gobgp "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/server"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/projectcalico/calico-libnetwork/internal/bgpstatus"
@@ -47,7 +48,20 @@ type Peer struct {
 	TTLSecurity uint8
 	// RRClusterID, when set, makes this host the peer's route reflector, in that cluster.
 	RRClusterID string
+	// Passive waits for the peer to connect.
+	Passive bool
+	// NextHop is what becomes of the next hop of the routes advertised to the peer; "" is BGP's usual:
+	// unchanged towards iBGP peers, this host towards eBGP ones.
+	NextHop NextHopMode
 }
+
+// NextHopMode overrides the next hop of the routes advertised to a peer (BGPPeer nextHopMode).
+type NextHopMode string
+
+const (
+	NextHopSelf NextHopMode = "self" // this host, also for routes reflected to iBGP peers
+	NextHopKeep NextHopMode = "keep" // the route's own, also towards eBGP peers
+)
 
 // Plan is everything the speaker should do.
 type Plan struct {
@@ -63,6 +77,19 @@ type Plan struct {
 	// Pools are where learnt routes may go into the kernel: a route outside every pool is not Calico's
 	// and is left to the host's own routing.
 	Pools []netip.Prefix
+	// IgnoredInterfaces are patterns of interfaces no learnt route may go through.
+	IgnoredInterfaces []string
+	// Communities are added to the advertised routes each rule covers.
+	Communities []CommunityRule
+	// LogLevel is the least severe of the speaker's messages that are logged.
+	LogLevel slog.Level
+}
+
+// CommunityRule adds communities to the advertised routes within CIDR (BIRD's `net ~ CIDR`).
+type CommunityRule struct {
+	CIDR     netip.Prefix
+	Standard []uint32    // AS<<16 | value
+	Large    [][3]uint32 // global administrator, local data 1, local data 2
 }
 
 func (p Plan) global() string {
@@ -71,7 +98,8 @@ func (p Plan) global() string {
 
 // Speaker runs one BGP server and converges it, and the learnt routes in the kernel, on Plans.
 type Speaker struct {
-	log     *slog.Logger
+	log     *slog.Logger // through levelHandler at level
+	level   slog.LevelVar
 	server  *server.BgpServer
 	changed chan struct{}
 
@@ -80,12 +108,16 @@ type Speaker struct {
 	peers   map[netip.Addr]Peer
 	paths   map[netip.Prefix]*gobgp.Path
 	pools   []netip.Prefix
+	ignored []string
+	// nextHops describes the next-hop policy in force ("" when none is), to notice a change.
+	nextHops string
 }
 
 // New returns a stopped speaker; Apply starts it.
 func New(log *slog.Logger) *Speaker {
-	s := &Speaker{log: log, changed: make(chan struct{}, 1)}
-	s.server = server.NewBgpServer(server.LoggerOption(logAdapter{log}))
+	s := &Speaker{changed: make(chan struct{}, 1)}
+	s.log = slog.New(levelHandler{log.Handler(), &s.level}).With("component", "bgp")
+	s.server = server.NewBgpServer(server.LoggerOption(logAdapter{s.log}))
 	go s.server.Serve()
 	return s
 }
@@ -98,6 +130,7 @@ func (s *Speaker) Changed() <-chan struct{} { return s.changed }
 func (s *Speaker) Apply(ctx context.Context, p Plan) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.level.Set(p.LogLevel)
 	if p.ASN == 0 || !p.RouterID.IsValid() {
 		return s.stop(ctx)
 	}
@@ -121,8 +154,8 @@ func (s *Speaker) Apply(ctx context.Context, p Plan) error {
 		s.running, s.peers, s.paths = p.global(), map[netip.Addr]Peer{}, map[netip.Prefix]*gobgp.Path{}
 		s.log.Info("BGP speaker started", "as", p.ASN, "routerID", p.RouterID.String(), "port", p.ListenPort)
 	}
-	s.pools = p.Pools
-	errs := []error{s.syncPeers(ctx, p.Peers), s.syncPaths(ctx, p.Advertise, p.RouterID, p.NextHop6)}
+	s.pools, s.ignored = p.Pools, p.IgnoredInterfaces
+	errs := []error{s.syncNextHops(ctx, p.Peers), s.syncPeers(ctx, p.Peers), s.syncPaths(ctx, p)}
 	errs = append(errs, s.syncKernel(ctx))
 	return errors.Join(errs...)
 }
@@ -140,7 +173,7 @@ func (s *Speaker) stop(ctx context.Context) error {
 	if s.running == "" {
 		return nil
 	}
-	s.running = ""
+	s.running, s.nextHops = "", ""
 	if err := s.server.StopBgp(ctx, &gobgp.StopBgpRequest{}); err != nil {
 		return fmt.Errorf("stopping BGP: %w", err)
 	}
@@ -155,7 +188,8 @@ func (s *Speaker) syncPeers(ctx context.Context, want []Peer) error {
 		wanted[p.Addr] = p
 	}
 	for addr, have := range s.peers {
-		if w, ok := wanted[addr]; ok && w == have {
+		if w, ok := wanted[addr]; ok && session(w) == session(have) {
+			s.peers[addr] = w
 			delete(wanted, addr)
 			continue
 		}
@@ -177,6 +211,59 @@ func (s *Speaker) syncPeers(ctx context.Context, want []Peer) error {
 	return errors.Join(errs...)
 }
 
+// nextHopPolicy is the export policy that carries the peers' next-hop modes.
+const nextHopPolicy = "calico-next-hop"
+
+// syncNextHops makes the export policy give each peer's routes the next hop its NextHop asks for: one
+// statement per mode, matching the peers in a neighbor set of that mode. When the policy changes, routes
+// already advertised are sent again under it.
+func (s *Speaker) syncNextHops(ctx context.Context, peers []Peer) error {
+	sets := map[NextHopMode][]string{}
+	for _, p := range peers {
+		if p.NextHop != "" {
+			sets[p.NextHop] = append(sets[p.NextHop], netip.PrefixFrom(p.Addr, p.Addr.BitLen()).String())
+		}
+	}
+	key := fmt.Sprint(sets)
+	if key == s.nextHops {
+		return nil
+	}
+	policy := &gobgp.Policy{Name: nextHopPolicy}
+	req := &gobgp.SetPoliciesRequest{Policies: []*gobgp.Policy{policy}}
+	for _, mode := range []NextHopMode{NextHopSelf, NextHopKeep} {
+		if len(sets[mode]) == 0 {
+			continue // an empty neighbor set would match every peer
+		}
+		name := "next-hop-" + string(mode)
+		req.DefinedSets = append(req.DefinedSets, &gobgp.DefinedSet{DefinedType: gobgp.DefinedType_NEIGHBOR, Name: name, List: sets[mode]})
+		policy.Statements = append(policy.Statements, &gobgp.Statement{Name: name,
+			Conditions: &gobgp.Conditions{NeighborSet: &gobgp.MatchSet{Type: gobgp.MatchSet_ANY, Name: name}},
+			Actions:    &gobgp.Actions{Nexthop: &gobgp.NexthopAction{Self: mode == NextHopSelf, Unchanged: mode == NextHopKeep}}})
+	}
+	if err := s.server.SetPolicies(ctx, req); err != nil {
+		return fmt.Errorf("setting the next-hop policy: %w", err)
+	}
+	if err := s.server.SetPolicyAssignment(ctx, &gobgp.SetPolicyAssignmentRequest{Assignment: &gobgp.PolicyAssignment{
+		Name: "global", Direction: gobgp.PolicyDirection_EXPORT, Policies: []*gobgp.Policy{{Name: nextHopPolicy}},
+		DefaultAction: gobgp.RouteAction_ACCEPT}}); err != nil {
+		return fmt.Errorf("assigning the next-hop policy: %w", err)
+	}
+	if len(s.peers) > 0 {
+		if err := s.server.ResetPeer(ctx, &gobgp.ResetPeerRequest{Soft: true, Direction: gobgp.ResetPeerRequest_OUT}); err != nil {
+			return fmt.Errorf("advertising again under the next-hop policy: %w", err)
+		}
+	}
+	s.nextHops = key
+	return nil
+}
+
+// session is what the session with p is configured from: a change to it restarts the session. (The next
+// hop is the export policy's.)
+func session(p Peer) Peer {
+	p.NextHop = ""
+	return p
+}
+
 func peerConfig(p Peer) *gobgp.Peer {
 	family := familyOf(p.Addr)
 	c := &gobgp.Peer{
@@ -188,7 +275,7 @@ func peerConfig(p Peer) *gobgp.Peer {
 	// A peer not listening yet (its host still starting) is tried again after 5 s, as BIRD's connect delay;
 	// GoBGP's own default is 120 s.
 	c.Timers = &gobgp.Timers{Config: &gobgp.TimersConfig{ConnectRetry: connectRetry}}
-	c.Transport = &gobgp.Transport{RemotePort: uint32(p.Port)}
+	c.Transport = &gobgp.Transport{RemotePort: uint32(p.Port), PassiveMode: p.Passive}
 	if p.Source.IsValid() {
 		c.Transport.LocalAddress = p.Source.String()
 	}
@@ -209,10 +296,10 @@ func familyOf(a netip.Addr) *gobgp.Family {
 	return &gobgp.Family{Afi: gobgp.Family_AFI_IP6, Safi: gobgp.Family_SAFI_UNICAST}
 }
 
-func (s *Speaker) syncPaths(ctx context.Context, want []netip.Prefix, nextHop4, nextHop6 netip.Addr) error {
+func (s *Speaker) syncPaths(ctx context.Context, p Plan) error {
 	var errs []error
 	for dst, path := range s.paths {
-		if slices.Contains(want, dst) {
+		if slices.Contains(p.Advertise, dst) {
 			continue
 		}
 		if err := s.server.DeletePath(ctx, &gobgp.DeletePathRequest{Family: path.Family, Path: path}); err != nil {
@@ -221,16 +308,20 @@ func (s *Speaker) syncPaths(ctx context.Context, want []netip.Prefix, nextHop4, 
 		}
 		delete(s.paths, dst)
 	}
-	for _, dst := range want {
-		nextHop := nextHop4
+	for _, dst := range p.Advertise {
+		nextHop := p.RouterID
 		if dst.Addr().Is6() {
-			nextHop = nextHop6
+			nextHop = p.NextHop6
 		}
-		if s.paths[dst] != nil || !nextHop.IsValid() {
+		if !nextHop.IsValid() {
 			continue
 		}
-		path, err := newPath(dst, nextHop)
+		path, err := newPath(dst, nextHop, p.Communities)
+		if err == nil && proto.Equal(path, s.paths[dst]) {
+			continue
+		}
 		if err == nil {
+			// A path for the same destination replaces the one advertised before.
 			_, err = s.server.AddPath(ctx, &gobgp.AddPathRequest{Path: path})
 		}
 		if err != nil {
@@ -242,28 +333,50 @@ func (s *Speaker) syncPaths(ctx context.Context, want []netip.Prefix, nextHop4, 
 	return errors.Join(errs...)
 }
 
-// newPath is the route to dst through nextHop, originated here (origin IGP, as BIRD's static routes). An
-// IPv6 route carries its next hop in the multiprotocol attribute.
-func newPath(dst netip.Prefix, nextHop netip.Addr) (*gobgp.Path, error) {
+// newPath is the route to dst through nextHop, originated here (origin IGP, as BIRD's static routes), with
+// the communities of every rule covering it. An IPv6 route carries its next hop in the multiprotocol
+// attribute.
+func newPath(dst netip.Prefix, nextHop netip.Addr, rules []CommunityRule) (*gobgp.Path, error) {
 	family := familyOf(dst.Addr())
 	nlri, err := anypb.New(&gobgp.IPAddressPrefix{Prefix: dst.Addr().String(), PrefixLen: uint32(dst.Bits())})
 	if err != nil {
 		return nil, err
 	}
-	origin, err := anypb.New(&gobgp.OriginAttribute{Origin: 0})
-	if err != nil {
-		return nil, err
-	}
-	var nh *anypb.Any
+	attrs := []proto.Message{&gobgp.OriginAttribute{Origin: 0}}
 	if dst.Addr().Is4() {
-		nh, err = anypb.New(&gobgp.NextHopAttribute{NextHop: nextHop.String()})
+		attrs = append(attrs, &gobgp.NextHopAttribute{NextHop: nextHop.String()})
 	} else {
-		nh, err = anypb.New(&gobgp.MpReachNLRIAttribute{Family: family, NextHops: []string{nextHop.String()}, Nlris: []*anypb.Any{nlri}})
+		attrs = append(attrs, &gobgp.MpReachNLRIAttribute{Family: family, NextHops: []string{nextHop.String()}, Nlris: []*anypb.Any{nlri}})
 	}
-	if err != nil {
-		return nil, err
+	var standard []uint32
+	var large [][3]uint32
+	for _, r := range rules {
+		if r.CIDR.Bits() <= dst.Bits() && r.CIDR.Contains(dst.Addr()) {
+			standard, large = append(standard, r.Standard...), append(large, r.Large...)
+		}
 	}
-	return &gobgp.Path{Family: family, Nlri: nlri, Pattrs: []*anypb.Any{origin, nh}}, nil
+	// Communities are a set: each once, in order.
+	slices.Sort(standard)
+	slices.SortFunc(large, func(a, b [3]uint32) int { return slices.Compare(a[:], b[:]) })
+	if standard = slices.Compact(standard); len(standard) > 0 {
+		attrs = append(attrs, &gobgp.CommunitiesAttribute{Communities: standard})
+	}
+	if large = slices.Compact(large); len(large) > 0 {
+		attr := &gobgp.LargeCommunitiesAttribute{}
+		for _, l := range large {
+			attr.Communities = append(attr.Communities, &gobgp.LargeCommunity{GlobalAdmin: l[0], LocalData1: l[1], LocalData2: l[2]})
+		}
+		attrs = append(attrs, attr)
+	}
+	path := &gobgp.Path{Family: family, Nlri: nlri}
+	for _, a := range attrs {
+		packed, err := anypb.New(a)
+		if err != nil {
+			return nil, err
+		}
+		path.Pattrs = append(path.Pattrs, packed)
+	}
+	return path, nil
 }
 
 // syncKernel programs the best routes peers advertise inside the pools.
@@ -281,7 +394,7 @@ func (s *Speaker) syncKernel(ctx context.Context) error {
 			}
 		}
 	}
-	return link.SyncLearnedRoutes(inPools, s.pools)
+	return link.SyncLearnedRoutes(inPools, s.pools, s.ignored)
 }
 
 // Learnt lists the best routes peers advertise, in destination order.

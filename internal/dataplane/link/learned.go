@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path"
 	"slices"
 
 	"github.com/vishvananda/netlink"
@@ -27,12 +28,13 @@ func (r LearnedRoute) String() string { return fmt.Sprintf("%s via %s", r.Dst, r
 // that protocol elsewhere are some other BGP daemon's, and stay). A next hop on a connected network is the
 // gateway; one further away is resolved through the kernel's route to it, as BIRD's "gateway recursive",
 // which Calico uses when hosts peer across subnets. A route whose next hop cannot be resolved is left out
-// and reported; the others are still programmed.
-func SyncLearnedRoutes(want []LearnedRoute, pools []netip.Prefix) error {
+// and reported, as is one whose next hop is reached through an interface matching an ignored pattern
+// (BGPConfiguration ignoredInterfaces: BIRD knows no network on those); the others are still programmed.
+func SyncLearnedRoutes(want []LearnedRoute, pools []netip.Prefix, ignored []string) error {
 	var errs []error
 	wanted := map[netip.Prefix]*netlink.Route{}
 	for _, r := range want {
-		kr, err := kernelLearnedRoute(r)
+		kr, err := kernelLearnedRoute(r, ignored)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -68,10 +70,19 @@ func SyncLearnedRoutes(want []LearnedRoute, pools []netip.Prefix) error {
 	return errors.Join(errs...)
 }
 
-func kernelLearnedRoute(r LearnedRoute) (*netlink.Route, error) {
+func kernelLearnedRoute(r LearnedRoute, ignored []string) (*netlink.Route, error) {
 	via, err := netlink.RouteGet(r.Via.AsSlice())
 	if err != nil || len(via) == 0 {
 		return nil, fmt.Errorf("route %s: no route to the next hop: %v", r, err)
+	}
+	dev, err := netlink.LinkByIndex(via[0].LinkIndex)
+	if err != nil {
+		return nil, fmt.Errorf("route %s: the next hop's interface: %w", r, err)
+	}
+	for _, pattern := range ignored {
+		if ok, _ := path.Match(pattern, dev.Attrs().Name); ok {
+			return nil, fmt.Errorf("route %s: the next hop is on %s, an ignored interface (%q)", r, dev.Attrs().Name, pattern)
+		}
 	}
 	kr := &netlink.Route{
 		Dst:       &net.IPNet{IP: r.Dst.Addr().AsSlice(), Mask: net.CIDRMask(r.Dst.Bits(), r.Dst.Addr().BitLen())},

@@ -12,7 +12,8 @@ import (
 )
 
 // Learnt routes inside the pools are made exactly what BGP says, with next hops across a router resolved
-// through it; a route of the same protocol outside the pools (another BGP daemon's) stays.
+// through it, except through an ignored interface; a route of the same protocol outside the pools (another
+// BGP daemon's) stays.
 func TestSyncLearnedRoutes(t *testing.T) {
 	ns := linktest.NewNS(t, "learnt")
 	linktest.MustDo(t, ns, func() {
@@ -33,13 +34,28 @@ func TestSyncLearnedRoutes(t *testing.T) {
 		linktest.Must(t, netlink.RouteAdd(&netlink.Route{Dst: foreign, Gw: netip.MustParseAddr("198.18.0.1").AsSlice(),
 			LinkIndex: l.Attrs().Index, Protocol: link.LearnedProtocol}))
 
+		ignoredAttrs := netlink.NewLinkAttrs()
+		ignoredAttrs.Name = "docker9"
+		linktest.Must(t, netlink.LinkAdd(&netlink.Veth{LinkAttrs: ignoredAttrs, PeerName: "docker9peer"}))
+		ignoredLink, err := netlink.LinkByName("docker9")
+		linktest.Must(t, err)
+		ignoredAddr, _ := netlink.ParseAddr("198.18.5.1/24")
+		linktest.Must(t, netlink.AddrAdd(ignoredLink, ignoredAddr))
+		linktest.Must(t, netlink.LinkSetUp(ignoredLink))
+
 		pools := []netip.Prefix{netip.MustParsePrefix("198.19.0.0/16")}
 		want := []link.LearnedRoute{
 			{Dst: netip.MustParsePrefix("198.19.1.0/26"), Via: netip.MustParseAddr("198.18.0.12")}, // same subnet
 			{Dst: netip.MustParsePrefix("198.19.2.0/26"), Via: netip.MustParseAddr("198.18.1.13")}, // behind the router
+			{Dst: netip.MustParsePrefix("198.19.3.0/26"), Via: netip.MustParseAddr("198.18.5.7")},  // on an ignored interface
 		}
-		linktest.Must(t, link.SyncLearnedRoutes(want, pools))
-		linktest.Must(t, link.SyncLearnedRoutes(want, pools)) // idempotent
+		ignored := []string{"kube-ipvs*", "docker*"}
+		for range 2 { // idempotent
+			err := link.SyncLearnedRoutes(want, pools, ignored)
+			if err == nil || !strings.Contains(err.Error(), `route 198.19.3.0/26 via 198.18.5.7: the next hop is on docker9, an ignored interface ("docker*")`) {
+				t.Errorf("a next hop on an ignored interface: %v", err)
+			}
+		}
 		out, err := linktest.Exec(ns, "ip", "route", "show", "proto", "bird")
 		linktest.Must(t, err)
 		for _, line := range []string{"198.19.1.0/26 via 198.18.0.12 dev eth0", "198.19.2.0/26 via 198.18.0.1 dev eth0", "10.50.0.0/16 via 198.18.0.1"} {
@@ -47,8 +63,11 @@ func TestSyncLearnedRoutes(t *testing.T) {
 				t.Errorf("routes lack %q:\n%s", line, out)
 			}
 		}
+		if strings.Contains(out, "198.19.3.0") {
+			t.Errorf("a route through an ignored interface:\n%s", out)
+		}
 
-		linktest.Must(t, link.SyncLearnedRoutes(want[:1], pools))
+		linktest.Must(t, link.SyncLearnedRoutes(want[:1], pools, ignored))
 		out, err = linktest.Exec(ns, "ip", "route", "show", "proto", "bird")
 		linktest.Must(t, err)
 		if strings.Contains(out, "198.19.2.0/26") || !strings.Contains(out, "10.50.0.0/16") {

@@ -1,8 +1,11 @@
 package routing
 
 import (
+	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
@@ -53,6 +56,9 @@ func (v *view) bgpPlan() bgp.Plan {
 		if c != nil && c.BindMode == "NodeIP" {
 			p.ListenAddrs = []netip.Addr{routerID}
 		}
+		if c != nil && c.LogSeverityScreen != "" {
+			p.LogLevel = logLevel(c.LogSeverityScreen)
+		}
 	}
 	peers := map[netip.Addr]bgp.Peer{}
 	if cfg.def == nil || cfg.def.NodeToNodeMeshEnabled == nil || *cfg.def.NodeToNodeMeshEnabled {
@@ -74,16 +80,45 @@ func (v *view) bgpPlan() bgp.Plan {
 			}
 		}
 	}
-	// Explicit peers come after the mesh and replace its session with the same address, as in confd.
+	// Explicit peers come after the mesh and replace its session with the same address, as in confd; then
+	// the reverse of other nodes' peerings with this one, where no explicit peer has the address.
+	explicit := map[netip.Addr]bgp.Peer{}
 	for _, bp := range cfg.peers {
 		for _, peer := range v.peersOf(bp, self, routerID) {
-			peers[peer.Addr] = peer
+			explicit[peer.Addr] = peer
+		}
+	}
+	for _, bp := range cfg.peers {
+		for _, peer := range v.reversePeersOf(bp, self, routerID) {
+			if _, ok := explicit[peer.Addr]; !ok {
+				explicit[peer.Addr] = peer
+			}
+		}
+	}
+	maps.Copy(peers, explicit)
+	nodeAddrs := map[netip.Addr]bool{}
+	for _, n := range v.nodes {
+		for _, a := range sessionAddrs(n, true) {
+			nodeAddrs[a] = true
 		}
 	}
 	for _, peer := range peers {
-		if peer.Addr != routerID {
-			p.Peers = append(p.Peers, peer)
+		if peer.Addr == routerID {
+			continue
 		}
+		if nodeAddrs[peer.Addr] {
+			local := routerID
+			if peer.Addr.Is6() {
+				local = self6
+			}
+			// Between two Calico nodes only the side with the higher address connects, as confd compares
+			// them (as strings): two speakers that both connect can keep refusing each other's attempts,
+			// each in its idle hold time after its own last one. confd makes BIRD passive so for mesh and
+			// global sessions only, and active for the others, so a calico/node peer always connects
+			// where this side waits.
+			peer.Passive = peer.Addr.String() > local.String()
+		}
+		p.Peers = append(p.Peers, peer)
 	}
 	slices.SortFunc(p.Peers, func(a, b bgp.Peer) int { return a.Addr.Compare(b.Addr) })
 
@@ -101,12 +136,56 @@ func (v *view) bgpPlan() bgp.Plan {
 		}
 	}
 	slices.SortFunc(p.Advertise, netip.Prefix.Compare)
+	p.Communities = communityRules(cfg)
+	// As confd: default's ignoredInterfaces, and always Calico's workload and kube-proxy IPVS interfaces.
+	if cfg.def != nil {
+		p.IgnoredInterfaces = slices.Clone(cfg.def.IgnoredInterfaces)
+	}
+	p.IgnoredInterfaces = append(p.IgnoredInterfaces, "cali*", "kube-ipvs*")
 	for _, pool := range v.pools {
 		if cidr, err := netip.ParsePrefix(pool.Spec.CIDR); err == nil && v.encapFor(cidr).kind == kindDirect {
 			p.Pools = append(p.Pools, cidr)
 		}
 	}
 	return p
+}
+
+// communityRules are the prefixAdvertisements of BGPConfiguration node.<self> when it has them, else
+// default's, names resolved in the same resource's communities, as confd configures BIRD.
+func communityRules(cfg bgpView) []bgp.CommunityRule {
+	c := cfg.node
+	if c == nil || c.PrefixAdvertisements == nil {
+		c = cfg.def
+	}
+	if c == nil {
+		return nil
+	}
+	named := map[string]string{}
+	for _, n := range c.Communities {
+		named[n.Name] = n.Value
+	}
+	var out []bgp.CommunityRule
+	for _, pa := range c.PrefixAdvertisements {
+		cidr, err := netip.ParsePrefix(pa.CIDR)
+		if err != nil {
+			continue
+		}
+		rule := bgp.CommunityRule{CIDR: cidr.Masked()}
+		for _, value := range pa.Communities {
+			parts, err := api.ParseCommunity(value)
+			if err != nil {
+				parts, _ = api.ParseCommunity(named[value])
+			}
+			switch len(parts) {
+			case 2:
+				rule.Standard = append(rule.Standard, parts[0]<<16|parts[1])
+			case 3:
+				rule.Large = append(rule.Large, [3]uint32(parts))
+			}
+		}
+		out = append(out, rule)
+	}
+	return out
 }
 
 // sessionAddrs are the addresses to peer with node n: its IPv4 one, and its IPv6 one when this node has
@@ -142,43 +221,114 @@ func (v *view) peersOf(bp *api.BGPPeer, self *api.Node, routerID netip.Addr) []b
 	if s.LocalWorkloadSelector != "" {
 		return nil // peering with workloads needs BIRD's dynamic sessions, which the speaker does not have
 	}
-	base := bgp.Peer{Type: kind, Name: bp.Name, RestartTime: seconds(defaultRestartTime)}
-	if s.SourceAddress != api.SourceAddressNone {
-		base.Source = routerID
-	}
-	if s.MaxRestartTime != nil {
-		base.RestartTime = seconds(time.Duration(*s.MaxRestartTime))
-	}
-	if s.TTLSecurity != nil {
-		base.TTLSecurity = *s.TTLSecurity
-	}
-	self6 := nodeAddr6(self)
-	source := func(peer bgp.Peer) bgp.Peer {
-		if peer.Source.IsValid() && peer.Addr.Is6() {
-			peer.Source = self6
-		}
-		return peer
-	}
 	if s.PeerIP != "" {
 		addr, port, err := api.ParsePeerIP(s.PeerIP)
-		if err != nil || (addr.Is6() && !self6.IsValid()) {
+		if err != nil {
 			return nil
 		}
-		base.Addr, base.Port, base.ASN = addr, port, uint32(s.ASNumber)
-		return []bgp.Peer{source(base)}
+		return v.sessionsOf(bp, kind, self, routerID, map[netip.Addr]uint32{addr: uint32(s.ASNumber)}, port)
 	}
-	var out []bgp.Peer
+	selected := func(_ string, n *api.Node) bool { return selects(s.PeerSelector, n.Labels) }
+	return v.sessionsOf(bp, kind, self, routerID, v.nodeSessions(selected, true, true), 0)
+}
+
+// reversePeersOf are the sessions BGPPeer bp gives other nodes with this one, which confd configures on
+// this side too (unless reversePeering is Manual): when peerSelector selects self, or peerIP and asNumber
+// are self's, the nodes that node or nodeSelector select (neither: every node), in the same IP family
+// as peerIP.
+func (v *view) reversePeersOf(bp *api.BGPPeer, self *api.Node, routerID netip.Addr) []bgp.Peer {
+	s := bp.Spec
+	if s.ReversePeering == "Manual" || s.LocalWorkloadSelector != "" {
+		return nil
+	}
+	v4, v6 := true, true
+	if s.PeerSelector != "" {
+		if !selects(s.PeerSelector, self.Labels) {
+			return nil
+		}
+	} else {
+		addr, _, err := api.ParsePeerIP(s.PeerIP)
+		if err != nil || (addr != routerID && addr != nodeAddr6(self)) || uint32(s.ASNumber) != v.nodeASN(self) {
+			return nil
+		}
+		v4, v6 = addr.Is4(), addr.Is6()
+	}
+	peers := func(name string, n *api.Node) bool {
+		return s.NodeSelector == "" && (s.Node == "" || s.Node == name) || s.NodeSelector != "" && selects(s.NodeSelector, n.Labels)
+	}
+	return v.sessionsOf(bp, peerNode, self, routerID, v.nodeSessions(peers, v4, v6), 0)
+}
+
+// nodeSessions are the addresses, with their AS numbers, of the other nodes that match, in the families
+// asked for.
+func (v *view) nodeSessions(match func(name string, n *api.Node) bool, v4, v6 bool) map[netip.Addr]uint32 {
+	out := map[netip.Addr]uint32{}
 	for name, n := range v.nodes {
-		if name == v.self || !selects(s.PeerSelector, n.Labels) {
+		if name == v.self || !match(name, n) {
 			continue
 		}
-		for _, addr := range sessionAddrs(n, self6.IsValid()) {
-			peer := base
-			peer.Addr, peer.ASN, peer.RRClusterID = addr, v.nodeASN(n), reflectsFor(self, n)
-			out = append(out, source(peer))
+		for _, addr := range sessionAddrs(n, true) {
+			if (addr.Is4() && v4) || (addr.Is6() && v6) {
+				out[addr] = v.nodeASN(n)
+			}
 		}
 	}
 	return out
+}
+
+// sessionsOf are the sessions of BGPPeer bp's kind with the given addresses and AS numbers, with bp's
+// source address, restart time and TTL security; IPv6 ones only when this node has IPv6; a node peer gets
+// this node as its route reflector where reflectsFor says so.
+func (v *view) sessionsOf(bp *api.BGPPeer, kind string, self *api.Node, routerID netip.Addr, addrs map[netip.Addr]uint32, port uint16) []bgp.Peer {
+	s := bp.Spec
+	self6 := nodeAddr6(self)
+	var out []bgp.Peer
+	for addr, asn := range addrs {
+		if addr.Is6() && !self6.IsValid() {
+			continue
+		}
+		peer := bgp.Peer{Addr: addr, Port: port, ASN: asn, Type: kind, Name: bp.Name, RestartTime: seconds(defaultRestartTime)}
+		if s.SourceAddress != api.SourceAddressNone {
+			peer.Source = routerID
+			if addr.Is6() {
+				peer.Source = self6
+			}
+		}
+		if s.MaxRestartTime != nil {
+			peer.RestartTime = seconds(time.Duration(*s.MaxRestartTime))
+		}
+		if s.TTLSecurity != nil {
+			peer.TTLSecurity = *s.TTLSecurity
+		}
+		peer.NextHop = nextHopMode(s)
+		if n := v.nodeByAddr(addr); n != nil {
+			peer.RRClusterID = reflectsFor(self, n)
+		}
+		out = append(out, peer)
+	}
+	return out
+}
+
+// nextHopMode is a BGPPeer's nextHopMode, or when unset its deprecated keepOriginalNextHop, as confd reads
+// them; Auto is the speaker's usual.
+func nextHopMode(s api.BGPPeerSpec) bgp.NextHopMode {
+	switch {
+	case s.NextHopMode == "Self":
+		return bgp.NextHopSelf
+	case s.NextHopMode == "Keep", s.NextHopMode == "" && s.KeepOriginalNextHop:
+		return bgp.NextHopKeep
+	}
+	return ""
+}
+
+// nodeByAddr is the node with BGP address a, or nil.
+func (v *view) nodeByAddr(a netip.Addr) *api.Node {
+	for _, n := range v.nodes {
+		if nodeAddr4(n) == a || nodeAddr6(n) == a {
+			return n
+		}
+	}
+	return nil
 }
 
 // reflectsFor is the cluster ID with which self reflects routes for peer: self's routeReflectorClusterID
@@ -214,6 +364,20 @@ func nodeAddr6(n *api.Node) netip.Addr {
 		return a
 	}
 	return netip.Addr{}
+}
+
+// logLevel is the speaker's log level for a logSeverityScreen (validated already): Trace is Debug, and Fatal
+// logs errors as Error does, since the speaker has no fatal messages.
+func logLevel(severity string) slog.Level {
+	switch strings.ToLower(severity) {
+	case "trace", "debug":
+		return slog.LevelDebug
+	case "warning":
+		return slog.LevelWarn
+	case "error", "fatal":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 func seconds(d time.Duration) uint32 { return uint32(d / time.Second) }
