@@ -58,7 +58,10 @@ type Config struct {
 	Dataplane        string // "linux" or "none"
 	EndpointToHost   string // ACCEPT, DROP or RETURN
 	IPAMGCGrace      time.Duration
-	DockerHost       string
+	DockerHost       string // unix:///path or tcp://host:port
+	// DockerCertPath is the directory of ca.pem, cert.pem and key.pem for TLS to the Docker API
+	// (DOCKER_CERT_PATH with DOCKER_TLS_VERIFY); empty means no TLS.
+	DockerCertPath string
 	// Backend is CALICO_NETWORKING_BACKEND: BackendVXLAN, BackendBird or BackendNone.
 	Backend string
 	// MetricsAddr is the host:port serving /metrics and /healthz; empty means no such server.
@@ -127,7 +130,8 @@ func Load(env Lookup) (*Config, error) {
 		Backend:          r.oneOf("CALICO_NETWORKING_BACKEND", BackendVXLAN, BackendVXLAN, BackendBird, BackendNone),
 		EndpointToHost:   strings.ToUpper(r.oneOf("CALICO_ENDPOINT_TO_HOST_ACTION", "ACCEPT", "ACCEPT", "DROP", "RETURN")),
 		IPAMGCGrace:      r.duration("CALICO_IPAM_GC_GRACE", 10*time.Minute),
-		DockerHost:       r.str("DOCKER_HOST", "unix:///var/run/docker.sock"),
+		DockerHost:       r.dockerHost(),
+		DockerCertPath:   r.dockerCertPath(),
 		MetricsAddr:      r.listenAddr("CALICO_METRICS_ADDR"),
 		NotifySocket:     r.str("NOTIFY_SOCKET", ""),
 	}
@@ -153,6 +157,32 @@ func Load(env Lookup) (*Config, error) {
 		c.DefaultIPv4Pool, c.DefaultIPv6Pool = "", ""
 	}
 	return c, r.err
+}
+
+// dockerHost is DOCKER_HOST: the schemes the Docker client speaks without the docker CLI's helpers
+// (ssh:// needs them).
+func (r *reader) dockerHost() string {
+	host := r.str("DOCKER_HOST", "unix:///var/run/docker.sock")
+	scheme, addr, _ := strings.Cut(host, "://")
+	if (scheme != "unix" && scheme != "tcp") || addr == "" {
+		r.fail("DOCKER_HOST", host, "must be unix:///path/to/docker.sock or tcp://host:port")
+	}
+	return host
+}
+
+// dockerCertPath is DOCKER_CERT_PATH when DOCKER_TLS_VERIFY is set (any value, as for the docker CLI).
+// Either without the other is refused: the CLI would then look in ~/.docker or speak plain HTTP, and
+// Docker's Go client would skip verifying the engine, whose container labels select policy.
+func (r *reader) dockerCertPath() string {
+	dir := r.str("DOCKER_CERT_PATH", "")
+	verify := r.str("DOCKER_TLS_VERIFY", "")
+	switch {
+	case verify != "" && dir == "":
+		r.fail("DOCKER_TLS_VERIFY", verify, "needs DOCKER_CERT_PATH, the directory holding ca.pem, cert.pem and key.pem")
+	case dir != "" && verify == "":
+		r.fail("DOCKER_CERT_PATH", dir, "needs DOCKER_TLS_VERIFY=1: the plugin does not use TLS without verifying the Docker engine's certificate")
+	}
+	return dir
 }
 
 // DatastoreFromEnv reads only the datastore settings (what calicoctl needs).

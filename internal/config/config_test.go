@@ -225,6 +225,15 @@ func TestLoad(t *testing.T) {
 		{name: "host root", env: env{"CALICO_LIBNETWORK_HOST_ROOT": "/proc/1/root"}, check: func(c *Config) bool { return c.HostRoot == "/proc/1/root" }},
 		{name: "host root parent", env: env{"CALICO_LIBNETWORK_HOST_ROOT": "parent"}, check: func(c *Config) bool { return c.HostRoot == HostRootParent }},
 		{name: "relative host root", env: env{"CALICO_LIBNETWORK_HOST_ROOT": "proc/1/root"}, err: []string{"CALICO_LIBNETWORK_HOST_ROOT", "absolute"}},
+		{name: "docker tls", env: env{"DOCKER_HOST": "tcp://127.0.0.1:2376", "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": "/etc/docker-client"},
+			check: func(c *Config) bool {
+				return c.DockerHost == "tcp://127.0.0.1:2376" && c.DockerCertPath == "/etc/docker-client"
+			}},
+		{name: "docker without tls", env: env{"DOCKER_HOST": "tcp://127.0.0.1:2375"}, check: func(c *Config) bool { return c.DockerCertPath == "" }},
+		{name: "docker tls without certs", env: env{"DOCKER_TLS_VERIFY": "1"}, err: []string{"DOCKER_TLS_VERIFY", "needs DOCKER_CERT_PATH"}},
+		{name: "docker certs without verify", env: env{"DOCKER_CERT_PATH": "/etc/docker-client"}, err: []string{"DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY=1"}},
+		{name: "docker over ssh", env: env{"DOCKER_HOST": "ssh://me@host"}, err: []string{"DOCKER_HOST", "unix://", "tcp://"}},
+		{name: "docker host without address", env: env{"DOCKER_HOST": "tcp://"}, err: []string{"DOCKER_HOST", "tcp://host:port"}},
 		{name: "strings", env: env{"CALICO_LIBNETWORK_PLUGIN_DIR": "/etc/docker/plugins", "DOCKER_HOST": "tcp://1.2.3.4:2375"},
 			check: func(c *Config) bool {
 				return c.PluginDir == "/etc/docker/plugins" && c.DockerHost == "tcp://1.2.3.4:2375"

@@ -93,10 +93,11 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 			unroutable = routes.Unroutable
 		}
 	}
-	dockerAPI, err := docker.New(cfg.DockerHost)
+	dockerAPI, err := docker.New(docker.Config{Host: cfg.DockerHost, CertPath: cfg.DockerCertPath}, log)
 	if err != nil {
 		return err
 	}
+	defer dockerAPI.Close()
 	ipamDriver := driver.DefaultIPAMDriver
 	if cfg.PluginSocket != "" {
 		// Docker names a managed plugin's drivers after the plugin, which the plugin is never told.

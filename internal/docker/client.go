@@ -1,112 +1,147 @@
 // Package docker is the small part of the Docker Engine API the plugin needs: network names and container
-// labels. Docker holds locks while it calls a network driver and serves no API while it starts, so nothing
-// here may be called from inside a driver call without a deadline; callers run lookups in the background.
+// labels. It goes through Docker's own client, which speaks TLS and negotiates the API version with old and
+// new engines alike. Docker holds locks while it calls a network driver and serves no API while it starts,
+// so nothing here may be called from inside a driver call without a deadline; callers run lookups in the
+// background.
 package docker
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/url"
-	"strings"
-	"time"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"sync"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
 )
 
-// Client talks to one Docker daemon.
+// Config says how to reach the engine.
+type Config struct {
+	Host string // DOCKER_HOST: unix:///path or tcp://host:port
+	// CertPath is DOCKER_CERT_PATH: TLS with the client certificate cert.pem and key.pem, the engine's
+	// certificate verified against ca.pem. Empty: no TLS.
+	CertPath string
+}
+
+// ErrNotFound is returned when Docker does not know the object.
+var ErrNotFound = errors.New("docker: no such object")
+
+// Client talks to one Docker engine and logs when it stops and starts answering: once per change,
+// however often the background loops retry in between.
 type Client struct {
-	http *http.Client
-	base string
+	api *client.Client
+	cfg Config
+	log *slog.Logger
+
+	mu   sync.Mutex
+	down error // why the last call found the engine unusable; nil while it answers
+	seen bool  // a call has had an answer or a failure
 }
 
-// New returns a client for a DOCKER_HOST value (unix:///path or tcp://host:port).
-func New(host string) (*Client, error) {
-	u, err := url.Parse(host)
-	if err != nil {
-		return nil, fmt.Errorf("DOCKER_HOST=%q: %w", host, err)
+// New returns a client; it does not connect (the engine may start after the plugin).
+func New(cfg Config, log *slog.Logger) (*Client, error) {
+	opts := []client.Opt{client.WithHost(cfg.Host)}
+	if cfg.CertPath != "" {
+		opts = append(opts, client.WithTLSClientConfig(filepath.Join(cfg.CertPath, "ca.pem"),
+			filepath.Join(cfg.CertPath, "cert.pem"), filepath.Join(cfg.CertPath, "key.pem")))
 	}
-	transport := &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}
-	switch u.Scheme {
-	case "unix":
-		path := u.Path
-		transport.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
+	api, err := client.New(opts...)
+	if err != nil {
+		if cfg.CertPath != "" {
+			return nil, fmt.Errorf("the Docker API client (DOCKER_HOST=%s, DOCKER_CERT_PATH=%s): %w", cfg.Host, cfg.CertPath, err)
 		}
-		return &Client{http: &http.Client{Transport: transport}, base: "http://docker"}, nil
-	case "tcp", "http":
-		return &Client{http: &http.Client{Transport: transport}, base: "http://" + u.Host}, nil
-	default:
-		return nil, fmt.Errorf("DOCKER_HOST=%q: only unix:// and tcp:// are supported", host)
+		return nil, fmt.Errorf("the Docker API client (DOCKER_HOST=%s): %w", cfg.Host, err)
 	}
+	return &Client{api: api, cfg: cfg, log: log}, nil
 }
 
-// NotFoundError is returned when Docker does not know the object.
-type NotFoundError struct{ What string }
+// Close releases idle connections.
+func (c *Client) Close() error { return c.api.Close() }
 
-func (e *NotFoundError) Error() string { return "docker: no such " + e.What }
-
-func (c *Client) get(ctx context.Context, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
-	if err != nil {
+// observe records the outcome of a call and returns the error to give its caller. Only a change is
+// logged, with the reason in full; while the engine stays unusable callers get a short error that does
+// not repeat it. Not found is an answer; a call cancelled or timed out by its caller tells nothing.
+func (c *Client) observe(err error) error {
+	switch {
+	case err == nil || cerrdefs.IsNotFound(err):
+		c.mu.Lock()
+		if c.down != nil || !c.seen {
+			c.log.Info("Docker API answers", "docker_host", c.cfg.Host, "api_version", c.api.ClientVersion())
+		}
+		c.down, c.seen = nil, true
+		c.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrNotFound, err)
+		}
+		return nil
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return err
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("docker API %s: %w", path, err)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.down == nil {
+		c.log.Warn("Docker API unusable: network names and container labels are not learnt until it answers "+
+			"(check DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH)", "docker_host", c.cfg.Host, "error", err.Error())
+		c.down = fmt.Errorf("the Docker API at %s is unusable (the reason was logged when it became so)", c.cfg.Host)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return &NotFoundError{What: path}
-	}
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("docker API %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	c.seen = true
+	return c.down
 }
 
 // Network is the part of a network inspect we use.
 type Network struct {
-	ID         string                     `json:"Id"`
-	Name       string                     `json:"Name"`
-	Driver     string                     `json:"Driver"`
-	Containers map[string]NetworkEndpoint `json:"Containers"`
+	ID, Name, Driver string
+	// Containers are the network's endpoints by container ID ("ep-<endpoint ID>" until attached).
+	Containers map[string]NetworkEndpoint
 }
 
-// NetworkEndpoint is one container's endpoint on a network.
+// NetworkEndpoint is one container's endpoint on a network; an address not assigned is the zero Prefix.
 type NetworkEndpoint struct {
-	EndpointID  string `json:"EndpointID"`
-	IPv4Address string `json:"IPv4Address"`
-	IPv6Address string `json:"IPv6Address"`
+	EndpointID               string
+	IPv4Address, IPv6Address netip.Prefix
 }
 
 // Network inspects one network by ID.
 func (c *Client) Network(ctx context.Context, id string) (*Network, error) {
-	var n Network
-	err := c.get(ctx, "/networks/"+url.PathEscape(id), &n)
-	return &n, err
+	res, err := c.api.NetworkInspect(ctx, id, client.NetworkInspectOptions{})
+	if err = c.observe(err); err != nil {
+		return nil, err
+	}
+	n := &Network{ID: res.Network.ID, Name: res.Network.Name, Driver: res.Network.Driver,
+		Containers: make(map[string]NetworkEndpoint, len(res.Network.Containers))}
+	for id, ep := range res.Network.Containers {
+		n.Containers[id] = NetworkEndpoint{EndpointID: ep.EndpointID, IPv4Address: ep.IPv4Address, IPv6Address: ep.IPv6Address}
+	}
+	return n, nil
 }
 
-// Networks lists all networks.
+// Networks lists all networks (without their endpoints).
 func (c *Client) Networks(ctx context.Context) ([]Network, error) {
-	var ns []Network
-	err := c.get(ctx, "/networks", &ns)
-	return ns, err
+	res, err := c.api.NetworkList(ctx, client.NetworkListOptions{})
+	if err = c.observe(err); err != nil {
+		return nil, err
+	}
+	out := make([]Network, 0, len(res.Items))
+	for _, n := range res.Items {
+		out = append(out, Network{ID: n.ID, Name: n.Name, Driver: n.Driver})
+	}
+	return out, nil
 }
 
 // ContainerLabels returns a container's labels.
 func (c *Client) ContainerLabels(ctx context.Context, id string) (map[string]string, error) {
-	var ctr struct {
-		Config struct {
-			Labels map[string]string `json:"Labels"`
-		} `json:"Config"`
+	res, err := c.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err = c.observe(err); err != nil {
+		return nil, err
 	}
-	err := c.get(ctx, "/containers/"+url.PathEscape(id)+"/json", &ctr)
-	return ctr.Config.Labels, err
+	if res.Container.Config == nil {
+		return nil, nil
+	}
+	return res.Container.Config.Labels, nil
 }
 
 // NetworkEvent reports a network created or removed.
@@ -114,34 +149,21 @@ type NetworkEvent struct {
 	Action, ID, Name, Driver string
 }
 
-// WatchNetworks streams network events until ctx ends or the connection breaks (then it returns the error;
+// WatchNetworks streams network events until ctx ends or the stream breaks (then it returns the error;
 // the caller reconnects).
 func (c *Client) WatchNetworks(ctx context.Context, fn func(NetworkEvent)) error {
-	filters := url.QueryEscape(`{"type":["network"]}`)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/events?filters="+filters, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("docker events: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("docker events: %s", resp.Status)
-	}
-	dec := json.NewDecoder(bufio.NewReader(resp.Body))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the client's reader
+	stream := c.api.Events(ctx, client.EventsListOptions{Filters: make(client.Filters).Add("type", "network")})
 	for {
-		var ev struct {
-			Action string `json:"Action"`
-			Actor  struct {
-				ID         string            `json:"ID"`
-				Attributes map[string]string `json:"Attributes"`
-			} `json:"Actor"`
+		select {
+		case ev := <-stream.Messages:
+			fn(NetworkEvent{Action: string(ev.Action), ID: ev.Actor.ID, Name: ev.Actor.Attributes["name"], Driver: ev.Actor.Attributes["type"]})
+		case err := <-stream.Err:
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return fmt.Errorf("docker events: %w", err) // the engine stopped; the next call tells whether it is back
+			}
+			return fmt.Errorf("docker events: %w", c.observe(err))
 		}
-		if err := dec.Decode(&ev); err != nil {
-			return fmt.Errorf("docker events: %w", err)
-		}
-		fn(NetworkEvent{Action: ev.Action, ID: ev.Actor.ID, Name: ev.Actor.Attributes["name"], Driver: ev.Actor.Attributes["type"]})
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -84,7 +83,7 @@ func (d *Driver) dockerEndpoints(ctx context.Context) (map[string][]netip.Addr, 
 	endpoints := map[string][]netip.Addr{}
 	for _, n := range nets {
 		full, err := d.docker.Network(ctx, n.ID)
-		if _, gone := errors.AsType[*docker.NotFoundError](err); gone {
+		if errors.Is(err, docker.ErrNotFound) {
 			continue
 		}
 		if err != nil {
@@ -93,8 +92,8 @@ func (d *Driver) dockerEndpoints(ctx context.Context) (map[string][]netip.Addr, 
 		}
 		for _, ep := range full.Containers {
 			addrs := endpoints[ep.EndpointID]
-			for _, cidr := range []string{ep.IPv4Address, ep.IPv6Address} {
-				if p, err := netip.ParsePrefix(strings.TrimSpace(cidr)); err == nil {
+			for _, p := range []netip.Prefix{ep.IPv4Address, ep.IPv6Address} {
+				if p.IsValid() {
 					addrs = append(addrs, p.Addr())
 				}
 			}

@@ -27,7 +27,7 @@ import (
 type noEndpoints struct{}
 
 func (noEndpoints) Network(_ context.Context, id string) (*docker.Network, error) {
-	return nil, &docker.NotFoundError{What: "network " + id}
+	return nil, fmt.Errorf("%w: network %s", docker.ErrNotFound, id)
 }
 func (noEndpoints) Networks(context.Context) ([]docker.Network, error) { return nil, nil }
 func (noEndpoints) ContainerLabels(context.Context, string) (map[string]string, error) {

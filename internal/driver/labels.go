@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+	"github.com/projectcalico/calico-libnetwork/internal/docker"
 )
 
 // labelPrefix marks the container labels copied onto the endpoint (prefix removed).
@@ -61,8 +63,15 @@ func (l *labeller) stop(endpointID string) {
 }
 
 func (l *labeller) containerLabels(ctx context.Context, networkID, endpointID string) (map[string]string, error) {
+	var failed error // why Docker could not be asked, the last time
 	for {
 		net, err := l.d.docker.Network(ctx, networkID)
+		switch {
+		case err == nil || errors.Is(err, docker.ErrNotFound):
+			failed = nil
+		case ctx.Err() == nil: // not our own deadline
+			failed = err
+		}
 		if err == nil {
 			for containerID, ep := range net.Containers {
 				// Docker lists an endpoint under "ep-<id>" until its container is attached.
@@ -91,6 +100,9 @@ func (l *labeller) containerLabels(ctx context.Context, networkID, endpointID st
 		}
 		select {
 		case <-ctx.Done():
+			if failed != nil {
+				return nil, fmt.Errorf("gave up after CALICO_LIBNETWORK_LABEL_POLL_TIMEOUT: %w", failed)
+			}
 			return nil, errors.New("container not found on its network within CALICO_LIBNETWORK_LABEL_POLL_TIMEOUT")
 		case <-time.After(100 * time.Millisecond):
 		}

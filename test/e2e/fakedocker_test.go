@@ -46,7 +46,15 @@ type fakeNetwork struct {
 	Name string `json:"Name"`
 }
 
+// fakeAPIVersion is the API version the fake announces; Docker's client then puts it before every path.
+const fakeAPIVersion = "1.41"
+
 func (f *fakeDocker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/_ping" {
+		w.Header().Set("Api-Version", fakeAPIVersion)
+		return
+	}
+	r.URL.Path = strings.TrimPrefix(r.URL.Path, "/v"+fakeAPIVersion)
 	f.mu.Lock()
 	var list []fakeNetwork
 	for id, name := range f.names {
