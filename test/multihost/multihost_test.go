@@ -46,6 +46,14 @@ func TestMultiHost(t *testing.T) {
 			expectNoDevice(t, h1)
 			expectMatrix(t, []*container{c1, c2}, false)
 			expectMatrix(t, []*container{c1, c2}, true)
+			// BGP is off with the default backend (vxlan): no speaker, no learnt routes, nothing on port 179.
+			for _, h := range l.hosts {
+				out, _ := h.plugin.Calicoctl("node", "status") // exits 1, as upstream's, saying why
+				routes, _ := h.sh("ip route show proto bird; ss -Hltn 'sport = :179'")
+				if !strings.Contains(out, "Calico process is not running.") || routes != "" {
+					t.Errorf("%s with CALICO_NETWORKING_BACKEND unset: node status:\n%s\nBGP routes and listeners:\n%s", h.name, out, routes)
+				}
+			}
 		}},
 		{"Always", func(t *testing.T) {
 			l.setPools("Always")
