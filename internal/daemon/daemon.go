@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -83,10 +84,18 @@ func Run(ctx context.Context, cfg *config.Config, version string, log *slog.Logg
 		dp, dataplaneSynced, dataplaneRefused = agent, agent.Synced(), agent.Refused
 		if cfg.Backend != config.BackendNone {
 			rc := routing.Config{Node: cfg.NodeName}
+			// A mark in the data directory tells a later run without BGP that learnt routes in the
+			// kernel are this plugin's to remove.
+			learntMark := filepath.Join(cfg.Datastore.DataDir, bgp.LearntRoutesMark)
 			if cfg.Backend == config.BackendBird {
+				if err := os.WriteFile(learntMark, nil, 0o644); err != nil {
+					return fmt.Errorf("marking that BGP programs routes here: %w", err)
+				}
 				rc.BGP = bgp.New(log)
 				go rc.BGP.Report(ctx, cfg.Datastore.DataDir)
 				defer rc.BGP.Stop()
+			} else if _, err := os.Stat(learntMark); err == nil {
+				rc.LearntRoutesLeft = func() { os.Remove(learntMark) }
 			}
 			routes := routing.New(rc, store, log)
 			go routes.Run(ctx)

@@ -275,6 +275,27 @@ func TestBGP(t *testing.T) {
 			t.Logf("h3's routes gone from h1 and h2 %v after calicoctl delete node returned", time.Since(start).Round(time.Millisecond))
 			expectMatrix(t, []*container{c1, c2}, false)
 		}},
+		{"BackToVXLAN", func(t *testing.T) {
+			// h1 and h2 restarted with the default backend: the routes their speakers learnt go, also one to
+			// a block that no longer exists (planted here), and the datastore routes take over; a route of
+			// BIRD's protocol outside the pools (another BGP daemon's) stays.
+			gw := h2.addr4.Addr().String()
+			if out, err := h1.sh("ip route add 198.19.255.0/26 via " + gw + " proto bird && ip route add 10.99.0.0/24 via " + gw + " proto bird"); err != nil {
+				t.Fatalf("planting routes: %v %s", err, out)
+			}
+			for _, h := range []*host{h1, h2} {
+				h.plugin.RestartWith(map[string]string{"CALICO_NETWORKING_BACKEND": "vxlan"})
+			}
+			waitHost(t, h1, converge, func() error {
+				if out, _ := h1.sh("ip route show proto bird"); strings.TrimSpace(out) != "10.99.0.0/24 via "+gw+" dev eth0" {
+					return fmt.Errorf("h1's routes of BIRD's protocol after the switch:\n%s", out)
+				}
+				return nil
+			})
+			expectRoute(t, h1, blockOf(c2.ip4), "via "+gw+" dev eth0 proto 80 onlink")
+			expectMatrix(t, []*container{c1, c2}, false)
+			_, _ = h1.sh("ip route del 10.99.0.0/24")
+		}},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, s.fn) {

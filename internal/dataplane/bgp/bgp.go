@@ -26,6 +26,10 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/reconcile"
 )
 
+// LearntRoutesMark is the file in the data directory that says a speaker has programmed learnt routes on
+// this host, for a later run without BGP to remove them.
+const LearntRoutesMark = "bgp-learnt-routes"
+
 // connectRetry is how long (seconds) after a failed connection the speaker tries a peer again.
 const connectRetry = 5
 

@@ -382,6 +382,17 @@ func logLevel(severity string) slog.Level {
 
 func seconds(d time.Duration) uint32 { return uint32(d / time.Second) }
 
+// poolCIDRs are the pools' CIDRs.
+func (v *view) poolCIDRs() []netip.Prefix {
+	var out []netip.Prefix
+	for _, pool := range v.pools {
+		if cidr, err := netip.ParsePrefix(pool.Spec.CIDR); err == nil {
+			out = append(out, cidr)
+		}
+	}
+	return out
+}
+
 // exported reports whether the pool holding cidr lets its routes be advertised (disableBGPExport unset).
 func (v *view) exported(cidr netip.Prefix) bool {
 	for _, pool := range v.pools {

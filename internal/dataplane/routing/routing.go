@@ -17,6 +17,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/projectcalico/calico-libnetwork/internal/api"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/bgp"
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
 	"github.com/projectcalico/calico-libnetwork/internal/ipam"
 	"github.com/projectcalico/calico-libnetwork/internal/reconcile"
@@ -45,6 +47,9 @@ type Config struct {
 	// BGP, when set, carries unencapsulated pools' routes (CALICO_NETWORKING_BACKEND=bird): the reconciler
 	// gives it plans and programs no direct routes for those pools itself.
 	BGP *bgp.Speaker
+	// LearntRoutesLeft, set without BGP, says an earlier run's speaker programmed learnt routes here: the
+	// first pass removes those inside the pools (they would outlive the blocks they lead to), then calls it.
+	LearntRoutesLeft func()
 }
 
 // Reconciler keeps this host's cross-host routes and tunnel in step with the datastore.
@@ -205,6 +210,7 @@ func overrideTunnels(dst *api.FelixConfigurationSpec, src api.FelixConfiguration
 
 // kernelLoop reconciles on every kick and every ResyncInterval; failures are retried soon after.
 func (r *Reconciler) kernelLoop(ctx context.Context) {
+	learntLeft := r.cfg.LearntRoutesLeft
 	reconcile.Loop{Interval: r.cfg.ResyncInterval, What: "routing", Log: r.log}.Run(ctx, r.kick, func() error {
 		v, ok := r.snapshot()
 		if !ok {
@@ -213,6 +219,14 @@ func (r *Reconciler) kernelLoop(ctx context.Context) {
 		err := r.apply(v.compute())
 		if r.cfg.BGP != nil {
 			err = errors.Join(err, r.cfg.BGP.Apply(ctx, v.bgpPlan()))
+		} else if learntLeft != nil {
+			if dropErr := link.SyncLearnedRoutes(nil, v.poolCIDRs(), nil); dropErr != nil {
+				err = errors.Join(err, fmt.Errorf("removing the routes BGP left: %w", dropErr))
+			} else {
+				r.log.Info("removed the routes an earlier run learnt over BGP")
+				learntLeft()
+				learntLeft = nil
+			}
 		}
 		return err
 	})
