@@ -18,7 +18,7 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore/datastoretest"
-	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
+	"github.com/projectcalico/calico-libnetwork/internal/syncbuf"
 )
 
 // The plugin serves Docker only once its dataplane has programmed the datastore's state. While etcd
@@ -35,7 +35,7 @@ func TestReadyOnlyAfterSync(t *testing.T) {
 	linktest.Must(t, err)
 	t.Cleanup(func() { store.Close() })
 
-	logs := &harness.SyncBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logs), nil))
 	agent := dataplane.New(dataplane.Config{Node: handoverNode, Netns: host}, store, log)
 	linktest.Must(t, agent.Start())

@@ -1,14 +1,14 @@
 package datastore
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/projectcalico/calico-libnetwork/internal/syncbuf"
 )
 
 const etcdBinary = "/usr/bin/etcd"
@@ -20,24 +20,7 @@ type etcdProcess struct {
 	extra                   []string // e.g. TLS flags
 	cmd                     *exec.Cmd
 	done                    chan struct{}
-	stderr                  *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	stderr                  *syncbuf.Buffer
 }
 
 func needEtcdBinary(t *testing.T) {
@@ -82,7 +65,7 @@ func (p *etcdProcess) start(t *testing.T, ready func() error) {
 		"--log-level", "error",
 	}, p.extra...)
 	p.cmd = exec.Command(etcdBinary, args...)
-	p.stderr = &lockedBuffer{}
+	p.stderr = &syncbuf.Buffer{}
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
 	// Never outlive the test binary.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -1,7 +1,6 @@
 package docker
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
 	"github.com/projectcalico/calico-libnetwork/internal/docker/dockertest"
+	"github.com/projectcalico/calico-libnetwork/internal/syncbuf"
 )
 
 // engine answers the calls the plugin makes as an engine of one API version does: Docker's client first
@@ -62,34 +62,10 @@ func (e *engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// logs is what a Client logged.
-type logs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// count is the number of lines containing s.
-func (l *logs) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.buf.String(), s)
-}
-
-func (l *logs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newClient(t *testing.T, cfg Config) (*Client, *logs) {
+// newClient is a Client and what it logs.
+func newClient(t *testing.T, cfg Config) (*Client, *syncbuf.Buffer) {
 	t.Helper()
-	l := &logs{}
+	l := &syncbuf.Buffer{}
 	c, err := New(cfg, slog.New(slog.NewTextHandler(l, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +153,7 @@ func TestTLSAndVersionNegotiation(t *testing.T) {
 			if !strings.Contains(paths, "/v"+version+"/networks/n1") {
 				t.Errorf("API version %s not used: %s", version, paths)
 			}
-			if n := logs.count("Docker API answers"); n != 1 || logs.count("api_version="+version) != 1 {
+			if n := strings.Count(logs.String(), "Docker API answers"); n != 1 || strings.Count(logs.String(), "api_version="+version) != 1 {
 				t.Errorf("want one line saying the engine answers with API %s:\n%s", version, logs)
 			}
 		})
@@ -205,7 +181,7 @@ func TestWrongCertificateLoggedOnce(t *testing.T) {
 	if err := c.WatchNetworks(ctx, func(NetworkEvent) {}); err == nil {
 		t.Error("WatchNetworks answered")
 	}
-	if logs.count("Docker API unusable") != 1 || logs.count("certificate") != 1 || logs.count("Docker API answers") != 0 {
+	if strings.Count(logs.String(), "Docker API unusable") != 1 || strings.Count(logs.String(), "certificate") != 1 || strings.Count(logs.String(), "Docker API answers") != 0 {
 		t.Errorf("want one line telling the certificate was refused:\n%s", logs)
 	}
 }
@@ -246,7 +222,7 @@ func TestEngineComesAndGoes(t *testing.T) {
 			t.Fatal("answered after the engine went")
 		}
 	}
-	if logs.count("Docker API unusable") != 2 || logs.count("Docker API answers") != 1 {
+	if strings.Count(logs.String(), "Docker API unusable") != 2 || strings.Count(logs.String(), "Docker API answers") != 1 {
 		t.Errorf("want unusable, answers, unusable:\n%s", logs)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
 	"github.com/projectcalico/calico-libnetwork/internal/docker/dockertest"
+	"github.com/projectcalico/calico-libnetwork/internal/syncbuf"
 	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
 )
 
@@ -29,7 +30,7 @@ type tlsEngine struct {
 	socket string // unix:// address, for the tests' docker client
 	tcp    string // tcp:// address, for the plugin
 	pki    datastore.PKIFiles
-	logs   harness.SyncBuffer
+	logs   syncbuf.Buffer
 }
 
 func startTLSEngine(t *testing.T) *tlsEngine {

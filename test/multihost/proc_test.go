@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/projectcalico/calico-libnetwork/internal/syncbuf"
 	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
 )
 
@@ -20,7 +21,7 @@ import (
 type proc struct {
 	name string
 	args []string
-	logs harness.SyncBuffer
+	logs syncbuf.Buffer
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd

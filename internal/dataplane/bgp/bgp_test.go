@@ -1,7 +1,6 @@
 package bgp
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link"
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
+	"github.com/projectcalico/calico-libnetwork/internal/syncbuf"
 )
 
 // Two speakers in session on loopback addresses (no pools, so the kernel is not touched), one of them
@@ -24,7 +23,7 @@ import (
 // back. Each logs at its Plan's level, not at the daemon's (Info for both).
 func TestSpeakersExchangeRoutes(t *testing.T) {
 	ctx := context.Background()
-	var logA, logB syncBuffer
+	var logA, logB syncbuf.Buffer
 	a, b := New(slog.New(slog.NewTextHandler(&logA, nil))), New(slog.New(slog.NewTextHandler(&logB, nil)))
 	addrA, addrB := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
 	const port = 17900
@@ -133,24 +132,6 @@ func TestRouteReflector(t *testing.T) {
 	linktest.Must(t, speakers[0].Apply(ctx, reflector(NextHopSelf, NextHopKeep)))
 	learns(speakers[2], addr(1), "the second client, with next hop self")
 	learns(speakers[3], addr(2), "the eBGP peer, with next hop keep")
-}
-
-// syncBuffer collects a log written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // communities are the standard and large communities of each IPv4 route s received.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+	"github.com/projectcalico/calico-libnetwork/internal/syncbuf"
 )
 
 const (
@@ -29,7 +30,7 @@ type Etcd struct {
 	clientURL, peerURL string
 	tlsArgs            []string
 	health             *http.Client
-	logs               SyncBuffer
+	logs               syncbuf.Buffer
 
 	cmd  *exec.Cmd
 	done chan struct{}

@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -263,22 +262,4 @@ func UniqueName(t testing.TB, prefix string) string {
 		t.Fatalf("UniqueName: %v", err)
 	}
 	return prefix + hex.EncodeToString(b)
-}
-
-// SyncBuffer is a bytes.Buffer safe for concurrent writers and readers: a process's output read while it runs.
-type SyncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *SyncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *SyncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

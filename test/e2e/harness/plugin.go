@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/projectcalico/calico-libnetwork/internal/syncbuf"
 )
 
 const (
@@ -95,7 +97,7 @@ type Plugin struct {
 	env       []string
 	dataDir   string
 	pluginDir string
-	logs      SyncBuffer
+	logs      syncbuf.Buffer
 	command   func() *exec.Cmd // the process that runs the daemon, before env and output are attached
 
 	mu   sync.Mutex
