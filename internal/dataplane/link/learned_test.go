@@ -17,31 +17,13 @@ import (
 func TestSyncLearnedRoutes(t *testing.T) {
 	ns := linktest.NewNS(t, "learnt")
 	linktest.MustDo(t, ns, func() {
-		attrs := netlink.NewLinkAttrs()
-		attrs.Name = "eth0"
-		linktest.Must(t, netlink.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: "eth0peer"}))
-		l, err := netlink.LinkByName("eth0")
-		linktest.Must(t, err)
-		addr, _ := netlink.ParseAddr("198.18.0.11/24")
-		linktest.Must(t, netlink.AddrAdd(l, addr))
-		linktest.Must(t, netlink.LinkSetUp(l))
-		peer, err := netlink.LinkByName("eth0peer")
-		linktest.Must(t, err)
-		linktest.Must(t, netlink.LinkSetUp(peer))
+		l := upVeth(t, "eth0", "198.18.0.11/24")
 		// The default route through the router.
 		linktest.Must(t, netlink.RouteAdd(&netlink.Route{Gw: netip.MustParseAddr("198.18.0.1").AsSlice(), LinkIndex: l.Attrs().Index}))
 		foreign, _ := netlink.ParseIPNet("10.50.0.0/16")
 		linktest.Must(t, netlink.RouteAdd(&netlink.Route{Dst: foreign, Gw: netip.MustParseAddr("198.18.0.1").AsSlice(),
 			LinkIndex: l.Attrs().Index, Protocol: link.LearnedProtocol}))
-
-		ignoredAttrs := netlink.NewLinkAttrs()
-		ignoredAttrs.Name = "docker9"
-		linktest.Must(t, netlink.LinkAdd(&netlink.Veth{LinkAttrs: ignoredAttrs, PeerName: "docker9peer"}))
-		ignoredLink, err := netlink.LinkByName("docker9")
-		linktest.Must(t, err)
-		ignoredAddr, _ := netlink.ParseAddr("198.18.5.1/24")
-		linktest.Must(t, netlink.AddrAdd(ignoredLink, ignoredAddr))
-		linktest.Must(t, netlink.LinkSetUp(ignoredLink))
+		upVeth(t, "docker9", "198.18.5.1/24")
 
 		pools := []netip.Prefix{netip.MustParsePrefix("198.19.0.0/16")}
 		want := []link.LearnedRoute{
@@ -74,4 +56,23 @@ func TestSyncLearnedRoutes(t *testing.T) {
 			t.Errorf("after the withdrawal:\n%s", out)
 		}
 	})
+}
+
+// upVeth makes a veth pair, both ends up, the one called name with addr.
+func upVeth(t *testing.T, name, addr string) netlink.Link {
+	t.Helper()
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = name
+	linktest.Must(t, netlink.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: name + "peer"}))
+	for _, n := range []string{name, name + "peer"} {
+		l, err := netlink.LinkByName(n)
+		linktest.Must(t, err)
+		linktest.Must(t, netlink.LinkSetUp(l))
+	}
+	l, err := netlink.LinkByName(name)
+	linktest.Must(t, err)
+	a, err := netlink.ParseAddr(addr)
+	linktest.Must(t, err)
+	linktest.Must(t, netlink.AddrAdd(l, a))
+	return l
 }
