@@ -33,7 +33,7 @@ PLUGIN ?= calico/libnetwork-plugin:latest
 DOCKER ?= docker
 BUILD  := build
 
-.PHONY: help build install uninstall image plugin run-plugin test test-unit test-interop test-e2e engine lint staticcheck bench fuzz clean
+.PHONY: help build install uninstall image plugin run-plugin test test-unit test-interop test-e2e engine compose lint staticcheck bench fuzz clean
 
 help: ## Show this list of targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -62,6 +62,9 @@ test-e2e: ## Run the e2e suite on one engine as root: ENGINE=debian (default), c
 
 engine: ## Build (once, cached) the current Docker engine and runc for ENGINE=current
 	bash scripts/build-engine.sh
+
+compose: ## Build (once, cached) and install the Docker Compose CLI plugin (docker compose) as root
+	bash scripts/build-compose.sh
 
 test-interop: ## Run the interop suite against upstream calicoctl and calico-felix (as root; build them first with scripts/build-upstream-calico.sh SRC)
 	bash scripts/test-interop.sh

@@ -13,7 +13,9 @@
 # --firewall-backend=nftables (without test/multihost, whose dockerds run with
 # --iptables=false, which turns either backend off). The build takes minutes on
 # a fresh machine, so it runs in the background while lint and unit tests run;
-# later runs find it cached. See scripts/test-e2e.sh.
+# later runs find it cached. See scripts/test-e2e.sh. So does the build of the
+# Docker Compose CLI plugin (scripts/build-compose.sh), which the e2e tests of
+# Compose files need on every engine.
 #
 # Usage: bash scripts/test.sh   (or: make test)
 # Env: GOTEST_TIMEOUT (25m), FUZZTIME (20000x: executions, not seconds; see scripts/fuzz.sh), E2E_ENGINES ("debian current current-nft"),
@@ -84,16 +86,50 @@ setup() {
   fi
 }
 
-engine_pid=""
-engine_log=$(mktemp /tmp/build-engine.XXXXXX.log)
-engine_t0=$SECONDS
+# Builds that take minutes on a fresh machine and a second when cached run in the background, at the lowest
+# CPU priority (they take only what lint and the tests leave idle), and are waited for only when needed.
+declare -A build_pid=() build_log=() build_t0=()
+
+# build_in_background NAME SCRIPT: start bash SCRIPT in the background, its output in a log file.
+build_in_background() {
+  build_log[$1]=$(mktemp "/tmp/build-$1.XXXXXX.log")
+  build_t0[$1]=$SECONDS
+  echo "test.sh: building $1 in the background (log: ${build_log[$1]})"
+  nice -n 19 bash "$2" >"${build_log[$1]}" 2>&1 &
+  build_pid[$1]=$!
+}
+
+# building NAME: whether NAME's background build was started and not waited for yet.
+building() { [ -n "${build_pid[$1]:-}" ]; }
+
+# shellcheck disable=SC2317 # called through step
+# wait_build NAME: wait for NAME's background build, show its log, return its status.
+wait_build() {
+  local rc=0
+  echo "test.sh: waiting for the $1 build started $((SECONDS - build_t0[$1]))s ago"
+  wait "${build_pid[$1]}" || rc=$?
+  unset "build_pid[$1]"
+  cat "${build_log[$1]}"
+  return "$rc"
+}
+
+# step_build NAME LABEL SUMMARY_RE: wait for NAME's build as a step; the step's time is only the wait, so
+# its summary line adds what the build itself said (the first match of SUMMARY_RE in its log).
+step_build() {
+  step "$2" wait_build "$1"
+  local said
+  said=$(grep -o -m1 -E "$3" "${build_log[$1]}" || true)
+  SUMMARY[-1]="${SUMMARY[-1]} (waited; ${said:-see log above})"
+}
+
 # shellcheck disable=SC2317 # the EXIT trap
 cleanup() {
-  # Never leave a half-written engine build behind a finished run.
-  if [ -n "$engine_pid" ]; then
-    wait "$engine_pid" || true
-  fi
-  rm -f "$engine_log" "${E2E_RESULTS[@]}"
+  # Never leave a half-written build behind a finished run.
+  local name
+  for name in "${!build_pid[@]}"; do
+    wait "${build_pid[$name]}" || true
+  done
+  rm -f "${build_log[@]}" "${E2E_RESULTS[@]}"
 }
 trap cleanup EXIT
 
@@ -101,13 +137,11 @@ if [ "$(id -u)" -eq 0 ]; then
   setup "install test deps" bash scripts/install-deps.sh
   setup "start dockerd" bash scripts/start-dockerd.sh
   setup "build test image" bash scripts/test-image.sh
+  # The Compose CLI plugin, for the e2e tests of Compose files: needed from the first e2e run on.
+  build_in_background compose scripts/build-compose.sh
   if [[ " $E2E_ENGINES " == *" current"* ]]; then
-    # Minutes on a fresh machine, a second when cached: overlap it with lint, unit tests and the
-    # first e2e run. At the lowest CPU priority it takes only what they leave idle; it is needed
-    # only after them.
-    echo "test.sh: building the current Docker engine in the background (log: $engine_log)"
-    nice -n 19 bash scripts/build-engine.sh >"$engine_log" 2>&1 &
-    engine_pid=$!
+    # Needed only from the current engine's e2e run on: overlaps lint, unit tests and the first e2e run.
+    build_in_background engine scripts/build-engine.sh
   fi
 else
   echo "test.sh: not running as root: skipping dependency install and dockerd;"
@@ -140,16 +174,6 @@ else
   skip "unit tests" "no packages"
 fi
 
-# shellcheck disable=SC2317 # called through step
-# wait_engine_build: wait for the background engine build, record it as a step.
-wait_engine_build() {
-  local rc=0
-  wait "$engine_pid" || rc=$?
-  engine_pid=""
-  cat "$engine_log"
-  return "$rc"
-}
-
 fuzzed=0
 fuzz() {
   step "fuzz (${FUZZTIME} per target)" make --no-print-directory fuzz FUZZTIME="$FUZZTIME"
@@ -163,6 +187,9 @@ elif [ "$(id -u)" -ne 0 ]; then
   step "e2e tests (${#e2e_pkgs[@]} pkgs, -p 1)" \
     go test -race -count=1 -timeout "$GOTEST_TIMEOUT" -p 1 "${e2e_pkgs[@]}"
 else
+  if building compose; then
+    step_build compose "build docker compose plugin" 'built in [0-9]+s|cached build is current'
+  fi
   engine_failed=0
   for engine in $E2E_ENGINES; do
     pkgs=("${e2e_pkgs[@]}")
@@ -180,16 +207,12 @@ else
         ;;
       *) label="e2e on $engine" ;;
     esac
-    if [[ "$engine" == current* ]] && [ -n "$engine_pid" ]; then
-      if [ "$fuzzed" -eq 0 ] && kill -0 "$engine_pid" 2>/dev/null; then
+    if [[ "$engine" == current* ]] && building engine; then
+      if [ "$fuzzed" -eq 0 ] && kill -0 "${build_pid[engine]}" 2>/dev/null; then
         echo "test.sh: the engine build is still running; fuzzing meanwhile"
         fuzz
       fi
-      echo "test.sh: waiting for the engine build started $((SECONDS - engine_t0))s ago"
-      step "build current engine $ENGINE_VERSION" wait_engine_build
-      # The step's time is only the wait; say what the build itself did.
-      built=$(grep -o -m1 -e 'engine ready in [0-9]*s' -e 'cached build is current' "$engine_log" || true)
-      SUMMARY[-1]="${SUMMARY[-1]} (waited; ${built:-see log above})"
+      step_build engine "build current engine $ENGINE_VERSION" 'engine ready in [0-9]+s|cached build is current'
       [[ "${SUMMARY[-1]}" != FAIL* ]] || engine_failed=1
     fi
     if [[ "$engine" == current* ]] && [ "$engine_failed" -eq 1 ]; then

@@ -11,9 +11,11 @@ import (
 // one network per container. The host answers for every such gateway by proxy ARP. (IPv6 gateways are
 // each host interface's own link-local address, unique already.)
 //
-// A container on one Calico network routes everything through its default route. Once a second Calico
-// network joins, each network's pools are routed through that network's own interface, so its peers
-// see the address they know and its policy applies.
+// Each endpoint routes its network's pools through its own interface, so that whichever network Docker
+// gives the default route (another Calico network, Docker's bridge), that network's peers see the address
+// they know and its policy applies. An endpoint's routes never name another endpoint's gateway: Docker up
+// to 27 moves the interfaces of a container joined before it starts into its namespace in its own order
+// (by network name), not in the order of the Joins, so such a route could come before its next hop.
 
 // route is a static route for Docker to install: connected when via is invalid.
 type route struct {
@@ -29,37 +31,30 @@ type sandboxes struct {
 }
 
 type grant struct {
-	gw4, gw6    netip.Addr
-	pools       []netip.Prefix
-	poolsRouted bool
-	routes      []netip.Prefix
+	gw4    netip.Addr
+	routes []netip.Prefix
 }
 
 func newSandboxes() *sandboxes { return &sandboxes{byKey: map[string]map[string]*grant{}} }
 
 // plan picks the endpoint's IPv4 gateway (when it has IPv4) and the routes its Join must return, given the
-// destinations already routed in the container (inKernel), the endpoint's pools and its IPv6 gateway.
+// destinations already routed in the container (inKernel), the endpoint's pools and its IPv6 gateway. A
+// destination the container already routes is left to that route.
 func (s *sandboxes) plan(key, endpointID string, inKernel []netip.Prefix, pools []netip.Prefix, v4 bool, gw6 netip.Addr) (netip.Addr, []route, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	taken := map[netip.Prefix]bool{}
-	shared := false
 	for _, p := range inKernel {
 		taken[p] = true
-		if p.Bits() == 32 && gatewayRange.Contains(p.Addr()) {
-			shared = true
-		}
 	}
-	others := s.byKey[key]
-	for ep, g := range others {
+	for ep, g := range s.byKey[key] {
 		if ep != endpointID {
-			shared = true
 			for _, p := range g.routes {
 				taken[p] = true
 			}
 		}
 	}
-	g := &grant{gw6: gw6, pools: pools}
+	g := &grant{}
 	if v4 {
 		for n := 1; n <= 254 && !g.gw4.IsValid(); n++ {
 			if candidate := netip.AddrFrom4([4]byte{169, 254, 1, byte(n)}); !taken[netip.PrefixFrom(candidate, 32)] {
@@ -84,19 +79,11 @@ func (s *sandboxes) plan(key, endpointID string, inKernel []netip.Prefix, pools 
 	if gw6.IsValid() {
 		add(netip.PrefixFrom(gw6, 128), netip.Addr{})
 	}
-	if shared {
-		// Route the earlier endpoints' pools through their own interfaces too, then ours.
-		for ep, o := range others {
-			if ep != endpointID && !o.poolsRouted {
-				o.poolsRouted = true
-				for _, p := range o.pools {
-					add(p, o.gateway(p))
-				}
-			}
-		}
-		g.poolsRouted = true
-		for _, p := range pools {
-			add(p, g.gateway(p))
+	for _, p := range pools {
+		if p.Addr().Is6() {
+			add(p, gw6)
+		} else {
+			add(p, g.gw4)
 		}
 	}
 	if s.byKey[key] == nil {
@@ -104,14 +91,6 @@ func (s *sandboxes) plan(key, endpointID string, inKernel []netip.Prefix, pools 
 	}
 	s.byKey[key][endpointID] = g
 	return g.gw4, routes, nil
-}
-
-// gateway is the endpoint's next hop for a destination of p's family.
-func (g *grant) gateway(p netip.Prefix) netip.Addr {
-	if p.Addr().Is6() {
-		return g.gw6
-	}
-	return g.gw4
 }
 
 var gatewayRange = netip.MustParsePrefix("169.254.1.0/24")

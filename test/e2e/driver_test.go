@@ -50,7 +50,7 @@ func TestSingleNetwork(t *testing.T) {
 		t.Errorf("cali0 does not carry %s/32:\n%s", ipA, addr)
 	}
 	routes, _ := e.exec(a, "ip", "-4", "route")
-	if got := sortedLines(routes); strings.Join(got, "\n") != "169.254.1.1 dev cali0 scope link\ndefault via 169.254.1.1 dev cali0" {
+	if got := sortedLines(routes); strings.Join(got, "\n") != "169.254.1.1 dev cali0 scope link\n192.168.0.0/16 via 169.254.1.1 dev cali0\ndefault via 169.254.1.1 dev cali0" {
 		t.Errorf("container routes:\n%s", routes)
 	}
 
@@ -236,6 +236,28 @@ spec: {cidr: 10.202.0.0/16}
 	e.mustPing(both, e.containerIP(bluePeer, blue, false))
 	if weps := e.endpoints(); len(weps) != 3 {
 		t.Errorf("want 3 endpoints after disconnect, got %d", len(weps))
+	}
+}
+
+// Containers on two Calico networks from their start (created on one, connected to the other, then
+// started, as docker compose does): Docker joins both networks before the container's namespace exists, in
+// its own order, and moves the interfaces in later in another order (by network name); both orders start,
+// with each network's pool routed through its own interface.
+func TestSeveralNetworksFromStart(t *testing.T) {
+	e := start(t, nil)
+	red, blue := e.twoColourPools()
+	for _, order := range [][2]string{{red, blue}, {blue, red}} {
+		name := e.name("from-" + order[0][len(order[0])-4:])
+		e.docker("create", "--name", name, "--net", order[0], harness.TestImage, "sleep", "3600")
+		e.docker("network", "connect", order[1], name)
+		e.docker("start", name)
+		routes, _ := e.exec(name, "ip", "-4", "route")
+		for net, pool := range map[string]string{red: "10.221.0.0/16", blue: "10.222.0.0/16"} {
+			dev := e.ifaceWith(name, e.containerIP(name, net, false))
+			if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(pool) + ` via 169\.254\.1\.\d+ dev ` + dev + ` $`).MatchString(routes) {
+				t.Errorf("%s (created on %s): no route to %s's pool %s through %s:\n%s", name, order[0], net, pool, dev, routes)
+			}
+		}
 	}
 }
 
