@@ -20,14 +20,7 @@ import (
 // and the daemon never looked for a tool that is not there.
 func TestBareHostRunPlugin(t *testing.T) {
 	requireEngine(t)
-	root, err := harness.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// make run-plugin's own first step, here so that the daemon's start is not timed with a compile.
-	build := exec.Command("make", "--no-print-directory", "build")
-	build.Dir = root
-	mustRun(t, build)
+	root := makeBuild(t)
 
 	whiteouts := t.TempDir()
 	// An overlay hides a lower layer's entry behind a character device 0:0 of its name in a layer above.
@@ -72,7 +65,7 @@ func TestBareHostRunPlugin(t *testing.T) {
 // bareHostScript runs as PID 1 of the test's PID and mount namespaces, with arguments WHITEOUTS DIR...: it
 // lays WHITEOUTS over each DIR, checks that nft is gone and iptables is not, then runs `make run-plugin`,
 // passing SIGTERM on to make (which passes it on to the daemon) and ending when make ends.
-const bareHostScript = `set -euo pipefail
+const bareHostScript = asPID1 + `set -euo pipefail
 whiteouts=$1
 shift
 for dir in "$@"; do
@@ -83,11 +76,19 @@ if nft=$(command -v nft); then
 	exit 1
 fi
 command -v iptables >/dev/null || { echo "bare host: iptables is gone too" >&2; exit 1; }
-make --no-print-directory run-plugin &
-make=$!
-trap 'kill -TERM "$make"' TERM
-while wait "$make"; rc=$?; kill -0 "$make" 2>/dev/null; do :; done
-exit "$rc"
+as_pid1 make --no-print-directory run-plugin
+`
+
+// asPID1 defines a bash function for a script that is PID 1 of a PID namespace, to which the kernel delivers
+// only the signals it handles: `as_pid1 CMD...` runs CMD, passes SIGTERM on to it, and returns its exit
+// status when it ends.
+const asPID1 = `as_pid1() {
+	"$@" &
+	child=$!
+	trap 'kill -TERM "$child"' TERM
+	while wait "$child"; rc=$?; kill -0 "$child" 2>/dev/null; do :; done
+	return "$rc"
+}
 `
 
 // nftDirs lists, symlinks resolved and each once, the directories on PATH and the usual system ones that
