@@ -26,6 +26,23 @@ func TestREADMEIsClassified(t *testing.T) {
 		t.Errorf("README.md has %d daemon and %d run blocks; want one daemon block and some to run", counts[Daemon], counts[Run])
 	}
 	t.Logf("README.md blocks by kind: %v", counts)
+	// The Compose file the README shows is the one TestCompose runs.
+	compose, err := os.ReadFile(filepath.Join("..", "testdata", "compose", "compose.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := false
+	for _, b := range blocks {
+		if b.Kind == File && b.File == "compose.yaml" {
+			shown = true
+			if b.Text != string(compose) {
+				t.Errorf("README.md:%d: the Compose file differs from test/e2e/testdata/compose/compose.yaml", b.Line)
+			}
+		}
+	}
+	if !shown {
+		t.Error("README.md shows no Compose file (a block marked `file compose.yaml`)")
+	}
 }
 
 func TestParse(t *testing.T) {
