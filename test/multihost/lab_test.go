@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -73,13 +74,15 @@ type lab struct {
 
 // hostSpec places a host: its name and the segment and host number of its address. A felix host runs
 // the plugin with CALICO_DATAPLANE=none and upstream calico-felix (CALICO_FELIX) programming it; backend,
-// when set, is the plugin's CALICO_NETWORKING_BACKEND.
+// when set, is the plugin's CALICO_NETWORKING_BACKEND. On a managed host the lab starts no plugin: the test
+// installs it as a managed plugin of the host's dockerd (swarm takes no other).
 type hostSpec struct {
 	name    string
 	segment int
 	number  int
 	felix   bool
 	backend string
+	managed bool
 }
 
 // newLab builds the lab, or skips the test when the machine cannot run it.
@@ -120,7 +123,10 @@ func newLab(t *testing.T, specs []hostSpec) *lab {
 			t.Fatalf("host %s: %v\n--- dockerd output ---\n%s", l.hosts[i].name, err, l.hosts[i].dockerd.logs.String())
 		}
 	}
-	for _, h := range l.hosts {
+	for i, h := range l.hosts {
+		if specs[i].managed {
+			continue
+		}
 		h.startPlugin()
 		if h.felix {
 			h.startFelix()
@@ -258,14 +264,22 @@ func (l *lab) host(name string) *host {
 	return nil
 }
 
-// calicoctl runs calicoctl against the lab's etcd (from the first host's namespace).
+// calicoctl runs calicoctl against the lab's etcd, from the router's namespace (a host may run no plugin
+// of the lab's).
 func (l *lab) calicoctl(stdin string, args ...string) string {
 	l.t.Helper()
-	out, err := l.hosts[0].plugin.CalicoctlStdin(stdin, args...)
+	cmd := exec.Command("nsenter", append([]string{"--net=/var/run/netns/" + l.router, bins.Calicoctl}, args...)...)
+	cmd.Env = append(os.Environ(), "ETCD_ENDPOINTS="+l.etcd.endpoints())
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.Output()
 	if err != nil {
-		l.t.Fatalf("%v\n%s", err, out)
+		var stderr []byte
+		if e, ok := err.(*exec.ExitError); ok {
+			stderr = e.Stderr
+		}
+		l.t.Fatalf("calicoctl %s: %v: %s\n%s", strings.Join(args, " "), err, stderr, out)
 	}
-	return out
+	return string(out)
 }
 
 // setPools applies the lab's IPv4 pool with a VXLAN mode and its IPv6 pool.

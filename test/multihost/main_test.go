@@ -1,6 +1,7 @@
 // Package multihost runs several Docker hosts on this machine, each a network namespace with its own
 // dockerd and calico-libnetwork, on two L2 segments joined by a router, sharing a three-member etcd
-// cluster: cross-host routing in each VXLAN mode, IPv6, isolation, host removal and etcd failures.
+// cluster: cross-host routing in each VXLAN mode, IPv6, isolation, host removal, etcd failures, and the
+// three engines as one swarm.
 // It needs root, Docker's packages and Debian's etcd, and skips without them.
 package multihost
 
