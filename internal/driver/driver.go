@@ -53,6 +53,7 @@ type Links interface {
 	LinkLocalIPv6(name string) (net.IP, error)
 	DeleteVeth(name string) error
 	SandboxRoutes(sandboxKey string) ([]netip.Prefix, error)
+	DeleteSandboxRoute(sandboxKey string, dst netip.Prefix) error
 }
 
 // Dataplane programs the host side of local endpoints (routes, sysctls, firewall). Join calls it directly

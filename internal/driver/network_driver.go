@@ -305,14 +305,26 @@ func (d *Driver) join(ctx context.Context, r *libnetwork.JoinRequest, wep *api.W
 			d.log.Debug("cannot read container routes; assuming none", "sandbox", r.SandboxKey, "error", err.Error())
 		}
 	}
-	gw4, routes, err := d.sandboxes.plan(r.SandboxKey, r.EndpointID, inKernel, pools, hasV4, gw6)
+	var addrs []netip.Prefix
+	for _, n := range wep.Spec.IPNetworks {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			addrs = append(addrs, p)
+		}
+	}
+	plan, err := d.sandboxes.plan(r.SandboxKey, r.EndpointID, inKernel, addrs, pools, hasV4, gw6)
 	if err != nil {
 		return nil, err
 	}
-	if gw4.IsValid() {
-		resp.Gateway = gw4.String()
+	for _, dst := range plan.displace {
+		if err := d.links.DeleteSandboxRoute(r.SandboxKey, dst); err != nil {
+			d.sandboxes.release(r.EndpointID)
+			return nil, fmt.Errorf("making room in the container for an address inside its route to %s: %w", dst, err)
+		}
 	}
-	for _, rt := range routes {
+	if plan.gw4.IsValid() {
+		resp.Gateway = plan.gw4.String()
+	}
+	for _, rt := range plan.routes {
 		sr := libnetwork.StaticRoute{Destination: rt.dst.String(), RouteType: libnetwork.RouteConnected}
 		if rt.via.IsValid() {
 			sr.RouteType, sr.NextHop = libnetwork.RouteNextHop, rt.via.String()
@@ -325,9 +337,12 @@ func (d *Driver) join(ctx context.Context, r *libnetwork.JoinRequest, wep *api.W
 	return resp, nil
 }
 
-// poolRoutes are the CIDRs a container routes through this network's interface: the network's pool, or
-// every enabled pool of the family for an any-pool network.
+// poolRoutes are the CIDRs a container routes through this network's interface: the network's own pool
+// of each family; none for a family in which it draws on every pool.
 func (d *Driver) poolRoutes(ctx context.Context, rec *networkRecord, hasV4, hasV6 bool) ([]netip.Prefix, error) {
+	if (!hasV4 || rec.IPv4Pool == "") && (!hasV6 || rec.IPv6Pool == "") {
+		return nil, nil
+	}
 	pools, err := datastore.List[*api.IPPool](ctx, d.store, "")
 	if err != nil {
 		return nil, fmt.Errorf("reading IP pools: %w", err)
@@ -343,7 +358,7 @@ func (d *Driver) poolRoutes(ctx context.Context, rec *networkRecord, hasV4, hasV
 		if is6 {
 			wantName = rec.IPv6Pool
 		}
-		if (is6 && hasV6 || !is6 && hasV4) && (wantName == "" || wantName == p.Name) {
+		if (is6 && hasV6 || !is6 && hasV4) && wantName == p.Name {
 			out = append(out, cidr)
 		}
 	}

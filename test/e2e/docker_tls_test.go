@@ -24,7 +24,8 @@ import (
 // admits only client certificates signed by its CA (--tlsverify), as a remote engine is protected. The
 // tests drive it through its unix socket; the plugin reaches it over TCP with DOCKER_HOST,
 // DOCKER_TLS_VERIFY and DOCKER_CERT_PATH. It shares the host's network namespace and plugin directory
-// with the engine under test but has no bridge and no firewall of its own.
+// with the engine under test but has no firewall of its own, and a bridge of its own: a dockerd with
+// --bridge=none deletes docker0, which the engine under test uses.
 type tlsEngine struct {
 	t      *testing.T
 	socket string // unix:// address, for the tests' docker client
@@ -54,10 +55,24 @@ func startTLSEngine(t *testing.T) *tlsEngine {
 	if err := os.WriteFile(cfg, []byte("{}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := net.InterfaceByName("docker0"); err == nil {
+		t.Cleanup(func() { // last: the engine under test keeps its bridge
+			if _, err := net.InterfaceByName("docker0"); err != nil {
+				t.Errorf("docker0 is gone after the TLS dockerd: %v", err)
+			}
+		})
+	}
+	const bridge = "e2etls0"
+	for _, args := range [][]string{{"link", "add", bridge, "type", "bridge"}, {"addr", "add", "198.51.100.1/24", "dev", bridge}} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v %s", args, err, out)
+		}
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() }) // after the dockerd stops
 	argv := harness.DockerdCommand("--config-file", cfg, "--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"), "--pidfile", filepath.Join(dir, "docker.pid"),
 		"-H", e.socket, "-H", e.tcp, "--tlsverify", "--tlscacert", pki.CACert, "--tlscert", pki.ServerCert,
-		"--tlskey", pki.ServerKey, "--bridge=none", "--iptables=false", "--ip-masq=false")
+		"--tlskey", pki.ServerKey, "--bridge="+bridge, "--iptables=false", "--ip-masq=false")
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = &e.logs, &e.logs
 	if err := harness.StartTied(cmd); err != nil {

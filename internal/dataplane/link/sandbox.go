@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -12,14 +13,9 @@ import (
 // SandboxRoutes lists the destinations routed in a container's network namespace (its netns path, as
 // Docker's SandboxKey), so a driver can tell which gateways and routes an earlier network already uses.
 func SandboxRoutes(sandboxKey string) ([]netip.Prefix, error) {
-	ns, err := netns.GetFromPath(sandboxKey)
+	h, err := sandboxHandle(sandboxKey)
 	if err != nil {
-		return nil, fmt.Errorf("opening sandbox %s: %w", sandboxKey, err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return nil, fmt.Errorf("netlink in sandbox %s: %w", sandboxKey, err)
+		return nil, err
 	}
 	defer h.Close()
 	routes, err := retryDump(func() ([]netlink.Route, error) {
@@ -39,6 +35,44 @@ func SandboxRoutes(sandboxKey string) ([]netip.Prefix, error) {
 		}
 	}
 	return out, nil
+}
+
+// DeleteSandboxRoute deletes the main table's route to dst in a container's network namespace.
+func DeleteSandboxRoute(sandboxKey string, dst netip.Prefix) error {
+	h, err := sandboxHandle(sandboxKey)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	ipNet := &net.IPNet{IP: dst.Addr().AsSlice(), Mask: net.CIDRMask(dst.Bits(), dst.Addr().BitLen())}
+	// Scope nowhere matches a route of any scope, as `ip route del` does.
+	if err := h.RouteDel(&netlink.Route{Dst: ipNet, Scope: netlink.SCOPE_NOWHERE}); err != nil {
+		return fmt.Errorf("deleting the route to %s in sandbox %s: %w", dst, sandboxKey, err)
+	}
+	return nil
+}
+
+// sandboxHandle is a netlink handle in a container's network namespace. The thread's own namespace, which
+// the handle's socket is opened from, is found through /proc/thread-self: netns.Get names the thread by its
+// IDs, which are wrong where the daemon runs in a PID namespace of its own but sees the host's /proc.
+func sandboxHandle(sandboxKey string) (*netlink.Handle, error) {
+	ns, err := netns.GetFromPath(sandboxKey)
+	if err != nil {
+		return nil, fmt.Errorf("opening sandbox %s: %w", sandboxKey, err)
+	}
+	defer ns.Close()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cur, err := netns.GetFromPath("/proc/thread-self/ns/net")
+	if err != nil {
+		return nil, fmt.Errorf("this thread's network namespace: %w", err)
+	}
+	defer cur.Close()
+	h, err := netlink.NewHandleAtFrom(ns, cur)
+	if err != nil {
+		return nil, fmt.Errorf("netlink in sandbox %s: %w", sandboxKey, err)
+	}
+	return h, nil
 }
 
 // Ops exposes this package's functions as a value, for callers that take them behind an interface.
@@ -61,12 +95,25 @@ func (Ops) DeleteVeth(name string) error { return DeleteVeth(name) }
 
 // SandboxRoutes calls SandboxRoutes, for the path under HostRoot.
 func (o Ops) SandboxRoutes(sandboxKey string) ([]netip.Prefix, error) {
-	if o.HostRoot == "" {
-		return SandboxRoutes(sandboxKey)
-	}
-	path, err := resolveUnder(o.HostRoot, sandboxKey)
+	path, err := o.sandboxPath(sandboxKey)
 	if err != nil {
 		return nil, err
 	}
 	return SandboxRoutes(path)
+}
+
+// DeleteSandboxRoute calls DeleteSandboxRoute, for the path under HostRoot.
+func (o Ops) DeleteSandboxRoute(sandboxKey string, dst netip.Prefix) error {
+	path, err := o.sandboxPath(sandboxKey)
+	if err != nil {
+		return err
+	}
+	return DeleteSandboxRoute(path, dst)
+}
+
+func (o Ops) sandboxPath(sandboxKey string) (string, error) {
+	if o.HostRoot == "" {
+		return sandboxKey, nil
+	}
+	return resolveUnder(o.HostRoot, sandboxKey)
 }
