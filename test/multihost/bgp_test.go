@@ -243,9 +243,8 @@ func TestBGP(t *testing.T) {
 			// The mesh off, h2 a route reflector and one BGPPeer with a nodeSelector peering every other
 			// node with it; h1 without its router sessions: what h1 learns of h3 comes reflected by h2.
 			l.calicoctl("", "delete", "bgppeer", routerPeer(h1, segments[0].gateway(false)), routerPeer(h1, segments[0].gateway(true)))
-			l.calicoctl("", "patch", "node", "h2", "-p", `{"spec":{"bgp":{"routeReflectorClusterID":"224.0.0.1"}}}`)
-			l.calicoctl("", "label", "node", "h2", "route-reflector=true")
-			l.calicoctl(rrConfig, "apply", "-f", "-")
+			// The README's route-reflector example, as written there, with h2 for its host2.
+			l.runREADME(t, "BGP", "route-reflector", strings.NewReplacer("host2", "h2"))
 			waitHost(t, h1, 60*time.Second, func() error {
 				out, err := h1.plugin.Calicoctl("node", "status")
 				if err != nil || strings.Count(out, "| node specific ") != 2 || strings.Count(out, "| up ") != 2 ||
@@ -308,21 +307,6 @@ func TestBGP(t *testing.T) {
 func routerPeer(h *host, gw netip.Addr) string {
 	return "tor-" + h.name + "-" + strings.ReplaceAll(gw.String(), ":", "-")
 }
-
-// rrConfig turns the node-to-node mesh off and peers every node but the route reflectors with them, as
-// Calico's documentation sets route reflectors up.
-const rrConfig = `apiVersion: projectcalico.org/v3
-kind: BGPConfiguration
-metadata: {name: default}
-spec: {nodeToNodeMeshEnabled: false}
----
-apiVersion: projectcalico.org/v3
-kind: BGPPeer
-metadata: {name: peer-with-route-reflectors}
-spec:
-  nodeSelector: "!has(route-reflector)"
-  peerSelector: has(route-reflector)
-`
 
 // blockOf6 is the /122 block holding a container address of the lab's IPv6 pool.
 func blockOf6(ip string) string {

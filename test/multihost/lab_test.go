@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
+	"github.com/projectcalico/calico-libnetwork/test/e2e/readme"
 )
 
 // The lab's address plan, all in test ranges (198.18.0.0/15, 2001:db8::/32). Segment A and segment B are
@@ -280,6 +281,34 @@ func (l *lab) calicoctl(stdin string, args ...string) string {
 		l.t.Fatalf("calicoctl %s: %v: %s\n%s", strings.Join(args, " "), err, stderr, out)
 	}
 	return string(out)
+}
+
+// runREADME runs the README's example for several hosts under heading that mentions what, with names
+// replaced, in bash, its calicoctl the lab's (the example's docker commands would need a host; those are
+// run by the tests themselves).
+func (l *lab) runREADME(t *testing.T, heading, what string, names *strings.Replacer) {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	must(t, err)
+	blocks, err := readme.Parse(string(doc))
+	must(t, err)
+	i := slices.IndexFunc(blocks, func(b readme.Block) bool {
+		return b.Kind == readme.MultiHost && b.Heading == heading && strings.Contains(b.Text, what)
+	})
+	if i < 0 {
+		t.Fatalf("README.md has no multihost example mentioning %q under %q", what, heading)
+	}
+	dir := t.TempDir()
+	wrapper := "#!/bin/sh\nexec nsenter --net=/var/run/netns/" + l.router + " env ETCD_ENDPOINTS=" + l.etcd.endpoints() +
+		" " + bins.Calicoctl + " \"$@\"\n"
+	must(t, os.WriteFile(filepath.Join(dir, "calicoctl"), []byte(wrapper), 0o755))
+	cmd := exec.Command("bash", "-e", "-o", "pipefail", "-x", "-c", names.Replace(blocks[i].Text))
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("README.md line %d: %v\n%s", blocks[i].Line, err, out)
+	}
+	t.Logf("README.md line %d ran in the lab", blocks[i].Line)
 }
 
 // setPools applies the lab's IPv4 pool with a VXLAN mode and its IPv6 pool.
