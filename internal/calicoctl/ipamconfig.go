@@ -42,17 +42,14 @@ nodes' blocks) and the most blocks one node may claim (0: no limit). Other store
 				return errors.New("at least one configuration option must be specified")
 			}
 			err := o.withIPAM(cmd.Context(), func(_ *datastore.Store, m *ipam.IPAM) error {
-				cfg, err := m.Config(cmd.Context())
-				if err != nil {
-					return err
-				}
-				if strict != nil {
-					cfg.StrictAffinity = *strict
-				}
-				if blocks != nil {
-					cfg.MaxBlocksPerHost = *blocks
-				}
-				return m.SetConfig(cmd.Context(), cfg)
+				return m.UpdateConfig(cmd.Context(), func(cfg *ipam.Config) {
+					if strict != nil {
+						cfg.StrictAffinity = *strict
+					}
+					if blocks != nil {
+						cfg.MaxBlocksPerHost = *blocks
+					}
+				})
 			})
 			if err != nil {
 				return fmt.Errorf("error: %w", err)

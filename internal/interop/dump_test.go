@@ -170,12 +170,7 @@ func TestDumpIPAMBorrowOrRefuse(t *testing.T) {
 		t.Errorf("borrowing changed the block's owner or lost upstream's fields: %s", v)
 	}
 
-	cfg, err := m.Config(ctx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.StrictAffinity = true
-	if err := m.SetConfig(ctx(t), cfg); err != nil {
+	if err := m.UpdateConfig(ctx(t), func(c *ipam.Config) { c.StrictAffinity = true }); err != nil {
 		t.Fatal(err)
 	}
 	before := rawValue(t, smallBlock)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -315,7 +316,9 @@ func TestBorrowing(t *testing.T) {
 		pool   func(*api.IPPoolSpec)
 	}{
 		{name: "borrow"},
-		{name: "config-strict", strict: func(m *IPAM) error { return m.SetConfig(bg, Config{StrictAffinity: true, AutoAllocateBlocks: true}) }},
+		{name: "config-strict", strict: func(m *IPAM) error {
+			return m.UpdateConfig(bg, func(c *Config) { c.StrictAffinity = true })
+		}},
 		{name: "pool-strict", pool: func(s *api.IPPoolSpec) { s.StrictAffinity = true }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -354,17 +357,43 @@ func TestBorrowing(t *testing.T) {
 	}
 }
 
+// Concurrent updates of different fields of the IPAM configuration all take effect.
+func TestUpdateConfigConcurrently(t *testing.T) {
+	reset(t, testStore)
+	m := newIPAM(testStore, "host1", false)
+	var wg sync.WaitGroup
+	for i := 1; i <= 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.UpdateConfig(bg, func(c *Config) {
+				if i == 8 {
+					c.StrictAffinity = true
+				} else {
+					c.MaxBlocksPerHost = max(c.MaxBlocksPerHost, i)
+				}
+			}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if c, err := m.Config(bg); err != nil || !c.StrictAffinity || c.MaxBlocksPerHost != 7 {
+		t.Errorf("after concurrent updates: %+v %v", c, err)
+	}
+}
+
 func TestAutoAllocateBlocksOff(t *testing.T) {
 	reset(t, testStore)
 	createPool(t, testStore, "p", "10.0.0.0/24", 26, nil)
 	m := newIPAM(testStore, "host1", false)
-	if err := m.SetConfig(bg, Config{StrictAffinity: true}); err != nil {
+	if err := m.UpdateConfig(bg, func(c *Config) { c.StrictAffinity, c.AutoAllocateBlocks = true, false }); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := m.AutoAssign(bg, Request{Family: 4}); !errors.Is(err, ErrExhausted) {
 		t.Errorf("claimed a block with auto_allocate_blocks off: %v", err)
 	}
-	if err := m.SetConfig(bg, Config{}); err == nil {
+	if err := m.UpdateConfig(bg, func(c *Config) { c.StrictAffinity = false }); err == nil {
 		t.Error("both false accepted")
 	}
 	kv, _ := testStore.Get(bg, configKey)

@@ -126,20 +126,22 @@ func (m *IPAM) readConfig(ctx context.Context) (Config, int64, error) {
 	return c, kv.Revision, nil
 }
 
-// SetConfig stores the IPAM configuration, keeping stored fields this version does not know.
-func (m *IPAM) SetConfig(ctx context.Context, c Config) error {
-	if !c.StrictAffinity && !c.AutoAllocateBlocks {
-		return errors.New("IPAM configuration: StrictAffinity and AutoAllocateBlocks cannot both be false")
-	}
-	if c.MaxBlocksPerHost < 0 {
-		return errors.New("IPAM configuration: MaxBlocksPerHost must not be negative")
-	}
+// UpdateConfig changes the stored IPAM configuration (the defaults while none is stored) with change,
+// compare-and-swap, so that concurrent updates of other fields are kept; stored fields this version does
+// not know are kept too.
+func (m *IPAM) UpdateConfig(ctx context.Context, change func(*Config)) error {
 	for attempt := 0; ; attempt++ {
-		cur, rev, err := m.readConfig(ctx)
+		c, rev, err := m.readConfig(ctx)
 		if err != nil {
 			return err
 		}
-		c.extra = cur.extra
+		change(&c)
+		if !c.StrictAffinity && !c.AutoAllocateBlocks {
+			return errors.New("IPAM configuration: StrictAffinity and AutoAllocateBlocks cannot both be false")
+		}
+		if c.MaxBlocksPerHost < 0 {
+			return errors.New("IPAM configuration: MaxBlocksPerHost must not be negative")
+		}
 		_, err = m.store.Txn(ctx, datastore.Put(configKey, mustJSON(c), rev))
 		if !isConflict(err) || attempt >= maxRetries {
 			return err
