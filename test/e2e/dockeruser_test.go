@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"os/exec"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -102,7 +101,14 @@ func jumpAfterDockerUser(t *testing.T) {
 			return fmt.Errorf("iptables -S FORWARD: %v: %s", err, out)
 		}
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		if i := slices.Index(lines, "-A FORWARD -j DOCKER-USER"); i < 0 || i+1 >= len(lines) || lines[i+1] != "-A FORWARD -j CALICO-FORWARD" {
+		// Right after Docker's jump to DOCKER-USER: its last, should an engine have left another.
+		i := -1
+		for j, l := range lines {
+			if l == "-A FORWARD -j DOCKER-USER" {
+				i = j
+			}
+		}
+		if i < 0 || i+1 >= len(lines) || lines[i+1] != "-A FORWARD -j CALICO-FORWARD" {
 			return fmt.Errorf("FORWARD after the dockerd restart:\n%s", out)
 		}
 		return nil
