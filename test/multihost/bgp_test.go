@@ -18,25 +18,32 @@ import (
 const routerAS = 64512
 
 // startRouterBIRD runs BIRD in the router's namespace as a route reflector for the given hosts, each an
-// iBGP client in AS routerAS. Reflected routes get the router as next hop (next hop self), so hosts on the
-// other segment reach them through it; the router installs what it learns in its own table.
+// iBGP client in AS routerAS, with the README's router configuration ("BGP"): its own protocols, then its
+// protocol for host1 once for each client, with the client's name and address; the lab adds the same in
+// IPv6. Reflected routes get the router as next hop (next hop self), so hosts on the other segment reach
+// them through it; the router installs what it learns in its own table.
 func (l *lab) startRouterBIRD(clients ...*host) *proc {
 	l.t.Helper()
 	if _, err := exec.LookPath("bird"); err != nil {
 		l.t.Skip("skipping: needs BIRD as the lab's router (bash scripts/install-deps.sh installs bird2)")
 	}
+	block := readmeBlock(l.t, "BGP", "protocol bgp host1")
+	own, perHost, ok := strings.Cut(block.Text, "protocol bgp host1")
+	if !ok || !strings.Contains(perHost, "10.0.1.21") {
+		l.t.Fatalf("README.md line %d: no protocol for host1 at 10.0.1.21", block.Line)
+	}
+	perHost = "protocol bgp host1" + perHost
+	v6 := strings.NewReplacer("ipv4", "ipv6")
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "router id %s;\nprotocol device {}\nprotocol direct { ipv4; ipv6; }\n", segments[0].gateway(false))
-	cfg.WriteString("protocol kernel { ipv4 { import none; export all; }; }\nprotocol kernel { ipv6 { import none; export all; }; }\n")
-	for _, h := range clients {
-		for _, family := range []struct {
-			suffix, channel string
-			addr            netip.Addr
-		}{{"", "ipv4", h.addr4.Addr()}, {"_6", "ipv6", h.addr6.Addr()}} {
-			fmt.Fprintf(&cfg, "protocol bgp %s%s { local as %d; neighbor %s as %d; direct; rr client; graceful restart on; "+
-				"%s { import all; export all; next hop self; gateway direct; }; }\n", h.name, family.suffix, routerAS,
-				family.addr, routerAS, family.channel)
+	fmt.Fprintf(&cfg, "router id %s;\n%s", segments[0].gateway(false), own)
+	for _, line := range strings.SplitAfter(own, "\n") {
+		if strings.Contains(line, "ipv4") {
+			cfg.WriteString(v6.Replace(line))
 		}
+	}
+	for _, h := range clients {
+		cfg.WriteString(strings.NewReplacer("host1", h.name, "10.0.1.21", h.addr4.Addr().String()).Replace(perHost))
+		cfg.WriteString(strings.NewReplacer("host1", h.name+"_6", "10.0.1.21", h.addr6.Addr().String(), "ipv4", "ipv6").Replace(perHost))
 	}
 	conf := filepath.Join(l.dir, "bird.conf")
 	must(l.t, os.WriteFile(conf, []byte(cfg.String()), 0o644))

@@ -51,6 +51,13 @@ func startEtcd(t testing.TB, netns, dir string, addrs []memberAddr) *etcdCluster
 		}
 		c.members = append(c.members, m)
 	}
+	c.run(t, netns)
+	return c
+}
+
+// run starts the members, killed at cleanup, and returns once the cluster takes writes.
+func (c *etcdCluster) run(t testing.TB, netns string) {
+	t.Helper()
 	t.Cleanup(func() {
 		for _, m := range c.members {
 			m.stop(syscall.SIGKILL, 5*time.Second)
@@ -61,7 +68,6 @@ func startEtcd(t testing.TB, netns, dir string, addrs []memberAddr) *etcdCluster
 	})
 	c.startAll(t)
 	c.waitHealthy(t, netns, 30*time.Second)
-	return c
 }
 
 func (c *etcdCluster) startAll(t testing.TB) {

@@ -86,7 +86,9 @@ func (h *host) startDocker() error {
 		return err
 	}
 	h.dockerd.name = h.name + " dockerd"
-	h.dockerd.args = append(h.enter(), harness.DockerdCommand("--config-file", cfg,
+	// No registry is reachable: swarm's nodes run a service's image as they have it, without trying to
+	// pull it first.
+	h.dockerd.args = append(append(h.enter(), "env", "DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1"), harness.DockerdCommand("--config-file", cfg,
 		"--data-root", filepath.Join(h.lab.data, h.name), "--exec-root", filepath.Join(h.dir, "exec"),
 		"-H", h.socket(), "--pidfile", filepath.Join(h.dir, "docker.pid"),
 		"--bridge=none", "--iptables=false", "--ip-masq=false")...)

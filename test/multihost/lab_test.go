@@ -86,8 +86,27 @@ type hostSpec struct {
 	managed bool
 }
 
-// newLab builds the lab, or skips the test when the machine cannot run it.
+// newLab builds the lab with its etcd cluster and the plugins of all but managed hosts, or skips the test
+// when the machine cannot run it.
 func newLab(t *testing.T, specs []hostSpec) *lab {
+	t.Helper()
+	l := newBareLab(t, specs)
+	l.etcd = startEtcd(t, l.router, filepath.Join(l.dir, "etcd"), labEtcdMembers())
+	for i, h := range l.hosts { // one after another: each registers its Node
+
+		if specs[i].managed {
+			continue
+		}
+		h.startPlugin()
+		if h.felix {
+			h.startFelix()
+		}
+	}
+	return l
+}
+
+// newBareLab builds the router and the hosts with their dockerds, without etcd or plugins.
+func newBareLab(t *testing.T, specs []hostSpec) *lab {
 	t.Helper()
 	requireLab(t)
 	if slices.ContainsFunc(specs, func(s hostSpec) bool { return s.felix }) {
@@ -105,14 +124,13 @@ func newLab(t *testing.T, specs []hostSpec) *lab {
 	must(t, os.WriteFile(filepath.Join(l.dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644))
 	l.buildRouter()
 	start := time.Now()
-	l.etcd = startEtcd(t, l.router, filepath.Join(l.dir, "etcd"), labEtcdMembers())
 	if out, err := run(time.Minute, "sh", "-c", fmt.Sprintf("%s save %s > %s", harness.DockerBin, harness.TestImage, filepath.Join(l.dir, imageFile))); err != nil {
 		t.Fatalf("saving the test image: %v\n%s", err, out)
 	}
 	for _, s := range specs {
 		l.hosts = append(l.hosts, l.newHost(s))
 	}
-	// The dockerds start in parallel (a few seconds each); the plugins then one after another.
+	// The dockerds start in parallel (a few seconds each).
 	errs := make([]error, len(l.hosts))
 	var wg sync.WaitGroup
 	for i, h := range l.hosts {
@@ -124,22 +142,13 @@ func newLab(t *testing.T, specs []hostSpec) *lab {
 			t.Fatalf("host %s: %v\n--- dockerd output ---\n%s", l.hosts[i].name, err, l.hosts[i].dockerd.logs.String())
 		}
 	}
-	for i, h := range l.hosts {
-		if specs[i].managed {
-			continue
-		}
-		h.startPlugin()
-		if h.felix {
-			h.startFelix()
-		}
-	}
 	t.Cleanup(func() {
 		if d, _ := time.ParseDuration(os.Getenv("MULTIHOST_DEBUG_PAUSE")); t.Failed() && d > 0 {
 			t.Logf("lab %s kept for %v for inspection", l.id, d)
 			time.Sleep(d)
 		}
 	})
-	t.Logf("lab %s: %d hosts and a 3-member etcd cluster up in %v", id, len(l.hosts), time.Since(start).Round(time.Millisecond))
+	t.Logf("lab %s: %d hosts up in %v", id, len(l.hosts), time.Since(start).Round(time.Millisecond))
 	return l
 }
 
@@ -288,6 +297,23 @@ func (l *lab) calicoctl(stdin string, args ...string) string {
 // run by the tests themselves).
 func (l *lab) runREADME(t *testing.T, heading, what string, names *strings.Replacer) {
 	t.Helper()
+	block := readmeBlock(t, heading, what)
+	dir := t.TempDir()
+	wrapper := "#!/bin/sh\nexec nsenter --net=/var/run/netns/" + l.router + " env ETCD_ENDPOINTS=" + l.etcd.endpoints() +
+		" " + bins.Calicoctl + " \"$@\"\n"
+	must(t, os.WriteFile(filepath.Join(dir, "calicoctl"), []byte(wrapper), 0o755))
+	cmd := exec.Command("bash", "-e", "-o", "pipefail", "-x", "-c", names.Replace(block.Text))
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("README.md line %d: %v\n%s", block.Line, err, out)
+	}
+	t.Logf("README.md line %d ran in the lab", block.Line)
+}
+
+// readmeBlock returns the README's multihost example under heading that mentions what.
+func readmeBlock(t *testing.T, heading, what string) readme.Block {
+	t.Helper()
 	doc, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	must(t, err)
 	blocks, err := readme.Parse(string(doc))
@@ -298,17 +324,7 @@ func (l *lab) runREADME(t *testing.T, heading, what string, names *strings.Repla
 	if i < 0 {
 		t.Fatalf("README.md has no multihost example mentioning %q under %q", what, heading)
 	}
-	dir := t.TempDir()
-	wrapper := "#!/bin/sh\nexec nsenter --net=/var/run/netns/" + l.router + " env ETCD_ENDPOINTS=" + l.etcd.endpoints() +
-		" " + bins.Calicoctl + " \"$@\"\n"
-	must(t, os.WriteFile(filepath.Join(dir, "calicoctl"), []byte(wrapper), 0o755))
-	cmd := exec.Command("bash", "-e", "-o", "pipefail", "-x", "-c", names.Replace(blocks[i].Text))
-	cmd.Dir, cmd.Env = dir, append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("README.md line %d: %v\n%s", blocks[i].Line, err, out)
-	}
-	t.Logf("README.md line %d ran in the lab", blocks[i].Line)
+	return blocks[i]
 }
 
 // setPools applies the lab's IPv4 pool with a VXLAN mode and its IPv6 pool.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -20,36 +21,34 @@ import (
 )
 
 const (
-	// swarmPlugin is the managed plugin's name on every host, as README's Swarm services section has it.
-	swarmPlugin = "calico/libnetwork-plugin:latest"
-	// swarmDataPort moves swarm's VXLAN data path off 4789: swarm's first overlay (ingress) takes VNI 4096,
-	// which with Calico's vxlan.calico (VNI 4096, port 4789) in the same namespace the kernel refuses ("A
-	// VXLAN device with the specified VNI already exists").
-	swarmDataPort = "4790"
 	// settle bounds how long swarm takes to run, move or remove tasks, and the plugin to release addresses.
 	settle = 60 * time.Second
 	// leaveRelease bounds how long after `swarm leave` the node's tasks' addresses are released. The node
 	// removes the tasks' containers through the plugin, which releases them at once: the leak collector
 	// (CALICO_IPAM_GC_GRACE, default 10 minutes, left so here) plays no part.
 	leaveRelease = 10 * time.Second
+	// swarmPlugin is the managed plugin's name, as the README's example has it.
+	swarmPlugin = "calico/libnetwork-plugin:latest"
 )
 
 // TestSwarm makes the lab's three engines one swarm (h1 the manager, h2 and h3 workers, h3 behind the
-// router), each with the managed plugin talking to the lab's etcd, and runs a service on a --scope swarm
-// Calico network made --config-from a --config-only network on every node, as README documents:
+// router), each with the managed plugin talking to the lab's etcd, by running the README's example
+// "Swarm across several hosts" as written (runExample; node1 to node3 are h1 to h3): a service on a --scope
+// swarm Calico network made --config-from a --config-only network on every node. Then:
 //
-//   - six replicas, at most two per node, run two on each node; every task reaches every other one across
-//     the hosts, and tasks.<service> resolves, on every node, to all six (Docker's DNS learns the other
-//     nodes' tasks through swarm's gossip, because the driver's connectivity scope is global);
+//   - its six replicas, at most two per node, run two on each node; every task reaches every other one
+//     across the hosts, and tasks.<service> resolves, on every node, to all six (Docker's DNS learns the
+//     other nodes' tasks through swarm's gossip, because the driver's connectivity scope is global);
 //   - a standalone container attached to the network on h2 reaches them by address and by name;
 //   - a worker leaving the swarm (swarm leave --force) removes its tasks: their addresses and endpoints go
 //     within seconds, and that node's record of the network with them, while the others keep it;
 //   - scaling down (to 2) and removing the service leave exactly the live containers' endpoints and
 //     addresses on every node, then none.
 //
-// The services use the image by ID: swarm then does not try to pull it (no registry is reachable here).
-// Swarm's ingress and routing mesh are not used (no published ports): a service on a Calico network has no
-// virtual IP anyway (README: Swarm services), and this machine has no IPVS, which they need.
+// No registry is reachable here: the example's busybox is the test image tagged so on every node, which
+// swarm runs after its pull fails. Swarm's ingress and routing mesh are not used (no published ports): a
+// service on a Calico network has no virtual IP anyway (README: Swarm services), and this machine has no
+// IPVS, which they need.
 func TestSwarm(t *testing.T) {
 	requireLab(t)
 	if harness.FirewallBackend(t) == "nftables" {
@@ -62,17 +61,13 @@ func TestSwarm(t *testing.T) {
 	l.setPools("CrossSubnet")
 	start := time.Now()
 	rootfs := pluginRootfs(t)
-	parallel(t, l.hosts, func(h *host) error { return h.installManagedPlugin(rootfs) })
-	formSwarm(t, l)
-	for _, h := range l.hosts {
-		h.mustDocker("network", "create", "--config-only", "--ipam-driver", swarmPlugin, "calico-config")
-	}
+	parallel(t, l.hosts, func(h *host) error { return h.createManagedPlugin(rootfs) })
+	block := readmeBlock(t, "Swarm across several hosts", "docker swarm init")
+	nodes := map[string]*host{"node1": h1, "node2": h2, "node3": h3}
+	addrs := strings.NewReplacer("http://10.0.0.10:2379", l.etcd.endpoints(), "10.0.1.11", h1.addr4.Addr().String())
+	l.runExample(t, block, exampleSteps(t, block, addrs, slices.Sorted(maps.Keys(nodes))), nodes)
+	leaveSwarmAtCleanup(t, l) // before the shells end: the tasks must not be restarted as they are removed
 	const network, service = "calico-swarm", "web"
-	h1.mustDocker("network", "create", "-d", swarmPlugin, "--scope", "swarm", "--attachable", "--config-from", "calico-config", network)
-	image := h1.mustDocker("image", "inspect", "-f", "{{.Id}}", harness.TestImage)
-	h1.mustDocker("service", "create", "--detach", "--quiet", "--no-resolve-image", "--name", service,
-		"--network", network, "--replicas", "6", "--replicas-max-per-node", "2", "--stop-signal", "KILL",
-		image, "sleep", "3600")
 	tasks := waitTasks(t, l, service, 6, map[string]int{"h1": 2, "h2": 2, "h3": 2})
 	t.Logf("swarm of 3 nodes with the managed plugin and 6 tasks up in %v", time.Since(start).Round(time.Millisecond))
 
@@ -174,18 +169,16 @@ func pluginRootfs(t *testing.T) string {
 	return dir
 }
 
-// installManagedPlugin creates the managed plugin from dir on the host's dockerd, pointed at the lab's
-// etcd and at this host's Docker socket, and enables it.
-func (h *host) installManagedPlugin(dir string) error {
+// createManagedPlugin creates the managed plugin from dir on the host's dockerd, disabled, with its data
+// folder and Docker socket the host's own (the lab's hosts share one filesystem).
+func (h *host) createManagedPlugin(dir string) error {
 	data := filepath.Join(h.dir, "calico-data")
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return err
 	}
 	for _, args := range [][]string{
 		{"plugin", "create", swarmPlugin, dir},
-		{"plugin", "set", swarmPlugin, "data.source=" + data, "docker-socket.source=" + strings.TrimPrefix(h.socket(), "unix://"),
-			"ETCD_ENDPOINTS=" + h.lab.etcd.endpoints(), "NODENAME=" + h.name},
-		{"plugin", "enable", swarmPlugin},
+		{"plugin", "set", swarmPlugin, "data.source=" + data, "docker-socket.source=" + strings.TrimPrefix(h.socket(), "unix://")},
 	} {
 		if _, err := h.docker(args...); err != nil {
 			return fmt.Errorf("%s: %w", h.name, err)
@@ -194,10 +187,9 @@ func (h *host) installManagedPlugin(dir string) error {
 	return nil
 }
 
-// formSwarm makes h1 the manager and the other hosts workers, and leaves the swarm on every host at
-// cleanup (which removes the tasks' containers while the plugins still answer).
-func formSwarm(t *testing.T, l *lab) {
-	t.Helper()
+// leaveSwarmAtCleanup leaves the swarm on every host at cleanup, which removes the tasks' containers while
+// the plugins still answer.
+func leaveSwarmAtCleanup(t *testing.T, l *lab) {
 	t.Cleanup(func() {
 		var wg sync.WaitGroup
 		for _, h := range l.hosts {
@@ -207,21 +199,6 @@ func formSwarm(t *testing.T, l *lab) {
 			})
 		}
 		wg.Wait()
-	})
-	manager := l.hosts[0]
-	addr := manager.addr4.Addr().String()
-	manager.mustDocker("swarm", "init", "--advertise-addr", addr, "--data-path-port", swarmDataPort)
-	token := manager.mustDocker("swarm", "join-token", "-q", "worker")
-	parallel(t, l.hosts[1:], func(h *host) error {
-		_, err := h.docker("swarm", "join", "--token", token, "--advertise-addr", h.addr4.Addr().String(), addr+":2377")
-		return err
-	})
-	waitHost(t, manager, settle, func() error {
-		out, err := manager.docker("node", "ls", "--format", "{{.Hostname}} {{.Status}}")
-		if err != nil || strings.Count(out, " Ready") != len(l.hosts) {
-			return fmt.Errorf("swarm nodes: %v\n%s", err, out)
-		}
-		return nil
 	})
 }
 
