@@ -4,8 +4,9 @@
 #   - upstream calicoctl on the plugin's data, with a real dockerd (test/e2e TestUpstream*);
 #   - upstream calico-felix as the dataplane, against ours on the same policies, NAT outgoing and
 #     isolation (internal/dataplane TestFelixParity*, docs/felix-parity.md);
-#   - a mixed cluster: one lab host on this dataplane, one on Felix, over VXLAN (test/multihost
-#     TestMixedCluster).
+#   - mixed clusters: one lab host on this dataplane, one on Felix, over VXLAN (test/multihost
+#     TestMixedCluster) and on one segment in both families with Docker containers, handing a host to
+#     Felix and back (TestMixedDualStack).
 # Without the binaries it names what is missing and fails; --check only says whether they are there.
 #
 # Usage: bash scripts/test-interop.sh [--check]   (or: make test-interop)
@@ -36,7 +37,7 @@ trap 'rm -f "$log"' EXIT
 {
   go test -count=1 -v -run '^TestFelixParity' ./internal/dataplane/
   E2E_PKGS=./test/e2e bash scripts/test-e2e.sh -v -run '^TestUpstream'
-  E2E_PKGS=./test/multihost bash scripts/test-e2e.sh -v -run '^TestMixedCluster$'
+  E2E_PKGS=./test/multihost bash scripts/test-e2e.sh -v -run '^TestMixed'
 } 2>&1 | tee "$log"
 if grep -- '--- SKIP' "$log"; then
   echo "test-interop: the tests above skipped although the upstream binaries are there" >&2

@@ -1,10 +1,8 @@
 package dataplane
 
 import (
-	"bufio"
 	"fmt"
 	"net"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -80,7 +78,7 @@ func TestPolicy(t *testing.T) {
 	r.expectReach(all, noPing6, bToAWeb)
 	r.start()
 	r.expectReach(all, bToAWeb)
-	conn.roundTrip(t)
+	conn.RoundTrip(t)
 }
 
 // A restart rewrites the whole table in one transaction: an allowed flow probed all along never fails.
@@ -264,52 +262,8 @@ func TestStaleStateRemoved(t *testing.T) {
 	})
 }
 
-// conn is a TCP connection from one workload to an echo server in another.
-type conn struct {
-	c  net.Conn
-	rd *bufio.Reader
-}
-
 // connect opens a connection from one workload to an echo server started in the other, and checks it.
-func (r *rig) connect(from, to string, port int) *conn {
+func (r *rig) connect(from, to string, port int) *linktest.Conn {
 	r.t.Helper()
-	var l net.Listener
-	linktest.MustDo(r.t, r.wl[to].NS, func() {
-		var err error
-		l, err = net.Listen("tcp", ":"+strconv.Itoa(port))
-		linktest.Must(r.t, err)
-	})
-	r.t.Cleanup(func() { l.Close() })
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		s := bufio.NewScanner(c)
-		for s.Scan() {
-			fmt.Fprintln(c, s.Text())
-		}
-	}()
-	var c net.Conn
-	linktest.MustDo(r.t, r.wl[from].NS, func() {
-		var err error
-		c, err = net.DialTimeout("tcp", net.JoinHostPort(r.wl[to].IPv4.String(), strconv.Itoa(port)), time.Second)
-		linktest.Must(r.t, err)
-	})
-	r.t.Cleanup(func() { c.Close() })
-	cn := &conn{c: c, rd: bufio.NewReader(c)}
-	cn.roundTrip(r.t)
-	return cn
-}
-
-func (c *conn) roundTrip(t testing.TB) {
-	t.Helper()
-	_ = c.c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := fmt.Fprintln(c.c, "ping"); err != nil {
-		t.Fatalf("established connection: %v", err)
-	}
-	if line, err := c.rd.ReadString('\n'); err != nil || line != "ping\n" {
-		t.Fatalf("established connection: read %q, %v", line, err)
-	}
+	return linktest.Connect(r.t, r.wl[to].Do, r.wl[from].Do, r.wl[to].IPv4, port)
 }

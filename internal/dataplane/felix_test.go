@@ -287,12 +287,12 @@ func TestFelixParityNATOutgoing(t *testing.T) {
 
 	stopFelix := handToFelix(t, felix, r)
 	expect(120 * time.Second)
-	established.roundTrip(t)
+	established.RoundTrip(t)
 	t.Logf("Felix (%s) masquerades, keeps sources and isolates as this dataplane does", felixVersion(felix))
 
 	// And back: Felix stops (leaving its rules, as it does), this dataplane starts again.
 	stopFelix()
 	r.run(t, 10*time.Second)
 	expect(5 * time.Second)
-	established.roundTrip(t)
+	established.RoundTrip(t)
 }

@@ -6,10 +6,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
 	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
 )
 
@@ -52,6 +54,14 @@ func (l *lab) newHost(s hostSpec) *host {
 	l.ip("-n", h.netns, "route", "add", "default", "via", seg.gateway(false).String())
 	l.ip("-n", h.netns, "-6", "route", "add", "default", "via", seg.gateway(true).String())
 	return h
+}
+
+// addr is the host's address on its segment in one family.
+func (h *host) addr(v6 bool) netip.Addr {
+	if v6 {
+		return h.addr6.Addr()
+	}
+	return h.addr4.Addr()
 }
 
 func nthAddr(base netip.Addr, n int) netip.Addr {
@@ -182,6 +192,27 @@ func (h *host) run(name, network string, flags ...string) *container {
 	c.ip4 = h.mustDocker("inspect", "-f", fmt.Sprintf("{{(index .NetworkSettings.Networks %q).IPAddress}}", network), name)
 	c.ip6 = h.mustDocker("inspect", "-f", fmt.Sprintf("{{(index .NetworkSettings.Networks %q).GlobalIPv6Address}}", network), name)
 	return c
+}
+
+// addr is the container's address in one family.
+func (c *container) addr(v6 bool) string {
+	if v6 {
+		return c.ip6
+	}
+	return c.ip4
+}
+
+// do runs fn in the container's network namespace; sockets it opens stay there.
+func (c *container) do(fn func()) error {
+	pid, err := c.host.docker("inspect", "-f", "{{.State.Pid}}", c.name)
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(pid)
+	if err != nil {
+		return fmt.Errorf("pid of %s: %w", c.name, err)
+	}
+	return linktest.DoPID(n, fn)
 }
 
 // ping sends one echo request from the container, waiting at most a second for the reply.

@@ -117,6 +117,14 @@ func newBareLab(t *testing.T, specs []hostSpec) *lab {
 	id := hex.EncodeToString(b)
 	l := &lab{t: t, id: id, dir: "/run/calico-mh-" + id, data: "/var/lib/calico-mh-" + id, router: "mh" + id + "-r"}
 	sweepStale(t)
+	// The hosts' firewalls (this plugin's, Felix's chains and sets) live and die with their namespaces.
+	before := rootTraces()
+	t.Cleanup(func() {
+		if after := rootTraces(); !slices.Equal(after, before) {
+			t.Errorf("the lab changed Calico's traces in this machine's own namespace:\nbefore:\n%s\nafter:\n%s",
+				strings.Join(before, "\n"), strings.Join(after, "\n"))
+		}
+	})
 	t.Cleanup(l.teardown)
 	for _, d := range []string{l.dir, l.data, harness.DefaultPluginDir} {
 		must(t, os.MkdirAll(d, 0o755))
@@ -261,6 +269,13 @@ func (l *lab) teardown() {
 			l.t.Logf("teardown: %v", err)
 		}
 	}
+}
+
+// rootTraces lists the rules, chains, sets and nftables tables of this machine's own network namespace
+// that name Calico (cali-*, CALICO-*, calico tables).
+func rootTraces() []string {
+	out, _ := run(30*time.Second, "sh", "-c", "iptables-save; ip6tables-save; ipset list -n; nft list tables")
+	return slices.DeleteFunc(lines(out), func(l string) bool { return !strings.Contains(strings.ToLower(l), "cali") })
 }
 
 // host returns the host of that name.

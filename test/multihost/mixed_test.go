@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -25,17 +27,23 @@ func requireFelix(t *testing.T) {
 }
 
 // startFelix runs upstream calico-felix in the host's namespaces against the lab's etcd, as
-// upstream-calico.md describes: iptables through nf_tables, endpoint-to-host traffic accepted.
+// upstream-calico.md describes: iptables through nf_tables, endpoint-to-host traffic accepted, and the
+// routes of unencapsulated pools its own (no BIRD here). It is respawned when it exits, as calico/node
+// does. Nothing it writes outlives the lab: no log file, no endpoint status files, and its MTU file
+// (/var/lib/calico/mtu, a fixed path) lands on a tmpfs in a mount namespace of its own.
 func (h *host) startFelix() {
 	t := h.lab.t
-	must(t, os.MkdirAll("/var/run/calico", 0o755)) // Felix's endpoint status files
 	etcd := h.lab.etcd.endpoints()
-	h.felixd.name = h.name + " calico-felix"
-	h.felixd.args = append(h.enter(), "env", "FELIX_DATASTORETYPE=etcdv3", "FELIX_ETCDENDPOINTS="+etcd,
+	h.felixd.name, h.felixd.respawn = h.name+" calico-felix", true
+	h.felixd.args = append(h.enter(), "unshare", "-m", "--propagation", "private",
+		"sh", "-c", `mount -t tmpfs felix /var/lib && exec "$@"`, "sh",
+		"env", "FELIX_DATASTORETYPE=etcdv3", "FELIX_ETCDENDPOINTS="+etcd,
 		"DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS="+etcd, "FELIX_FELIXHOSTNAME="+h.name,
-		"FELIX_LOGSEVERITYSCREEN=info", "FELIX_LOGSEVERITYSYS=none", "FELIX_HEALTHENABLED=false",
+		"FELIX_LOGSEVERITYSCREEN=info", "FELIX_LOGSEVERITYSYS=none", "FELIX_LOGFILEPATH=none",
+		"FELIX_ENDPOINTSTATUSPATHPREFIX=none", "FELIX_HEALTHENABLED=false",
 		"FELIX_DEFAULTENDPOINTTOHOSTACTION=ACCEPT", "FELIX_USAGEREPORTINGENABLED=false",
-		"FELIX_IPTABLESBACKEND=NFT", "FELIX_PROMETHEUSMETRICSENABLED=false", os.Getenv("CALICO_FELIX"))
+		"FELIX_IPTABLESBACKEND=NFT", "FELIX_PROMETHEUSMETRICSENABLED=false",
+		"FELIX_PROGRAMCLUSTERROUTES=Enabled", os.Getenv("CALICO_FELIX"))
 	must(t, h.felixd.start())
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -43,6 +51,27 @@ func (h *host) startFelix() {
 			t.Logf("last lines of %s's log:\n%s", h.felixd.name, strings.Join(logs[max(0, len(logs)-60):], "\n"))
 		}
 	})
+}
+
+// handOver moves the host from this plugin's dataplane to upstream Felix, or back, as the README says:
+// the plugin restarts with CALICO_DATAPLANE=none and Felix starts; Felix stops and the plugin restarts
+// with its dataplane.
+func (h *host) handOver(toFelix bool) {
+	h.felix = toFelix
+	if toFelix {
+		h.plugin.RestartWith(map[string]string{"CALICO_DATAPLANE": "none"})
+		h.startFelix()
+		return
+	}
+	h.felixd.stop(syscall.SIGTERM, 20*time.Second)
+	h.plugin.RestartWith(map[string]string{"CALICO_DATAPLANE": "linux"})
+}
+
+// dataplaneOf says what programs h's firewall: Felix's chains, this dataplane's table.
+func dataplaneOf(h *host) (felixChains, ourTable bool) {
+	rules, _ := h.sh("iptables-save -t filter")
+	tables, _ := h.sh("nft list tables")
+	return strings.Contains(rules, ":cali-FORWARD"), slices.Contains(lines(tables), "table inet calico")
 }
 
 // TestMixedCluster is a cluster of two kinds of host: "ours" runs this plugin's dataplane, "felix" runs
@@ -87,10 +116,8 @@ func TestMixedCluster(t *testing.T) {
 			expectRoute(t, ours, blockOf(b.ip4), "dev vxlan.calico proto 80 onlink")
 			// Who programs which host: Felix's chains on one, this dataplane's table on the other only.
 			for _, h := range l.hosts {
-				rules, _ := h.sh("iptables-save -t filter")
-				tables, _ := h.sh("nft list tables")
-				if felixChains, ourTable := strings.Contains(rules, ":cali-FORWARD"), strings.Contains(tables, "inet calico"); felixChains != h.felix || ourTable == h.felix {
-					t.Errorf("%s: Felix's chains %v, this dataplane's table %v:\n%s", h.name, felixChains, ourTable, tables)
+				if felixChains, ourTable := dataplaneOf(h); felixChains != h.felix || ourTable == h.felix {
+					t.Errorf("%s: Felix's chains %v, this dataplane's table %v", h.name, felixChains, ourTable)
 				}
 			}
 		}},

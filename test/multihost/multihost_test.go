@@ -331,10 +331,7 @@ func expectMatrix(t *testing.T, cs []*container, v6 bool) {
 			if from == to {
 				continue
 			}
-			ip := to.ip4
-			if v6 {
-				ip = to.ip6
-			}
+			ip := to.addr(v6)
 			wg.Go(func() {
 				if err := waitFor(converge, func() error { return from.ping(ip) }); err != nil {
 					errs <- fmt.Errorf("%s (%s) cannot reach %s at %s: %v", from.name, from.host.name, to.name, ip, err)

@@ -155,6 +155,9 @@ type Workload struct {
 	IPv4, IPv6 net.IP
 }
 
+// Do runs fn in the workload's namespace (see Do).
+func (w Workload) Do(fn func()) error { return Do(w.NS, fn) }
+
 // Routed builds what the driver and Docker build for two containers: a host namespace (see Host)
 // and, per workload, a veth plugged in by Plug, with the workload routes Join installs. Host
 // interfaces are prefix+"a" and prefix+"b".

@@ -78,3 +78,56 @@ func probe(network string, ip net.IP, port int) (string, error) {
 	}
 	return strings.TrimSpace(line), nil
 }
+
+// Conn is a TCP connection to an echo server, kept open to show that a change on its way leaves
+// established connections alone.
+type Conn struct {
+	c  net.Conn
+	rd *bufio.Reader
+}
+
+// Connect starts an echo server on port in the namespace server runs functions in (a Do or DoPID),
+// connects to it at ip from client's, and checks a round trip. Both end with the test.
+func Connect(t testing.TB, server, client func(func()) error, ip net.IP, port int) *Conn {
+	t.Helper()
+	var l net.Listener
+	Must(t, server(func() {
+		var err error
+		l, err = net.Listen("tcp", ":"+strconv.Itoa(port))
+		Must(t, err)
+	}))
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		s := bufio.NewScanner(c)
+		for s.Scan() {
+			fmt.Fprintln(c, s.Text())
+		}
+	}()
+	var c net.Conn
+	Must(t, client(func() {
+		var err error
+		c, err = net.DialTimeout("tcp", net.JoinHostPort(ip.String(), strconv.Itoa(port)), time.Second)
+		Must(t, err)
+	}))
+	t.Cleanup(func() { c.Close() })
+	cn := &Conn{c: c, rd: bufio.NewReader(c)}
+	cn.RoundTrip(t)
+	return cn
+}
+
+// RoundTrip sends a line and expects it back within two seconds.
+func (c *Conn) RoundTrip(t testing.TB) {
+	t.Helper()
+	_ = c.c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := fmt.Fprintln(c.c, "ping"); err != nil {
+		t.Fatalf("established connection to %s: %v", c.c.RemoteAddr(), err)
+	}
+	if line, err := c.rd.ReadString('\n'); err != nil || line != "ping\n" {
+		t.Fatalf("established connection to %s: read %q, %v", c.c.RemoteAddr(), line, err)
+	}
+}
