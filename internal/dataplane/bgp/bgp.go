@@ -33,6 +33,10 @@ const LearntRoutesMark = "bgp-learnt-routes"
 // connectRetry is how long (seconds) after a failed connection the speaker tries a peer again.
 const connectRetry = 5
 
+// keepLearnt bounds how long a started speaker keeps the learnt routes it finds while its peers send
+// theirs (see recovering): the graceful-restart time peers give a host by default.
+const keepLearnt = 120 * time.Second
+
 // Peer is one BGP session.
 type Peer struct {
 	Addr netip.Addr
@@ -115,6 +119,9 @@ type Speaker struct {
 	ignored []string
 	// nextHops describes the next-hop policy in force ("" when none is), to notice a change.
 	nextHops string
+	// keepUntil, after a start, bounds how long learnt routes already in the kernel are kept while the
+	// peers send theirs again (zero once they have).
+	keepUntil time.Time
 }
 
 // New returns a stopped speaker; Apply starts it.
@@ -156,6 +163,7 @@ func (s *Speaker) Apply(ctx context.Context, p Plan) error {
 			return fmt.Errorf("watching BGP routes: %w", err)
 		}
 		s.running, s.peers, s.paths = p.global(), map[netip.Addr]Peer{}, map[netip.Prefix]*gobgp.Path{}
+		s.keepUntil = time.Now().Add(keepLearnt)
 		s.log.Info("BGP speaker started", "as", p.ASN, "routerID", p.RouterID.String(), "port", p.ListenPort)
 	}
 	s.pools, s.ignored = p.Pools, p.IgnoredInterfaces
@@ -397,8 +405,39 @@ func (s *Speaker) syncKernel(ctx context.Context) error {
 				inPools = append(inPools, r)
 			}
 		}
+		if s.recovering(ctx) {
+			// Until then no event may say so: look again in a second.
+			time.AfterFunc(time.Second, func() { reconcile.Kick(s.changed) })
+			return link.AddLearnedRoutes(inPools, s.ignored)
+		}
 	}
 	return link.SyncLearnedRoutes(inPools, s.pools, s.ignored)
+}
+
+// recovering says whether the speaker, started less than keepLearnt ago, still waits for a peer's routes:
+// a session not up yet, or one whose End-of-RIB has not come. Meanwhile the routes learnt before the start
+// stay in the kernel, as BIRD's kernel protocol keeps them with graceful restart (calico/node's
+// configuration): a daemon restarted does not cut its containers off from other hosts.
+func (s *Speaker) recovering(ctx context.Context) bool {
+	if s.keepUntil.IsZero() {
+		return false
+	}
+	waiting := false
+	err := s.server.ListPeer(ctx, &gobgp.ListPeerRequest{}, func(p *gobgp.Peer) {
+		if p.GetState().GetSessionState() != gobgp.PeerState_ESTABLISHED {
+			waiting = true
+		}
+		for _, a := range p.GetAfiSafis() {
+			if gr := a.GetMpGracefulRestart().GetState(); gr.GetReceived() && !gr.GetEndOfRibReceived() {
+				waiting = true
+			}
+		}
+	})
+	if (err != nil || waiting) && time.Now().Before(s.keepUntil) {
+		return true
+	}
+	s.keepUntil = time.Time{}
+	return false
 }
 
 // Learnt lists the best routes peers advertise, in destination order.

@@ -134,6 +134,50 @@ func TestRouteReflector(t *testing.T) {
 	learns(speakers[3], addr(2), "the eBGP peer, with next hop keep")
 }
 
+// A speaker just started keeps the learnt routes it finds while a peer's session is not up, then until the
+// peer's End-of-RIB has come; then it prunes them again. A peer that never comes is waited for keepLearnt.
+func TestRecoveringAfterStart(t *testing.T) {
+	ctx := context.Background()
+	const port = 17902
+	addrA, addrB := netip.MustParseAddr("127.0.2.1"), netip.MustParseAddr("127.0.2.2")
+	plan := func(self, peer netip.Addr) Plan {
+		return Plan{ASN: 64512, RouterID: self, ListenPort: port, ListenAddrs: []netip.Addr{self},
+			Peers: []Peer{{Addr: peer, Port: port, ASN: 64512, Source: self, Type: "node-to-node mesh", RestartTime: 120, Passive: self.Less(peer)}}}
+	}
+	a, b := New(slog.New(slog.DiscardHandler)), New(slog.New(slog.DiscardHandler))
+	t.Cleanup(func() {
+		for _, s := range []*Speaker{a, b} {
+			linktest.Must(t, s.Apply(ctx, Plan{}))
+		}
+	})
+	linktest.Must(t, a.Apply(ctx, plan(addrA, addrB)))
+	a.mu.Lock()
+	waiting := a.recovering(ctx)
+	a.mu.Unlock()
+	if !waiting {
+		t.Fatal("a speaker whose peer is not up yet has stopped keeping the routes it found")
+	}
+	linktest.Must(t, b.Apply(ctx, plan(addrB, addrA)))
+	linktest.Eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.recovering(ctx) {
+			return fmt.Errorf("a still waits for b's routes")
+		}
+		return nil
+	})
+
+	linktest.Must(t, b.Apply(ctx, Plan{}))
+	linktest.Must(t, a.Apply(ctx, Plan{}))
+	linktest.Must(t, a.Apply(ctx, plan(addrA, addrB)))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.keepUntil = time.Now().Add(-time.Second)
+	if a.recovering(ctx) {
+		t.Error("a speaker still keeps the routes it found after keepLearnt")
+	}
+}
+
 // communities are the standard and large communities of each IPv4 route s received.
 func communities(t *testing.T, s *Speaker) map[string]string {
 	out := map[string]string{}

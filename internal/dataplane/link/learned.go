@@ -70,6 +70,12 @@ func SyncLearnedRoutes(want []LearnedRoute, pools []netip.Prefix, ignored []stri
 	return errors.Join(errs...)
 }
 
+// AddLearnedRoutes programs want as SyncLearnedRoutes does but deletes no route (it is given no pool): a
+// speaker just started keeps the routes it learnt before while its peers send them again.
+func AddLearnedRoutes(want []LearnedRoute, ignored []string) error {
+	return SyncLearnedRoutes(want, nil, ignored)
+}
+
 func kernelLearnedRoute(r LearnedRoute, ignored []string) (*netlink.Route, error) {
 	via, err := netlink.RouteGet(r.Via.AsSlice())
 	if err != nil || len(via) == 0 {
