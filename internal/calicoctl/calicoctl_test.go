@@ -218,6 +218,7 @@ metadata:
   resourceVersion: "%s"
 spec:
   cidr: 172.16.0.0/20
+  blockSize: 28
   disabled: true
 `
 	h.expect(1, fmt.Sprintf(replacement, created), "replace", "-f", "-")

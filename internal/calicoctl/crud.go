@@ -81,6 +81,9 @@ func createResource(ctx context.Context, store *datastore.Store, obj api.Object)
 	// As upstream: only name, namespace, resourceVersion, labels and annotations are taken from the file.
 	m := obj.GetObjectMeta()
 	m.UID, m.CreationTimestamp, m.Stored = "", nil, nil
+	if pool, ok := obj.(*api.IPPool); ok {
+		return describeError(objectID(obj), ipam.New(store, ipam.Options{}).CreatePool(ctx, pool))
+	}
 	return describeError(objectID(obj), store.Create(ctx, obj))
 }
 
@@ -155,6 +158,9 @@ func updateResource(ctx context.Context, store *datastore.Store, obj api.Object)
 				err: datastore.ErrConflict,
 			}
 		}
+		if err := checkUpdate(current, obj); err != nil {
+			return err
+		}
 		m.UID, m.CreationTimestamp, m.ResourceVersion, m.Stored = cm.UID, cm.CreationTimestamp, cm.ResourceVersion, cm.Stored
 		err = store.Update(ctx, obj)
 		if !errors.Is(err, datastore.ErrConflict) || wantRV != "" || attempt >= 5 {
@@ -166,6 +172,14 @@ func updateResource(ctx context.Context, store *datastore.Store, obj api.Object)
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// checkUpdate refuses the changes upstream's clients refuse on an update.
+func checkUpdate(current, obj api.Object) error {
+	if old, ok := current.(*api.IPPool); ok {
+		return ipam.CheckPoolUpdate(old, obj.(*api.IPPool))
+	}
+	return nil
 }
 
 // deleteResource deletes one resource; pools go through IPAM, which refuses (unless force) while the

@@ -22,7 +22,11 @@ func modifyResource(ctx context.Context, store *datastore.Store, info api.KindIn
 		if err != nil {
 			return describeError(id, err)
 		}
+		current := obj
 		if obj, err = change(obj); err != nil {
+			return err
+		}
+		if err := checkUpdate(current, obj); err != nil {
 			return err
 		}
 		err = store.Update(ctx, obj)

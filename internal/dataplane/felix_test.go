@@ -167,8 +167,10 @@ func runFelix(t testing.TB, felix string, r *rig) (stop func()) {
 	t.Helper()
 	cfg := r.etcd
 	endpoint := forwardLoopback(t, r.host, cfg.Endpoints[0])
-	linktest.Must(t, os.MkdirAll("/var/run/calico", 0o755))
-	cmd := exec.Command("ip", "netns", "exec", r.host, felix)
+	// Nothing Felix writes outlives the test: no log file, no endpoint status files, and its MTU file
+	// (/var/lib/calico/mtu, a fixed path) on a tmpfs in the mount namespace `ip netns exec` makes (a slave
+	// of the host's, so the mount stays inside).
+	cmd := exec.Command("ip", "netns", "exec", r.host, "sh", "-c", `mount -t tmpfs felix /var/lib && exec "$@"`, "sh", felix)
 	cmd.Env = append(os.Environ(),
 		// Felix reads its own settings, and its datastore client Calico's common ones.
 		"FELIX_DATASTORETYPE=etcdv3", "FELIX_ETCDENDPOINTS="+endpoint,
@@ -176,7 +178,8 @@ func runFelix(t testing.TB, felix string, r *rig) (stop func()) {
 		"DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS="+endpoint,
 		"ETCD_CA_CERT_FILE="+cfg.CACertFile, "ETCD_CERT_FILE="+cfg.CertFile, "ETCD_KEY_FILE="+cfg.Key,
 		"FELIX_FELIXHOSTNAME="+testNode, "FELIX_LOGSEVERITYSCREEN=info", "FELIX_LOGSEVERITYSYS=none",
-		"FELIX_HEALTHENABLED=false", "FELIX_DEFAULTENDPOINTTOHOSTACTION=ACCEPT", "FELIX_USAGEREPORTINGENABLED=false",
+		"FELIX_LOGFILEPATH=none", "FELIX_ENDPOINTSTATUSPATHPREFIX=none", "FELIX_HEALTHENABLED=false",
+		"FELIX_DEFAULTENDPOINTTOHOSTACTION=ACCEPT", "FELIX_USAGEREPORTINGENABLED=false",
 		"FELIX_IPTABLESBACKEND=NFT", "FELIX_PROMETHEUSMETRICSENABLED=false")
 	logFile, err := os.CreateTemp("", "felix-parity-*.log")
 	linktest.Must(t, err)

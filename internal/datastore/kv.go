@@ -129,12 +129,14 @@ func (s *Store) ListPages(ctx context.Context, prefix string, size int64, fn fun
 }
 
 // Op is one write of an atomic transaction. Revision 0 on a put means "must not exist yet"; otherwise the
-// key must still be at that revision. A delete with Revision 0 is unconditional.
+// key must still be at that revision. A delete with Revision 0 is unconditional. An Unchanged op writes
+// nothing: it is a condition on every key under Key.
 type Op struct {
 	Key      string
 	Value    []byte
 	Revision int64
 	Delete   bool
+	Prefix   bool
 }
 
 // Put is an Op creating (rev 0) or updating (rev > 0) a key.
@@ -142,6 +144,10 @@ func Put(key string, value []byte, rev int64) Op { return Op{Key: key, Value: va
 
 // Del is an Op deleting a key (at rev, or unconditionally with rev 0).
 func Del(key string, rev int64) Op { return Op{Key: key, Revision: rev, Delete: true} }
+
+// Unchanged is an Op that writes nothing and holds while no key under prefix was created or modified
+// after revision rev (deletions pass): what was decided from a list at rev is still true.
+func Unchanged(prefix string, rev int64) Op { return Op{Key: prefix, Revision: rev, Prefix: true} }
 
 // Txn applies all ops atomically or none. If a condition fails it returns a *KeyError naming the first key
 // whose condition failed, wrapping ErrExists (a create found the key), ErrNotFound (an update or delete found
@@ -152,6 +158,11 @@ func (s *Store) Txn(ctx context.Context, ops ...Op) (int64, error) {
 	var conds []clientv3.Cmp
 	var thens, elses []clientv3.Op
 	for _, op := range ops {
+		if op.Prefix {
+			conds = append(conds, clientv3.Compare(clientv3.ModRevision(op.Key), "<", op.Revision+1).WithPrefix())
+			elses = append(elses, clientv3.OpGet(op.Key, clientv3.WithPrefix(), clientv3.WithMinModRev(op.Revision+1), clientv3.WithLimit(1)))
+			continue
+		}
 		switch {
 		case !op.Delete && op.Revision == 0:
 			conds = append(conds, clientv3.Compare(clientv3.Version(op.Key), "=", 0))
@@ -175,6 +186,10 @@ func (s *Store) Txn(ctx context.Context, ops ...Op) (int64, error) {
 	for i, op := range ops {
 		kvs := resp.Responses[i].GetResponseRange().Kvs
 		switch {
+		case op.Prefix:
+			if len(kvs) > 0 {
+				return 0, &KeyError{Key: string(kvs[0].Key), Err: ErrConflict}
+			}
 		case !op.Delete && op.Revision == 0 && len(kvs) > 0:
 			return 0, &KeyError{Key: op.Key, Err: ErrExists}
 		case op.Revision != 0 && len(kvs) == 0:

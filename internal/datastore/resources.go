@@ -133,13 +133,14 @@ func prepare(o api.Object) ([]byte, error) {
 }
 
 // Create stores a new resource after defaulting and validating it; it fills uid, creationTimestamp and
-// resourceVersion. ErrExists if the name is taken.
-func (s *Store) Create(ctx context.Context, o api.Object) error {
+// resourceVersion. ErrExists if the name is taken; ErrConflict if one of the further conditions (such as
+// Unchanged) fails.
+func (s *Store) Create(ctx context.Context, o api.Object, conds ...Op) error {
 	op, err := CreateOp(o)
 	if err != nil {
 		return err
 	}
-	rev, err := s.Txn(ctx, op)
+	rev, err := s.Txn(ctx, append([]Op{op}, conds...)...)
 	if err != nil {
 		return resourceError(o, err)
 	}

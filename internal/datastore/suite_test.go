@@ -635,6 +635,7 @@ func testTxn(t *testing.T, s *Store) {
 		{"update of missing", []Op{Put(pre+"a", []byte("x"), revA), Put(pre+"gone", []byte("x"), revA)}, pre + "gone", ErrNotFound, "not found"},
 		{"conditional delete of missing", []Op{Del(pre+"gone", revA), Put(pre+"new2", []byte("x"), 0)}, pre + "gone", ErrNotFound, "not found"},
 		{"stale delete", []Op{Del(pre+"a", revA-1), Del(pre+"b", 0)}, pre + "a", ErrConflict, "conflict"},
+		{"prefix changed", []Op{Put(pre+"new1", []byte("x"), 0), Unchanged(pre, revA-1)}, pre + "a", ErrConflict, "conflict"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -649,7 +650,7 @@ func testTxn(t *testing.T, s *Store) {
 	}
 
 	// All conditions hold: everything is written at one revision.
-	rev, err := s.Txn(ctx, Put(pre+"a", []byte("a2"), revA), Del(pre+"b", revA), Put(pre+"c", []byte("c1"), 0))
+	rev, err := s.Txn(ctx, Put(pre+"a", []byte("a2"), revA), Del(pre+"b", revA), Put(pre+"c", []byte("c1"), 0), Unchanged(pre, revA))
 	if err != nil {
 		t.Fatal(err)
 	}

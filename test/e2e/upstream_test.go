@@ -138,7 +138,7 @@ func itemNames(t *testing.T, out string) []string {
 // Upstream calicoctl reads every kind the plugin writes, in JSON and YAML, as our calicoctl lists it, and
 // its IPAM commands account for the plugin's allocations: `ipam show` (pool, blocks, one address), `ipam
 // check` (no problem, then exactly the address the plugin allocated for no container) and `ipam release`
-// of that address.
+// of that address. Both refuse a pool overlapping the plugin's, with the same reason.
 func TestUpstreamCalicoctlReadsOurData(t *testing.T) {
 	bin := upstreamCalicoctl(t)
 	e := start(t, map[string]string{"CALICO_LIBNETWORK_LABEL_ENDPOINTS": "true"})
@@ -191,6 +191,26 @@ func TestUpstreamCalicoctlReadsOurData(t *testing.T) {
 	}
 	if one := e.mustUpstream(bin, "ipam", "show", "--ip", ip.String()); !strings.Contains(one, "IP "+ip.String()+" is in use\nHandle ID: libnetwork.") {
 		t.Errorf("upstream ipam show --ip %s:\n%s", ip, one)
+	}
+
+	// A pool overlapping the plugin's default pool: both refuse it, naming both pools alike.
+	var pool struct{ Spec struct{ CIDR string } }
+	if err := json.Unmarshal([]byte(e.calicoctl("get", "ippool", "default-ipv4-ippool", "-o", "json")), &pool); err != nil {
+		t.Fatal(err)
+	}
+	overlap := fmt.Sprintf("apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: overlap}\nspec: {cidr: %s}\n", pool.Spec.CIDR)
+	reason := "IPPool(overlap) CIDR overlaps with IPPool(default-ipv4-ippool) CIDR " + pool.Spec.CIDR
+	file := filepath.Join(t.TempDir(), "overlap.yaml")
+	if err := os.WriteFile(file, []byte(overlap), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, verb := range []string{"create", "apply"} {
+		if _, err := e.upstream(bin, verb, "-f", file); err == nil || !strings.Contains(err.Error(), reason) {
+			t.Errorf("upstream %s of an overlapping pool: %v, want %q", verb, err, reason)
+		}
+		if _, err := e.plugin.Calicoctl(verb, "-f", file); err == nil || !strings.Contains(err.Error(), reason) {
+			t.Errorf("our %s of an overlapping pool: %v, want %q", verb, err, reason)
+		}
 	}
 
 	check := e.upstreamIPAMCheck(bin)
