@@ -1,8 +1,8 @@
 // Package docker is the small part of the Docker Engine API the plugin needs: network names and container
 // labels. It goes through Docker's own client, which speaks TLS and negotiates the API version with old and
-// new engines alike. Docker holds locks while it calls a network driver and serves no API while it starts,
-// so nothing here may be called from inside a driver call without a deadline; callers run lookups in the
-// background.
+// new engines alike; network replies are decoded here (see getJSON). Docker holds locks while it calls a
+// network driver and serves no API while it starts, so nothing here may be called from inside a driver
+// call without a deadline; callers run lookups in the background.
 package docker
 
 import (
@@ -144,9 +144,9 @@ func (c *Client) Networks(ctx context.Context) ([]Network, error) {
 }
 
 // getJSON GETs an API path and decodes only the fields out has. The network calls come here rather than
-// to Docker's client, whose types decode every field: Docker 20.10 reports the IPv6 gateway of a network
-// made without --subnet with its prefix length ("::/0", or whatever else an IPAM driver answers), which
-// they refuse as an address, so that one such network would fail every network list.
+// to Docker's client, whose types decode every field: Docker before 28.0.1 (20.10 included) reports the
+// IPv6 gateway of a network made without --subnet with its prefix length ("::/0", or whatever else an
+// IPAM driver answers), which they refuse as an address, so that one such network would fail every list.
 func (c *Client) getJSON(ctx context.Context, path string, out any) error {
 	if !c.negotiated.Load() {
 		// As Docker's client does on its first call: the engine's API version, if older than ours.
