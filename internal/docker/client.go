@@ -1,19 +1,25 @@
 // Package docker is the small part of the Docker Engine API the plugin needs: network names and container
 // labels. It goes through Docker's own client, which speaks TLS and negotiates the API version with old and
-// new engines alike. Docker holds locks while it calls a network driver and serves no API while it starts,
-// so nothing here may be called from inside a driver call without a deadline; callers run lookups in the
-// background.
+// new engines alike; network replies are decoded here (see getJSON). Docker holds locks while it calls a
+// network driver and serves no API while it starts, so nothing here may be called from inside a driver
+// call without a deadline; callers run lookups in the background.
 package docker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/netip"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
@@ -37,6 +43,11 @@ type Client struct {
 	cfg Config
 	log *slog.Logger
 
+	// The network calls (see getJSON) go over api's connection to the engine but decode here.
+	http       *http.Client
+	basePath   string      // DOCKER_HOST's path, before the API version
+	negotiated atomic.Bool // api has taken the engine's API version
+
 	mu   sync.Mutex
 	down error // why the last call found the engine unusable; nil while it answers
 	seen bool  // a call has had an answer or a failure
@@ -56,11 +67,20 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 		}
 		return nil, fmt.Errorf("the Docker API client (DOCKER_HOST=%s): %w", cfg.Host, err)
 	}
-	return &Client{api: api, cfg: cfg, log: log}, nil
+	hostURL, err := client.ParseHostURL(cfg.Host) // client.New has accepted it
+	if err != nil {
+		return nil, err
+	}
+	dial := api.Dialer() // TLS included
+	transport := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) }}
+	return &Client{api: api, cfg: cfg, log: log, http: &http.Client{Transport: transport}, basePath: hostURL.Path}, nil
 }
 
 // Close releases idle connections.
-func (c *Client) Close() error { return c.api.Close() }
+func (c *Client) Close() error {
+	c.http.CloseIdleConnections()
+	return c.api.Close()
+}
 
 // observe records the outcome of a call and returns the error to give its caller. Only a change is
 // logged, with the reason in full; while the engine stays unusable callers get a short error that does
@@ -92,14 +112,14 @@ func (c *Client) observe(err error) error {
 	return c.down
 }
 
-// Network is the part of a network inspect we use.
+// Network is the part of a network inspect we use, as the engine sends it ("Id" matches ID).
 type Network struct {
 	ID, Name, Driver string
 	// Containers are the network's endpoints by container ID ("ep-<endpoint ID>" until attached).
 	Containers map[string]NetworkEndpoint
 }
 
-// NetworkEndpoint is one container's endpoint on a network; an address not assigned is the zero Prefix.
+// NetworkEndpoint is one container's endpoint on a network; an address not assigned ("") is the zero Prefix.
 type NetworkEndpoint struct {
 	EndpointID               string
 	IPv4Address, IPv6Address netip.Prefix
@@ -107,29 +127,59 @@ type NetworkEndpoint struct {
 
 // Network inspects one network by ID.
 func (c *Client) Network(ctx context.Context, id string) (*Network, error) {
-	res, err := c.api.NetworkInspect(ctx, id, client.NetworkInspectOptions{})
-	if err = c.observe(err); err != nil {
+	var n Network
+	if err := c.observe(c.getJSON(ctx, "/networks/"+url.PathEscape(id), &n)); err != nil {
 		return nil, err
 	}
-	n := &Network{ID: res.Network.ID, Name: res.Network.Name, Driver: res.Network.Driver,
-		Containers: make(map[string]NetworkEndpoint, len(res.Network.Containers))}
-	for id, ep := range res.Network.Containers {
-		n.Containers[id] = NetworkEndpoint{EndpointID: ep.EndpointID, IPv4Address: ep.IPv4Address, IPv6Address: ep.IPv6Address}
-	}
-	return n, nil
+	return &n, nil
 }
 
 // Networks lists all networks (without their endpoints).
 func (c *Client) Networks(ctx context.Context) ([]Network, error) {
-	res, err := c.api.NetworkList(ctx, client.NetworkListOptions{})
-	if err = c.observe(err); err != nil {
+	var list []Network
+	if err := c.observe(c.getJSON(ctx, "/networks", &list)); err != nil {
 		return nil, err
 	}
-	out := make([]Network, 0, len(res.Items))
-	for _, n := range res.Items {
-		out = append(out, Network{ID: n.ID, Name: n.Name, Driver: n.Driver})
+	return list, nil
+}
+
+// getJSON GETs an API path and decodes only the fields out has. The network calls come here rather than
+// to Docker's client, whose types decode every field: Docker before 28.0.1 (20.10 included) reports the
+// IPv6 gateway of a network made without --subnet with its prefix length ("::/0", or whatever else an
+// IPAM driver answers), which they refuse as an address, so that one such network would fail every list.
+func (c *Client) getJSON(ctx context.Context, path string, out any) error {
+	if !c.negotiated.Load() {
+		// As Docker's client does on its first call: the engine's API version, if older than ours.
+		if _, err := c.api.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+			return err
+		}
+		c.negotiated.Store(true)
 	}
-	return out, nil
+	u := url.URL{Scheme: "http", Host: client.DummyHost, Path: c.basePath + "/v" + c.api.ClientVersion() + path}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var reply struct{ Message string }
+		if json.Unmarshal(body, &reply) != nil || reply.Message == "" {
+			reply.Message = strings.TrimSpace(string(body))
+		}
+		if resp.StatusCode == http.StatusNotFound {
+			return cerrdefs.ErrNotFound.WithMessage(reply.Message)
+		}
+		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, reply.Message)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	return nil
 }
 
 // ContainerLabels returns a container's labels.

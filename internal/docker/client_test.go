@@ -25,6 +25,11 @@ import (
 	"github.com/projectcalico/calico-libnetwork/internal/syncbuf"
 )
 
+// ipamV6NoSubnet is the IPAM of a dual-stack calico-ipam network made without --subnet as Docker 20.10
+// reports it: the IPv6 gateway with its prefix length, which Docker's API types refuse as an address.
+const ipamV6NoSubnet = `"IPAM":{"Driver":"calico-ipam","Options":{},"Config":[{"Subnet":"0.0.0.0/0","Gateway":"0.0.0.0"},` +
+	`{"Subnet":"::/0","Gateway":"::/0"}]}`
+
 // engine answers the calls the plugin makes as an engine of one API version does: Docker's client first
 // asks /_ping for the version, then puts it before every path. Real engines are the e2e tests' (test/e2e
 // TestDockerAPIOverTLS); this one lets a test count log lines and break the connection at will.
@@ -45,10 +50,10 @@ func (e *engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	switch strings.TrimPrefix(r.URL.Path, "/v"+e.version) {
 	case "/networks":
-		_, _ = w.Write([]byte(`[{"Id":"n1","Name":"web","Driver":"calico"}]`))
+		_, _ = w.Write([]byte(`[{"Id":"n1","Name":"web","Driver":"calico",` + ipamV6NoSubnet + `,"Containers":{}}]`))
 	case "/networks/n1":
-		_, _ = w.Write([]byte(`{"Id":"n1","Name":"web","Driver":"calico","Containers":{"c1":{"EndpointID":"e1",` +
-			`"IPv4Address":"10.65.0.7/32","IPv6Address":""}}}`))
+		_, _ = w.Write([]byte(`{"Id":"n1","Name":"web","Driver":"calico",` + ipamV6NoSubnet + `,"Containers":{"c1":{"EndpointID":"e1",` +
+			`"IPv4Address":"10.65.0.7/32","IPv6Address":"fd80::7/128"}}}`))
 	case "/containers/c1/json":
 		_, _ = w.Write([]byte(`{"Id":"c1","Config":{"Labels":{"org.projectcalico.label.role":"db"}}}`))
 	case "/events":
@@ -106,7 +111,8 @@ func tlsEngine(t *testing.T, e *engine, pki datastore.PKIFiles) string {
 }
 
 // Over TLS with the right certificates, the client takes the engine's API version (an old engine's and a
-// current one's), reads networks, endpoints, labels and events, and logs that the engine answers once.
+// current one's), reads networks (one with Docker 20.10's "::/0" gateway), endpoints, labels and events,
+// and logs that the engine answers once.
 func TestTLSAndVersionNegotiation(t *testing.T) {
 	pki := newPKI(t, "pki")
 	for _, version := range []string{"1.41", "1.56"} {
@@ -120,7 +126,8 @@ func TestTLSAndVersionNegotiation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := NetworkEndpoint{EndpointID: "e1", IPv4Address: netip.MustParsePrefix("10.65.0.7/32")}
+			want := NetworkEndpoint{EndpointID: "e1", IPv4Address: netip.MustParsePrefix("10.65.0.7/32"),
+				IPv6Address: netip.MustParsePrefix("fd80::7/128")}
 			if n.Name != "web" || n.Driver != "calico" || n.Containers["c1"] != want {
 				t.Errorf("network %+v", n)
 			}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/projectcalico/calico-libnetwork/internal/dataplane/link/linktest"
 	"github.com/projectcalico/calico-libnetwork/internal/datastore"
+	"github.com/projectcalico/calico-libnetwork/internal/libnetwork"
 	"github.com/projectcalico/calico-libnetwork/test/e2e/harness"
 )
 
@@ -194,6 +196,57 @@ func TestIPv6(t *testing.T) {
 	}
 	e.mustPing(a, ip6)
 	e.mustPing(a, e.containerIP(b, net, false))
+}
+
+// An IPv6 network made without --subnet. Docker before 28.0.1 (20.10 included) reports such a network's
+// IPv6 gateway with its prefix length (calico-ipam's placeholder as "::/0"), which Docker's API types
+// refuse to decode as an address, failing every network list while the network exists. The plugin's loops
+// that ask Docker must go on regardless: container labels reach the endpoints, the network's name its
+// profile, and an address leaked meanwhile is collected, on this network and on an IPv4 one beside it;
+// again once dockerd has restarted (the network as Docker stored it) and the plugin too (an upgrade
+// meeting such a network).
+func TestIPv6NetworkWithoutSubnet(t *testing.T) {
+	e := start(t, map[string]string{"CALICO_IPV6POOL_CIDR": "fd80:24e2:f998:72d7::/64",
+		"CALICO_LIBNETWORK_LABEL_ENDPOINTS": "true", "CALICO_IPAM_GC_GRACE": "2s"})
+	net6, net4 := e.network("v6", "--ipv6"), e.network("v4")
+	w := wire{t: t, p: e.plugin}
+	check := func(round string) {
+		t.Helper()
+		t.Logf("Docker %s, %s: network inspect .IPAM.Config %s", harness.Engine(t).ServerVersion, round,
+			e.docker("network", "inspect", "-f", "{{json .IPAM.Config}}", net6))
+		e.run("six-"+round, "--net", net6, "--label", "org.projectcalico.label.role=six-"+round)
+		e.run("four-"+round, "--net", net4, "--label", "org.projectcalico.label.role=four-"+round)
+		var leaked libnetwork.RequestAddressResponse
+		w.ok(ipamSock, "IpamDriver.RequestAddress", obj{"PoolID": "CalicoPoolIPv4", "Address": "", "Options": nil}, &leaked)
+		leakedIP := netip.MustParsePrefix(leaked.Address).Addr().String()
+		linktest.Eventually(t, 30*time.Second, 500*time.Millisecond, func() error {
+			want := map[string]string{net6: "six-" + round, net4: "four-" + round}
+			for _, ep := range e.endpoints() {
+				spec, _ := ep["spec"].(map[string]any)
+				labels, _ := ep["metadata"].(map[string]any)["labels"].(map[string]any)
+				for net, role := range want {
+					if labels["role"] == role && fmt.Sprint(spec["profiles"]) == "["+net+"]" {
+						delete(want, net)
+					}
+				}
+			}
+			var errs []error
+			if len(want) > 0 {
+				errs = append(errs, fmt.Errorf("no endpoint with its container's label and its network's profile on %v", want))
+			}
+			if out := e.calicoctl("ipam", "show", "--ip", leakedIP); !strings.Contains(out, "not assigned") {
+				errs = append(errs, fmt.Errorf("leaked address %s still allocated:\n%s", leakedIP, out))
+			}
+			return errors.Join(errs...)
+		})
+	}
+	check("new")
+	if logs := e.plugin.Logs(); strings.Contains(logs, "Docker API unusable") {
+		t.Errorf("the plugin found the Docker API unusable:\n%s", logs)
+	}
+	harness.RestartDockerd(t)
+	e.plugin.Restart()
+	check("restarted")
 }
 
 // A container on two Calico networks (and Docker's bridge): an interface per network, each network's
